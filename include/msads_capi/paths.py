@@ -1,0 +1,22 @@
+"""Where the project keeps its local state (git-ignored): embedded warehouse, Airflow home."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SQL_DIR = PROJECT_ROOT / "include" / "sql"
+
+
+def local_dir() -> Path:
+    """The git-ignored folder for local state; ``MSADS_HOME`` moves it (tests use this)."""
+    return Path(os.environ.get("MSADS_HOME") or PROJECT_ROOT / ".local").resolve()
+
+
+def display(path: Path) -> str:
+    """A path as people should read it: relative to the project when inside it."""
+    try:
+        return str(path.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)

