@@ -44,7 +44,7 @@ demo: setup
 	$(PY) -m include.msads_capi.demo
 
 run: setup
-	$(PY) -m include.msads_capi.airflow_run
+	$(PY) -m include.msads_capi.runtime.run_airflow
 
 emulator: setup
 	$(VENV)/bin/msads emulator

@@ -47,7 +47,8 @@ def _with_database(url: str, dbname: str) -> str:
 def pg_server_url(tmp_path_factory) -> str:
     """An admin URL of the PostgreSQL server the tests use."""
     if _SERVER_URL:
-        return _SERVER_URL
+        yield _SERVER_URL
+        return
     home = tmp_path_factory.mktemp("embedded")
     os.environ["MSADS_HOME"] = str(home)
     embedded = EmbeddedWarehouse(home / "warehouse")

@@ -56,13 +56,13 @@ def _configured_server() -> bool:
 
 
 def _wh_start(args, ctx) -> int:
-    ctx.warehouse  # resolving starts the embedded server when it is the one in use
+    _ = ctx.warehouse  # resolving starts the embedded server when it is the one in use
     return 0
 
 
 def _wh_status(args, ctx) -> int:
     if _configured_server():
-        ctx.warehouse
+        _ = ctx.warehouse  # says which server is in use
     print(warehouse.EmbeddedWarehouse().status())
     return 0
 

@@ -1,0 +1,102 @@
+"""Migrations: apply once, re-run safely, race safely, report status, refuse edited history."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+
+import psycopg
+import pytest
+
+from include.msads_capi import migrations
+from include.msads_capi.errors import MsadsError
+
+
+def _tables(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+            "WHERE table_schema IN ('public', 'msads')").fetchall()
+    return {r[0] for r in rows}
+
+
+def test_migrate_creates_the_contract_and_then_has_nothing_left(empty_warehouse):
+    applied = migrations.migrate(empty_warehouse)
+    assert [m.version for m in applied] == [m.version for m in migrations.discover()]
+    assert {"public.conversion_events", "msads.spaces", "msads.accounts", "msads.goals",
+            "msads.mappings", "msads.results", "msads.pickup_cursor"} <= _tables(
+                empty_warehouse.url)
+    assert migrations.migrate(empty_warehouse) == []
+    assert all(s.applied_at is not None for s in migrations.status(empty_warehouse))
+
+
+def test_conversion_events_matches_the_data_contract(warehouse):
+    with psycopg.connect(warehouse.url) as conn:
+        cols = dict(conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND table_name = 'conversion_events'").fetchall())
+    assert cols == {
+        "event_id": "text", "space_id": "text", "event_name": "text",
+        "event_time": "timestamp with time zone", "value": "numeric",
+        "currency_code": "character", "msclkid": "text", "email": "text", "phone": "text",
+        "attributed_platform": "text", "ingested_at": "timestamp with time zone",
+    }
+    with psycopg.connect(warehouse.url) as conn:
+        conn.execute("INSERT INTO conversion_events (event_id, space_id, event_name, event_time) "
+                     "VALUES ('e1', 's', 'Purchase', now())")
+        (ingested,) = conn.execute("SELECT ingested_at FROM conversion_events").fetchone()
+        assert ingested is not None
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute("INSERT INTO conversion_events (event_id, space_id, event_name, "
+                         "event_time) VALUES ('e1', 's', 'Lead', now())")
+
+
+def test_two_processes_migrating_at_once_apply_each_migration_once(empty_warehouse):
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(migrations.migrate(empty_warehouse))
+        except Exception as exc:  # pragma: no cover - the assertion below reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    applied = sorted(len(r) for r in results)
+    assert applied == [0, 0, 0, len(migrations.discover())]
+    with psycopg.connect(empty_warehouse.url) as conn:
+        (n,) = conn.execute("SELECT count(*) FROM msads.schema_migrations").fetchone()
+    assert n == len(migrations.discover())
+
+
+def test_status_lists_pending_before_migrate_and_writes_nothing(empty_warehouse):
+    states = migrations.status(empty_warehouse)
+    assert states and all(s.applied_at is None for s in states)
+    assert _tables(empty_warehouse.url) == set()
+    with pytest.raises(MsadsError, match="msads db migrate"):
+        migrations.require_current(empty_warehouse)
+
+
+def test_an_edited_applied_migration_is_refused(warehouse, tmp_path, monkeypatch):
+    copy = tmp_path / "migrations"
+    shutil.copytree(migrations.MIGRATIONS_DIR, copy)
+    first = sorted(copy.glob("*.sql"))[0]
+    first.write_text(first.read_text() + "\n-- edited\n")
+    monkeypatch.setattr(migrations, "MIGRATIONS_DIR", copy)
+    monkeypatch.setattr(migrations.discover, "__defaults__", (copy,))
+    with pytest.raises(MsadsError, match="changed after it was applied"):
+        migrations.migrate(warehouse)
+
+
+def test_a_failing_migration_leaves_nothing_half_applied(empty_warehouse, tmp_path, monkeypatch):
+    copy = tmp_path / "migrations"
+    shutil.copytree(migrations.MIGRATIONS_DIR, copy)
+    (copy / "9999_broken.sql").write_text("CREATE TABLE msads.ok (x int);\nSELECT no_such_fn();\n")
+    monkeypatch.setattr(migrations.discover, "__defaults__", (copy,))
+    with pytest.raises(MsadsError, match="9999_broken.sql failed"):
+        migrations.migrate(empty_warehouse)
+    assert _tables(empty_warehouse.url) == set()

@@ -1,0 +1,81 @@
+"""Choosing the warehouse, and the embedded PostgreSQL that serves when none is configured."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from include.msads_capi import warehouse
+from include.msads_capi.errors import MsadsError
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def test_url_comes_first_then_the_airflow_connection(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DEFAULT", "postgresql://a:pw@db.example:5433/dw")
+    monkeypatch.setenv("MSADS_WAREHOUSE_URL", "postgresql://u@h/x")
+    assert warehouse.resolve().source == "MSADS_WAREHOUSE_URL"
+    monkeypatch.delenv("MSADS_WAREHOUSE_URL")
+    wh = warehouse.resolve()
+    assert wh.source == "Airflow connection warehouse_default"
+    assert wh.url == "postgresql://a:pw@db.example:5433/dw"
+    assert "pw" not in wh.describe() and "***" in wh.describe()
+
+
+def test_airflow_json_connection_becomes_a_url(monkeypatch):
+    monkeypatch.delenv("MSADS_WAREHOUSE_URL", raising=False)
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DEFAULT", json.dumps({
+        "conn_type": "postgres", "host": "db.example", "port": 5432, "login": "ana",
+        "password": "p@ss word", "schema": "dw", "extra": {"sslmode": "require"}}))
+    assert warehouse.resolve().url == (
+        "postgresql://ana:p%40ss%20word@db.example:5432/dw?sslmode=require")
+
+
+def test_a_connection_without_host_means_embedded():
+    assert warehouse.connection_to_url('{"conn_type": "postgres", "host": ""}') is None
+    assert warehouse.connection_to_url("postgresql://") is None
+
+
+def test_a_connection_of_another_kind_is_refused():
+    with pytest.raises(MsadsError, match="postgresql://user:password@host"):
+        warehouse.connection_to_url("mysql://u@h/db")
+
+
+def test_unreachable_server_says_where_it_tried():
+    wh = warehouse.Warehouse("postgresql://nobody:secret@127.0.0.1:1/none", "MSADS_WAREHOUSE_URL")
+    with pytest.raises(MsadsError) as exc:
+        warehouse.connect(wh)
+    assert "cannot connect" in str(exc.value) and "secret" not in str(exc.value)
+
+
+def _msads(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MSADS_WAREHOUSE_URL", "AIRFLOW_CONN_WAREHOUSE_DEFAULT", "AIRFLOW_HOME",
+                        "XDG_RUNTIME_DIR")}
+    env.update(MSADS_HOME=str(home), PYTHONPATH=str(PROJECT))
+    return subprocess.run([sys.executable, "-m", "include.msads_capi.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_embedded_warehouse_starts_from_nothing_is_reused_and_stops(tmp_path):
+    first = _msads(tmp_path, "db", "migrate")
+    assert first.returncode == 0, first.stderr
+    assert "warehouse: embedded PostgreSQL" in first.stderr
+    assert "applied 0001_conversion_events" in first.stdout
+    assert (tmp_path / "warehouse" / "pgdata" / "PG_VERSION").exists()
+    again = _msads(tmp_path, "space", "add", "s1", "--currency", "USD", "--region", "US")
+    assert again.returncode == 0, again.stderr
+    status = _msads(tmp_path, "warehouse", "status")
+    assert "running" in status.stdout
+    assert "stopped the embedded" in _msads(tmp_path, "warehouse", "stop").stdout
+    assert "stopped" in _msads(tmp_path, "warehouse", "status").stdout
+    # the data survives a restart
+    listing = _msads(tmp_path, "space", "list", "--json")
+    assert [s["space_id"] for s in json.loads(listing.stdout)] == ["s1"]
+    _msads(tmp_path, "warehouse", "stop")
