@@ -49,7 +49,7 @@ class Mapping:
     event_name: str
     send_rule: str
     enabled: bool
-    goal_state: str  # verified | unverified | missing
+    goal_state: str  # verified | unverified | missing | renamed
     broken_reason: str | None
 
 
@@ -217,9 +217,11 @@ def list_accounts(conn, space: str | None = None) -> list[Account]:
 _MAPPING_SELECT = """
 SELECT m.mapping_id, m.account_id, a.space_id, m.goal_id, COALESCE(g.name, m.goal_name),
        m.event_name, m.send_rule, m.enabled,
-       CASE WHEN g.goal_id IS NOT NULL AND g.missing_since IS NULL THEN 'verified'
+       CASE WHEN g.goal_id IS NOT NULL AND g.missing_since IS NULL
+                 AND m.broken_reason IS NULL THEN 'verified'
             WHEN a.goals_fetched_at IS NULL THEN 'unverified'
-            ELSE 'missing' END,
+            WHEN g.goal_id IS NULL OR g.missing_since IS NOT NULL THEN 'missing'
+            ELSE 'renamed' END,
        m.broken_reason
 FROM msads.mappings m
 JOIN msads.accounts a USING (account_id)

@@ -44,6 +44,29 @@ class Context:
         with warehouse.transaction(self.warehouse) as conn:
             yield conn
 
+    def profile(self, conn_id: str):
+        """The Microsoft profile held by an Airflow connection (env var, or Airflow's store)."""
+        from include.msads_capi.errors import MsadsError
+        from include.msads_capi.microsoft.profile import (
+            connection_from_value,
+            profile_from_connection,
+        )
+
+        raw = cli_connection_lookup(conn_id)
+        if not raw:
+            raise MsadsError(f"connection {conn_id} is not defined; set AIRFLOW_CONN_"
+                             f"{conn_id.upper()} or add it in the Airflow UI (docs/connections.md)")
+        return profile_from_connection(conn_id, connection_from_value(raw))
+
+    def client(self, conn_id: str):
+        """An API client for the connection's profile, tokens kept in this warehouse."""
+        from include.msads_capi.microsoft.client import AdsClient
+        from include.msads_capi.microsoft.tokens import TokenProvider, TokenStore
+
+        profile = self.profile(conn_id)
+        migrations.require_current(self.warehouse)
+        return AdsClient(profile, TokenProvider(profile, TokenStore(self.warehouse)))
+
     def close(self) -> None:
         pass
 

@@ -53,7 +53,8 @@ def register(sub) -> None:
     acs = acct.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = acs.add_parser("link", help="link an ad account to a Space")
     p.add_argument("account_id", help="the ad account id")
-    p.add_argument("--customer", required=True, help="the customer (manager account) id")
+    p.add_argument("--customer", help="the customer (manager account) id; looked up from the "
+                                      "Microsoft profile when omitted")
     p.add_argument("--space", required=True, help="Space id")
     p.add_argument("--conn-id", default="msads_default",
                    help="Airflow connection of the Microsoft profile (default: msads_default)")
@@ -63,8 +64,11 @@ def register(sub) -> None:
     p.add_argument("account_id")
     p.add_argument("--force", action="store_true", help="also remove the account's mappings")
     p.set_defaults(handler=_account_unlink)
-    p = acs.add_parser("list", help="list linked ad accounts")
+    p = acs.add_parser("list", help="list linked ad accounts (--remote: the profile's accounts)")
     p.add_argument("--space", help="only this Space")
+    p.add_argument("--remote", action="store_true",
+                   help="list the accounts the Microsoft profile can reach, from Microsoft")
+    p.add_argument("--conn-id", default="msads_default", help="with --remote: the connection")
     _json_flag(p)
     p.set_defaults(handler=_account_list)
 
@@ -84,7 +88,8 @@ def register(sub) -> None:
     _json_flag(p)
     p.set_defaults(handler=_map_list)
     for action, text in (("remove", "delete a mapping"), ("enable", "resume a mapping"),
-                         ("disable", "pause a mapping (kept, not sent)")):
+                         ("disable", "pause a mapping (kept, not sent)"),
+                         ("confirm", "keep sending to a goal renamed in Microsoft Advertising")):
         p = ms.add_parser(action, help=text)
         p.add_argument("mapping_id", help="id from msads map list")
         p.set_defaults(handler=_map_change, map_action=action)
@@ -158,9 +163,19 @@ def _account_row(a: cfg.Account) -> dict:
 
 
 def _account_link(args, ctx) -> int:
+    customer, name = args.customer, args.name
+    if customer is None:
+        from include.msads_capi.errors import NotFound
+
+        aid = cfg.positive_id(args.account_id, "account id")
+        remote = {a.account_id: a for a in ctx.client(args.conn_id).list_accounts()}
+        if aid not in remote:
+            raise NotFound(f"account {aid} is not among the accounts connection {args.conn_id} "
+                           "can reach; see: msads account list --remote")
+        customer, name = remote[aid].customer_id, name or remote[aid].name
     with ctx.transaction() as conn:
-        a, created = cfg.link_account(conn, args.account_id, customer_id=args.customer,
-                                      space=args.space, conn_id=args.conn_id, name=args.name)
+        a, created = cfg.link_account(conn, args.account_id, customer_id=customer,
+                                      space=args.space, conn_id=args.conn_id, name=name)
     verb = "linked" if created else "already linked; updated"
     print(f"{verb} account {a.account_id} (customer {a.customer_id}) to Space {a.space_id} "
           f"via connection {a.conn_id}")
@@ -176,6 +191,8 @@ def _account_unlink(args, ctx) -> int:
 
 
 def _account_list(args, ctx) -> int:
+    if args.remote:
+        return _account_list_remote(args, ctx)
     with ctx.transaction() as conn:
         rows = [_account_row(a) for a in cfg.list_accounts(conn, args.space)]
     if args.json:
@@ -183,6 +200,22 @@ def _account_list(args, ctx) -> int:
     else:
         print_table(rows, ACCOUNT_COLS, empty="no linked accounts: msads account link ACCOUNT_ID "
                                                "--customer CUSTOMER_ID --space SPACE")
+    return 0
+
+
+def _account_list_remote(args, ctx) -> int:
+    remote = ctx.client(args.conn_id).list_accounts()
+    with ctx.transaction() as conn:
+        linked = {a.account_id: a.space_id for a in cfg.list_accounts(conn)}
+    rows = [{"account_id": a.account_id, "name": a.name, "number": a.number,
+             "customer_id": a.customer_id, "status": a.status,
+             "linked_to": linked.get(a.account_id)} for a in remote]
+    if args.json:
+        print_json(rows)
+    else:
+        print_table(rows, ["account_id", "name", "number", "customer_id", "status", "linked_to"],
+                    empty=f"connection {args.conn_id} reaches no ad accounts")
+        info("link one with: msads account link ACCOUNT_ID --space SPACE")
     return 0
 
 
@@ -219,6 +252,19 @@ def _map_change(args, ctx) -> int:
         if args.map_action == "remove":
             m = cfg.remove_mapping(conn, args.mapping_id)
             print(f"removed mapping {m.mapping_id} ({m.event_name} -> goal {m.goal_id})")
+            return 0
+        if args.map_action == "confirm":
+            from include.msads_capi.goals import confirm_mapping
+
+            m = cfg.get_mapping(conn, args.mapping_id)
+            name = confirm_mapping(conn, m.mapping_id)
+            if not name:
+                from include.msads_capi.errors import MsadsError
+
+                raise MsadsError(f"goal {m.goal_id} of mapping {m.mapping_id} no longer exists in "
+                                 "Microsoft Advertising; map the event to another goal")
+            print(f"mapping {m.mapping_id} ({m.event_name}) sends to goal {m.goal_id} "
+                  f"({name}) again")
             return 0
         m = cfg.set_mapping_enabled(conn, args.mapping_id, args.map_action == "enable")
     print(f"mapping {m.mapping_id} ({m.event_name} -> goal {m.goal_id}) is "

@@ -1,0 +1,1 @@
+"""The Microsoft Advertising client: bingads (SOAP) for the API, msal for tokens. No Airflow."""
