@@ -1,0 +1,111 @@
+"""Microsoft Advertising error codes the emulator answers with: Code -> (ErrorCode, Message)."""
+
+from __future__ import annotations
+
+from include.msads_emulator.soap import BatchError, SoapFault, adapi_fault, operation_fault
+
+# From Microsoft's operation-error-codes page unless marked "emulator's choice".
+CODES: dict[int, tuple[str, str]] = {
+    0: ("InternalError", "An internal error has occurred."),
+    105: ("InvalidCredentials", "Authentication failed. Either supplied credentials are invalid "
+          "or the account is inactive."),
+    106: ("UserIsNotAuthorized", "The user does not represent a authorized developer."),
+    109: ("AuthenticationTokenExpired", "Authentication token expired. Please renew it or "
+          "obtain a new token."),
+    116: ("RequestMissingHeaders", "Request is missing required headers."),
+    117: ("CallRateExceeded", "You have exceeded the number of calls that you are allowed to "
+          "make in a minute. Please reduce the number of calls that you make per minute."),
+    1029: ("CampaignServiceCustomerIdHasToBeSpecified", "The CustomerId header element cannot "
+           "be null or empty."),
+    1030: ("CampaignServiceAccountIdHasToBeSpecified", "The CustomerAccountId header element "
+           "cannot be null or empty."),
+    1102: ("CampaignServiceInvalidAccountId", "The account ID is invalid."),
+    5314: ("InvalidConversionGoalId", "The conversion goal ID is invalid."),
+    5316: ("DuplicateConversionGoalName", "Duplicate conversion goal names are not allowed."),
+    5317: ("ConversionGoalNameAlreadyExists", "A conversion goal with the same name already "
+           "exists for the customer."),
+    5318: ("ConversionGoalIdArrayExceedsLimit", "The list of conversion goal IDs exceeds the "
+           "limit."),
+    5319: ("ConversionGoalNameNotPassed", "The conversion goal name is required."),
+    5320: ("InvalidConversionGoalName", "The conversion goal name is invalid or too long."),
+    5321: ("ConversionGoalsNotPassed", "The list of conversion goals cannot be null or empty."),
+    5322: ("ConversionGoalArrayExceedsLimit", "The list of conversion goals exceeds the limit."),
+    5323: ("ConversionGoalIsNull", "The conversion goal cannot be null."),
+    5324: ("ConversionGoalIdIsNotNull", "The conversion goal ID must be null when you add a "
+           "conversion goal."),
+    5329: ("ConversionGoalTypesNotPassed", "The conversion goal types are required."),
+    5331: ("ConversionGoalTypeNotMatched", "The conversion goal type does not match the goal."),
+    5332: ("InvalidConversionGoalRevenueType", "The conversion goal revenue type is invalid."),
+    5333: ("InvalidConversionGoalRevenueValue", "The conversion goal revenue value is invalid."),
+    5337: ("InvalidConversionGoalConversionWindow", "The conversion window must be between 1 "
+           "and 129600 minutes."),
+    5351: ("InvalidGoalCurrencyCode", "The goal currency code is invalid."),
+    5355: ("GoalCurrencyCodeIsNull", "The currency code is required for this goal type."),
+    # Emulator's choice: Microsoft requires GoalCategory on Add since June 2021 but publishes
+    # no code for a missing or unsuitable one.
+    5364: ("InvalidCategoryForGoalType", "The goal category is missing or not valid for an "
+           "offline conversion goal."),
+    5600: ("OfflineConversionsNullOrEmpty", "The list of offline conversions cannot be null or "
+           "empty."),
+    5601: ("OfflineConversionsLimitExceeded", "The list of offline conversions exceeds the "
+           "limit."),
+    5602: ("OfflineConversionIsNull", "The offline conversion cannot be null."),
+    5603: ("OfflineConversionMicrosoftClickIdNullOrEmpty", "The Microsoft Click ID cannot be "
+           "null or empty."),
+    5604: ("OfflineConversionMicrosoftClickIdInvalid", "The Microsoft Click ID is invalid."),
+    5605: ("OfflineConversionNameNullOrEmpty", "The conversion name cannot be null or empty."),
+    5606: ("OfflineConversionNameInvalid", "The conversion name do not match an existing "
+           "offline conversion goal."),
+    5607: ("OfflineConversionTimeInvalid", "The conversion time is invalid."),
+    5608: ("OfflineConversionTimeNullOrEmpty", "The conversion time cannot be null or empty."),
+    5609: ("OfflineConversionTimeOutOfWindow", "The conversion time is out of the conversion "
+           "window."),
+    5610: ("OfflineConversionValueInvalid", "The conversion value is invalid."),
+    5611: ("OfflineConversionCurrencyCodeInvalid", "The conversion currency code is invalid."),
+    5614: ("FutureConversionTimeCannotBeSet", "The conversion time cannot be in the future."),
+    5615: ("OfflineConversionNotAcceptedForGoal", "The offline conversion is not accepted for "
+           "the goal. You must wait 2 hours after the goal was created before uploading "
+           "offline conversions."),
+    5616: ("ConversionTimeEarlierThanClickTime", "The conversion time must be later than the "
+           "click time."),
+    5617: ("ClickIdDateTimeOutsideGoalConversionWindow", "The click time is outside the goal's "
+           "conversion window."),
+    5618: ("OfflineConversionInvalidAdjustmentType", "The adjustment type is invalid."),
+    5619: ("OfflineConversionAdjustmentTimeNullOrEmpty", "The adjustment time cannot be null "
+           "or empty."),
+    5620: ("OfflineConversionAdjustmentTimeEarlierThanConversionTime", "The adjustment time "
+           "cannot be earlier than the conversion time."),
+    5621: ("OfflineConversionAdjustmentTimeInvalid", "The adjustment time is invalid."),
+    5622: ("OfflineConversionFutureAdjustmentTimeCannotBeSet", "The adjustment time cannot be "
+           "in the future."),
+    5623: ("OfflineConversionAdjustmentTimeOutOfWindow", "The adjustment time is out of the "
+           "conversion window."),
+    5624: ("OfflineConversionAdjustmentValueNotExpected", "The adjustment value must not be set "
+           "for a Retract adjustment."),
+    5625: ("OfflineConversionAdjustmentValueRequired", "The adjustment value is required for a "
+           "Restate adjustment."),
+    # Emulator's choice: Microsoft names these failures (DailySummary status values) but
+    # publishes no numeric codes; 5628-5630 follow the last published offline code, 5627.
+    5628: ("ConversionEmailAddressIsNotHashed", "The email address must be hashed with SHA-256 "
+           "and sent as 64 lowercase hexadecimal characters."),
+    5629: ("ConversionPhoneNumberIsNotHashed", "The phone number must be hashed with SHA-256 "
+           "and sent as 64 lowercase hexadecimal characters."),
+    5630: ("NotEligibleForEnhancedConversions", "The conversion goal is not eligible for "
+           "enhanced conversions."),
+}
+
+
+def batch_error(index: int, code: int, field_path: str | None = None) -> BatchError:
+    error_code, message = CODES[code]
+    return BatchError(index=index, code=code, error_code=error_code, message=message,
+                      field_path=field_path)
+
+
+def adapi(code: int, http_status: int | None = None) -> SoapFault:
+    error_code, message = CODES[code]
+    return adapi_fault(code, error_code, message, http_status)
+
+
+def operation(code: int) -> SoapFault:
+    error_code, message = CODES[code]
+    return operation_fault(code, error_code, message)

@@ -1,0 +1,571 @@
+"""The emulator's state in SQLite: people, accounts, tokens, goals, clicks, uploads and faults."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import string
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from include.msads_emulator.timeutil import DAY, iso
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS customers (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, number TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS accounts (
+    id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL, name TEXT NOT NULL,
+    number TEXT NOT NULL, status TEXT NOT NULL, currency TEXT NOT NULL,
+    time_zone TEXT);
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY, user_name TEXT NOT NULL UNIQUE, email TEXT, first_name TEXT,
+    last_name TEXT, customer_id INTEGER, oid TEXT NOT NULL, status TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS user_access (
+    user_id INTEGER NOT NULL, customer_id INTEGER NOT NULL, account_id INTEGER);
+CREATE TABLE IF NOT EXISTS developer_tokens (
+    token TEXT PRIMARY KEY, active INTEGER NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS clients (
+    client_id TEXT PRIMARY KEY, client_secret TEXT, name TEXT, redirect_uris TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    token TEXT PRIMARY KEY, user_id INTEGER NOT NULL, client_id TEXT NOT NULL,
+    scope TEXT NOT NULL, issued_at REAL NOT NULL, expires_at REAL NOT NULL, parent TEXT,
+    used_at REAL, superseded_at REAL, revoked_at REAL);
+CREATE TABLE IF NOT EXISTS access_tokens (
+    token TEXT PRIMARY KEY, user_id INTEGER NOT NULL, client_id TEXT, scope TEXT NOT NULL,
+    issued_at REAL NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS auth_codes (
+    code TEXT PRIMARY KEY, client_id TEXT NOT NULL, user_id INTEGER NOT NULL,
+    redirect_uri TEXT, scope TEXT, nonce TEXT, code_challenge TEXT, code_challenge_method TEXT,
+    issued_at REAL NOT NULL, expires_at REAL NOT NULL, redeemed_at REAL);
+CREATE TABLE IF NOT EXISTS device_codes (
+    device_code TEXT PRIMARY KEY, user_code TEXT NOT NULL UNIQUE, client_id TEXT NOT NULL,
+    scope TEXT, issued_at REAL NOT NULL, expires_at REAL NOT NULL, status TEXT NOT NULL,
+    user_id INTEGER);
+CREATE TABLE IF NOT EXISTS goals (
+    id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL, account_id INTEGER,
+    name TEXT NOT NULL, scope TEXT NOT NULL, status TEXT NOT NULL,
+    window_minutes INTEGER NOT NULL, count_type TEXT NOT NULL, category TEXT,
+    revenue_type TEXT NOT NULL, revenue_value REAL, currency TEXT,
+    attribution_model TEXT, exclude_from_bidding INTEGER NOT NULL,
+    externally_attributed INTEGER NOT NULL, enhanced_conversions INTEGER NOT NULL,
+    view_through_window_minutes INTEGER, created_at REAL NOT NULL, created_by TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS clicks (
+    click_id TEXT PRIMARY KEY, account_id INTEGER NOT NULL, click_time REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS conversions (
+    id INTEGER PRIMARY KEY, request_id INTEGER, item_index INTEGER, account_id INTEGER,
+    customer_id INTEGER, goal_id INTEGER, conversion_name TEXT, conversion_time REAL,
+    click_id TEXT, hashed_email TEXT, hashed_phone TEXT, value REAL, currency TEXT,
+    external_attribution_credit REAL, external_attribution_model TEXT,
+    dedup_key TEXT NOT NULL UNIQUE, counted INTEGER NOT NULL, received_at REAL NOT NULL,
+    restated_value REAL, restated_currency TEXT, retracted_at REAL);
+CREATE TABLE IF NOT EXISTS duplicates (
+    id INTEGER PRIMARY KEY, request_id INTEGER, item_index INTEGER, original_id INTEGER,
+    account_id INTEGER, goal_id INTEGER, conversion_name TEXT, conversion_time REAL,
+    click_id TEXT, hashed_email TEXT, hashed_phone TEXT, value REAL, currency TEXT,
+    dedup_key TEXT NOT NULL, received_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS adjustments (
+    id INTEGER PRIMARY KEY, request_id INTEGER, item_index INTEGER, account_id INTEGER,
+    goal_id INTEGER, conversion_name TEXT, conversion_time REAL, click_id TEXT,
+    hashed_email TEXT, hashed_phone TEXT, adjustment_type TEXT, adjustment_time REAL,
+    adjustment_value REAL, currency TEXT, original_id INTEGER, received_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS rejections (
+    id INTEGER PRIMARY KEY, request_id INTEGER, operation TEXT, item_index INTEGER,
+    code INTEGER, error_code TEXT, message TEXT, item TEXT, received_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS requests (
+    id INTEGER PRIMARY KEY, received_at REAL NOT NULL, real_time REAL NOT NULL,
+    service TEXT NOT NULL, operation TEXT, method TEXT NOT NULL, path TEXT NOT NULL,
+    headers TEXT NOT NULL, body TEXT, status INTEGER, response TEXT, account_id TEXT,
+    customer_id TEXT, tracking_id TEXT, outcome TEXT);
+CREATE TABLE IF NOT EXISTS faults (
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, operation TEXT, account_id INTEGER,
+    remaining INTEGER, until REAL, http_status INTEGER, delay_seconds REAL, code INTEGER,
+    error_code TEXT, message TEXT, created_at REAL NOT NULL, hits INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS conversions_account ON conversions (account_id);
+CREATE INDEX IF NOT EXISTS requests_service ON requests (service, operation);
+"""
+
+# Where generated ids start: numbers the size of Microsoft's, and easy to tell apart.
+ID_BASES = {"customers": 151000000, "accounts": 181000000, "users": 191000000, "goals": 4100000}
+
+DEFAULT_SETTINGS: dict[str, Any] = {
+    # Microsoft: "access tokens expire e.g. after one hour".
+    "access_token_lifetime_seconds": 3600,
+    # Microsoft: refresh tokens live 90 days (rolling: each new one gets 90 days).
+    "refresh_token_lifetime_seconds": 90 * DAY,
+    # What happens when a refresh token that was already redeemed is sent again:
+    #  "microsoft"            - it still works until it expires (what the identity platform does)
+    #  "until-successor-used" - it works until the token issued from it has been redeemed
+    #  "single-use"           - it never works again
+    "refresh_token_reuse": "until-successor-used",
+    "auth_code_lifetime_seconds": 600,
+    "device_code_lifetime_seconds": 900,
+    "device_code_interval_seconds": 5,
+    # HTTP status of SOAP faults: 500 as SOAP 1.1 says; the live service is also seen using 200.
+    "fault_http_status": 500,
+    # Only click ids issued through the admin API are valid (5604 otherwise).
+    "strict_click_ids": True,
+    # The user the authorize page signs in without asking (None: show the form).
+    "auto_approve_user_id": None,
+    # Largest ConversionValue / AdjustmentValue accepted (Microsoft publishes none).
+    "max_conversion_value": 1_000_000_000,
+}
+
+ACCOUNT_STATUSES = ("Draft", "Active", "Inactive", "Pause", "Pending", "Suspended")
+
+
+class StoreError(Exception):
+    """Bad input to the admin API; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _token(prefix: str, nbytes: int = 32) -> str:
+    return prefix + secrets.token_urlsafe(nbytes)
+
+
+def new_user_code() -> str:
+    alphabet = string.ascii_uppercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(9))
+
+
+class Store:
+    """All state behind one lock; ``state`` is a SQLite file path or ``:memory:``."""
+
+    def __init__(self, state: str = ":memory:") -> None:
+        self.path = state
+        self.lock = threading.RLock()
+        self.db = sqlite3.connect(state, check_same_thread=False, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        if state != ":memory:":
+            self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+        self._settings = self._load_settings()
+        # A stable tenant id per state file, as Microsoft's "tid" in tokens.
+        self.tenant_id = self._settings.get("tenant_id") or str(uuid.uuid4())
+        if "tenant_id" not in self._settings:
+            self._put_setting("tenant_id", self.tenant_id)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+    def query(self, sql: str, params: Sequence | dict = ()) -> list[dict]:
+        with self.lock:
+            return [dict(r) for r in self.db.execute(sql, params).fetchall()]
+
+    def one(self, sql: str, params: Sequence | dict = ()) -> dict | None:
+        with self.lock:
+            row = self.db.execute(sql, params).fetchone()
+            return dict(row) if row else None
+
+    def execute(self, sql: str, params: Sequence | dict = ()) -> int:
+        with self.lock:
+            return self.db.execute(sql, params).lastrowid
+
+    def transaction(self):
+        return _Transaction(self)
+
+    def _next_id(self, table: str) -> int:
+        row = self.db.execute(f"SELECT MAX(id) FROM {table}").fetchone()
+        return max(row[0] or 0, ID_BASES[table]) + 1
+
+    # -- clock and settings ----------------------------------------------------------------
+
+    def _load_settings(self) -> dict[str, Any]:
+        rows = self.db.execute("SELECT key, value FROM settings").fetchall()
+        return {r["key"]: json.loads(r["value"]) for r in rows}
+
+    def _put_setting(self, key: str, value: Any) -> None:
+        with self.lock:
+            self.db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) "
+                            "DO UPDATE SET value = excluded.value", (key, json.dumps(value)))
+            self._settings[key] = value
+
+    def setting(self, key: str) -> Any:
+        return self._settings.get(key, DEFAULT_SETTINGS.get(key))
+
+    def settings(self) -> dict[str, Any]:
+        return {k: self.setting(k) for k in DEFAULT_SETTINGS}
+
+    def update_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(changes) - set(DEFAULT_SETTINGS))
+        if unknown:
+            raise StoreError(f"unknown setting(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(DEFAULT_SETTINGS)}")
+        reuse = changes.get("refresh_token_reuse")
+        if reuse is not None and reuse not in ("microsoft", "until-successor-used",
+                                                 "single-use"):
+            raise StoreError("refresh_token_reuse must be microsoft, until-successor-used or "
+                             "single-use")
+        if changes.get("fault_http_status") not in (None, 200, 500):
+            raise StoreError("fault_http_status must be 200 or 500")
+        for key, value in changes.items():
+            self._put_setting(key, value)
+        return self.settings()
+
+    @property
+    def offset(self) -> float:
+        return float(self._settings.get("clock_offset_seconds", 0.0))
+
+    def now(self) -> float:
+        """Emulator time: the real clock moved by the offset tests set."""
+        return time.time() + self.offset
+
+    def set_offset(self, seconds: float) -> None:
+        self._put_setting("clock_offset_seconds", float(seconds))
+
+    def clock(self) -> dict[str, Any]:
+        now = self.now()
+        return {"now": iso(round(now, 3)), "epoch": now, "offset_seconds": self.offset}
+
+    # -- reset -----------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget everything except the tenant id."""
+        with self.lock:
+            tables = [r[0] for r in self.db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%'")]
+            self.db.execute("BEGIN")
+            for t in tables:
+                self.db.execute(f"DELETE FROM {t}")
+            self.db.execute("COMMIT")
+            self._settings = {}
+            self._put_setting("tenant_id", self.tenant_id)
+
+    # -- customers, accounts, users ----------------------------------------------------------
+
+    def create_customer(self, name: str | None = None, id: int | None = None) -> dict:
+        with self.lock:
+            cid = int(id) if id else self._next_id("customers")
+            if self.one("SELECT id FROM customers WHERE id = ?", (cid,)):
+                raise StoreError(f"customer {cid} exists already", 409)
+            number = f"C{cid % 10**7:07d}"
+            self.db.execute("INSERT INTO customers (id, name, number) VALUES (?, ?, ?)",
+                            (cid, name or f"Customer {cid}", number))
+            return self.customer(cid)
+
+    def customer(self, cid: int) -> dict | None:
+        return self.one("SELECT * FROM customers WHERE id = ?", (cid,))
+
+    def create_account(self, customer_id: int, name: str | None = None, *,
+                       id: int | None = None, number: str | None = None,
+                       status: str = "Active", currency: str = "USD",
+                       time_zone: str | None = None) -> dict:
+        status = normalise_account_status(status)
+        with self.lock:
+            if not self.customer(customer_id):
+                raise StoreError(f"customer {customer_id} does not exist; create it first", 404)
+            aid = int(id) if id else self._next_id("accounts")
+            if self.account(aid):
+                raise StoreError(f"account {aid} exists already", 409)
+            number = number or f"F{aid % 10**7:07d}"
+            self.db.execute(
+                "INSERT INTO accounts (id, customer_id, name, number, status, currency, "
+                "time_zone) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (aid, customer_id, name or f"Account {aid}", number, status,
+                 (currency or "USD").upper(), time_zone))
+            return self.account(aid)
+
+    def account(self, aid: int) -> dict | None:
+        return self.one("SELECT * FROM accounts WHERE id = ?", (aid,))
+
+    def update_account(self, aid: int, changes: dict) -> dict:
+        if not self.account(aid):
+            raise StoreError(f"account {aid} does not exist", 404)
+        allowed = {"name", "status", "currency", "number"}
+        bad = set(changes) - allowed
+        if bad:
+            raise StoreError(f"cannot change {', '.join(sorted(bad))}; only "
+                             f"{', '.join(sorted(allowed))}")
+        if "status" in changes:
+            changes = {**changes, "status": normalise_account_status(changes["status"])}
+        for key, value in changes.items():
+            self.execute(f"UPDATE accounts SET {key} = ? WHERE id = ?", (value, aid))
+        return self.account(aid)
+
+    def create_user(self, user_name: str, *, email: str | None = None,
+                    first_name: str = "Test", last_name: str = "User",
+                    customer_id: int | None = None, id: int | None = None,
+                    access: Iterable[dict] = ()) -> dict:
+        with self.lock:
+            if self.one("SELECT id FROM users WHERE user_name = ?", (user_name,)):
+                raise StoreError(f"user {user_name!r} exists already", 409)
+            uid = int(id) if id else self._next_id("users")
+            self.db.execute(
+                "INSERT INTO users (id, user_name, email, first_name, last_name, customer_id, "
+                "oid, status) VALUES (?, ?, ?, ?, ?, ?, ?, 'Active')",
+                (uid, user_name, email or user_name, first_name, last_name, customer_id,
+                 str(uuid.uuid4())))
+            for grant in access:
+                self.grant_access(uid, int(grant["customer_id"]), grant.get("account_ids"))
+            return self.user(uid)
+
+    def user(self, uid: int) -> dict | None:
+        user = self.one("SELECT * FROM users WHERE id = ?", (uid,))
+        if user:
+            user["access"] = self.query(
+                "SELECT customer_id, account_id FROM user_access WHERE user_id = ? "
+                "ORDER BY customer_id, account_id", (uid,))
+        return user
+
+    def grant_access(self, user_id: int, customer_id: int,
+                     account_ids: Iterable[int] | None = None) -> dict:
+        """Give a user a role on a customer: all its accounts, or only ``account_ids``."""
+        if not self.one("SELECT id FROM users WHERE id = ?", (user_id,)):
+            raise StoreError(f"user {user_id} does not exist", 404)
+        if not self.customer(customer_id):
+            raise StoreError(f"customer {customer_id} does not exist", 404)
+        with self.lock:
+            if account_ids is None:
+                self.db.execute("INSERT INTO user_access VALUES (?, ?, NULL)",
+                                (user_id, customer_id))
+            else:
+                for aid in account_ids:
+                    self.db.execute("INSERT INTO user_access VALUES (?, ?, ?)",
+                                    (user_id, customer_id, int(aid)))
+            if not self.one("SELECT customer_id FROM users WHERE id = ? "
+                            "AND customer_id IS NOT NULL", (user_id,)):
+                self.db.execute("UPDATE users SET customer_id = ? WHERE id = ?",
+                                (customer_id, user_id))
+        return self.user(user_id)
+
+    def can_access_customer(self, user_id: int, customer_id: int) -> bool:
+        return bool(self.one("SELECT 1 FROM user_access WHERE user_id = ? AND customer_id = ?",
+                             (user_id, customer_id)))
+
+    def can_access_account(self, user_id: int, account: dict) -> bool:
+        return bool(self.one(
+            "SELECT 1 FROM user_access WHERE user_id = ? AND customer_id = ? "
+            "AND (account_id IS NULL OR account_id = ?)",
+            (user_id, account["customer_id"], account["id"])))
+
+    def accessible_accounts(self, user_id: int) -> list[dict]:
+        return self.query(
+            "SELECT DISTINCT a.* FROM accounts a JOIN user_access u "
+            "ON u.customer_id = a.customer_id AND (u.account_id IS NULL OR u.account_id = a.id) "
+            "WHERE u.user_id = ? ORDER BY a.id", (user_id,))
+
+    # -- developer tokens and OAuth clients ---------------------------------------------------
+
+    def create_developer_token(self, token: str | None = None) -> dict:
+        token = token or secrets.token_hex(8).upper()
+        self.execute("INSERT OR REPLACE INTO developer_tokens VALUES (?, 1, ?)",
+                     (token, self.now()))
+        return {"token": token}
+
+    def developer_token_ok(self, token: str | None) -> bool:
+        return bool(token) and bool(self.one(
+            "SELECT 1 FROM developer_tokens WHERE token = ? AND active = 1", (token,)))
+
+    def create_client(self, client_id: str | None = None, client_secret: str | None = None, *,
+                      public: bool = False, name: str | None = None,
+                      redirect_uris: Sequence[str] = ("http://localhost",)) -> dict:
+        client_id = client_id or str(uuid.uuid4())
+        if not public and client_secret is None:
+            client_secret = _token("emu~", 24)
+        if public:
+            client_secret = None
+        self.execute("INSERT OR REPLACE INTO clients VALUES (?, ?, ?, ?)",
+                     (client_id, client_secret, name or "msads-capi test app",
+                      json.dumps(list(redirect_uris))))
+        return self.client(client_id)
+
+    def client(self, client_id: str | None) -> dict | None:
+        if not client_id:
+            return None
+        row = self.one("SELECT * FROM clients WHERE client_id = ?", (client_id,))
+        if row:
+            row["redirect_uris"] = json.loads(row["redirect_uris"])
+            row["public"] = row["client_secret"] is None
+        return row
+
+    # -- tokens -----------------------------------------------------------------------------
+
+    def issue_access_token(self, user_id: int, client_id: str | None,
+                           scope: str = "https://ads.microsoft.com/msads.manage",
+                           lifetime: float | None = None) -> dict:
+        now = self.now()
+        life = float(lifetime if lifetime is not None
+                     else self.setting("access_token_lifetime_seconds"))
+        token = _token("EwA", 48)
+        self.execute("INSERT INTO access_tokens VALUES (?, ?, ?, ?, ?, ?)",
+                     (token, user_id, client_id, scope, now, now + life))
+        return {"access_token": token, "expires_in": int(life), "expires_at": iso(now + life)}
+
+    def access_token(self, token: str | None) -> dict | None:
+        if not token:
+            return None
+        return self.one("SELECT * FROM access_tokens WHERE token = ?", (token,))
+
+    def issue_refresh_token(self, user_id: int, client_id: str, scope: str, *,
+                            parent: str | None = None, issued_at: float | None = None) -> dict:
+        if not self.one("SELECT id FROM users WHERE id = ?", (user_id,)):
+            raise StoreError(f"user {user_id} does not exist", 404)
+        if not self.client(client_id):
+            raise StoreError(f"OAuth client {client_id!r} does not exist; create it first", 404)
+        issued = self.now() if issued_at is None else issued_at
+        token = _token("M.C5", 96)
+        expires = issued + float(self.setting("refresh_token_lifetime_seconds"))
+        self.execute(
+            "INSERT INTO refresh_tokens (token, user_id, client_id, scope, issued_at, expires_at,"
+            " parent) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (token, user_id, client_id, scope, issued, expires, parent))
+        return {"refresh_token": token, "issued_at": iso(issued), "expires_at": iso(expires)}
+
+    def refresh_token(self, token: str | None) -> dict | None:
+        if not token:
+            return None
+        return self.one("SELECT * FROM refresh_tokens WHERE token = ?", (token,))
+
+    def revoke_refresh_tokens(self, *, token: str | None = None,
+                              user_id: int | None = None) -> int:
+        now = self.now()
+        with self.lock:
+            if token:
+                cur = self.db.execute("UPDATE refresh_tokens SET revoked_at = ? WHERE token = ? "
+                                      "AND revoked_at IS NULL", (now, token))
+            elif user_id is not None:
+                cur = self.db.execute("UPDATE refresh_tokens SET revoked_at = ? "
+                                      "WHERE user_id = ? AND revoked_at IS NULL", (now, user_id))
+            else:
+                raise StoreError("say which refresh tokens to revoke: refresh_token or user_id")
+            return cur.rowcount
+
+    # -- goals and clicks -------------------------------------------------------------------
+
+    def insert_goal(self, goal: dict) -> dict:
+        with self.lock:
+            gid = goal.get("id") or self._next_id("goals")
+            cols = ["id", "customer_id", "account_id", "name", "scope", "status",
+                    "window_minutes", "count_type", "category", "revenue_type", "revenue_value",
+                    "currency", "attribution_model", "exclude_from_bidding",
+                    "externally_attributed", "enhanced_conversions",
+                    "view_through_window_minutes", "created_at", "created_by"]
+            row = {**goal, "id": gid}
+            self.db.execute(f"INSERT INTO goals ({', '.join(cols)}) VALUES "
+                            f"({', '.join('?' * len(cols))})", [row.get(c) for c in cols])
+            return self.goal(gid)
+
+    def goal(self, gid: int) -> dict | None:
+        return self.one("SELECT * FROM goals WHERE id = ?", (gid,))
+
+    def goals_for_account(self, account: dict) -> list[dict]:
+        """Goals an account sees: its own, and the customer-scoped ones of its customer."""
+        return self.query(
+            "SELECT * FROM goals WHERE (scope = 'Account' AND account_id = ?) OR "
+            "(scope = 'Customer' AND customer_id = ?) ORDER BY id",
+            (account["id"], account["customer_id"]))
+
+    def goal_name_taken(self, customer_id: int, name: str) -> bool:
+        return bool(self.one("SELECT 1 FROM goals WHERE customer_id = ? AND name = ?",
+                             (customer_id, name)))
+
+    def issue_click(self, account_id: int, click_time: float,
+                    click_id: str | None = None) -> dict:
+        if not self.account(account_id):
+            raise StoreError(f"account {account_id} does not exist", 404)
+        click_id = click_id or uuid.uuid4().hex
+        self.execute("INSERT OR REPLACE INTO clicks VALUES (?, ?, ?)",
+                     (click_id, account_id, click_time))
+        return {"click_id": click_id, "account_id": account_id, "click_time": iso(click_time)}
+
+    def clicks(self, click_ids: Iterable[str]) -> dict[str, dict]:
+        ids = sorted({c for c in click_ids if c})
+        found: dict[str, dict] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            for row in self.query(f"SELECT * FROM clicks WHERE click_id IN "
+                                  f"({', '.join('?' * len(chunk))})", chunk):
+                found[row["click_id"]] = row
+        return found
+
+    # -- faults -----------------------------------------------------------------------------
+
+    def add_fault(self, fault: dict) -> dict:
+        cols = ["kind", "operation", "account_id", "remaining", "until", "http_status",
+                "delay_seconds", "code", "error_code", "message", "created_at"]
+        fid = self.execute(f"INSERT INTO faults ({', '.join(cols)}) VALUES "
+                           f"({', '.join('?' * len(cols))})", [fault.get(c) for c in cols])
+        return self.one("SELECT * FROM faults WHERE id = ?", (fid,))
+
+    def take_faults(self, operation: str | None, account_id: str | None, *,
+                    oauth: bool = False) -> list[dict]:
+        """The faults that apply to this call, oldest first; each use counts down.
+
+        Identity-platform calls (``oauth``) only get faults that name their operation
+        (``token``, ``devicecode``, ``authorize``), so a plain throttle never hits sign-in.
+        """
+        now = self.now()
+        taken = []
+        with self.lock:
+            for f in self.query("SELECT * FROM faults ORDER BY id"):
+                if oauth and not f["operation"]:
+                    continue
+                if f["operation"] and (f["operation"] or "").lower() != (operation or "").lower():
+                    continue
+                if f["account_id"] and str(f["account_id"]) != str(account_id or ""):
+                    continue
+                if f["until"] is not None and now >= f["until"]:
+                    continue
+                if f["remaining"] is not None and f["remaining"] <= 0:
+                    continue
+                self.db.execute("UPDATE faults SET hits = hits + 1, remaining = CASE WHEN "
+                                "remaining IS NULL THEN NULL ELSE remaining - 1 END "
+                                "WHERE id = ?", (f["id"],))
+                taken.append(f)
+        return taken
+
+    # -- request log --------------------------------------------------------------------------
+
+    def log_request(self, entry: dict) -> int:
+        cols = ["received_at", "real_time", "service", "operation", "method", "path", "headers",
+                "body", "status", "response", "account_id", "customer_id", "tracking_id",
+                "outcome"]
+        row = {**entry, "headers": json.dumps(entry.get("headers") or {})}
+        return self.execute(f"INSERT INTO requests ({', '.join(cols)}) VALUES "
+                            f"({', '.join('?' * len(cols))})", [row.get(c) for c in cols])
+
+    def finish_request(self, rid: int, **fields) -> None:
+        if not fields:
+            return
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self.execute(f"UPDATE requests SET {sets} WHERE id = ?", [*fields.values(), rid])
+
+
+class _Transaction:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.store.lock.acquire()
+        self.store.db.execute("BEGIN")
+        return self.store.db
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.store.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.store.lock.release()
+
+
+def normalise_account_status(status: str) -> str:
+    """Account status as the Customer Management wire value (``Paused`` is sent as ``Pause``)."""
+    value = (status or "Active").strip()
+    if value.lower() in ("paused", "pause"):
+        return "Pause"
+    for known in ACCOUNT_STATUSES:
+        if known.lower() == value.lower():
+            return known
+    raise StoreError(f"account status {status!r} is not one of {', '.join(ACCOUNT_STATUSES)} "
+                     "(Paused is accepted for Pause)")

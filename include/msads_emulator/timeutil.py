@@ -1,0 +1,59 @@
+"""Emulator time: xs:dateTime parsing and formatting, all in epoch seconds (UTC)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+MINUTE = 60.0
+HOUR = 3600.0
+DAY = 86400.0
+
+_DATETIME = re.compile(
+    r"\s*(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})?\s*")
+
+
+def parse_datetime(text: str) -> float:
+    """An ``xs:dateTime`` as epoch seconds; raises ValueError when it is not one.
+
+    A value without an offset is taken as UTC, as Microsoft asks for UTC and .NET reads an
+    unspecified time that way for this API. Fractions beyond microseconds are truncated.
+    """
+    m = _DATETIME.fullmatch(text or "")
+    if not m:
+        raise ValueError(f"not an xs:dateTime: {text!r}")
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    micro = int((m.group(7) or "0")[:6].ljust(6, "0"))
+    zone = m.group(8)
+    if hour == 24 and minute == 0 and second == 0 and micro == 0:
+        base = datetime(year, month, day, tzinfo=UTC) + timedelta(days=1)
+    else:
+        base = datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
+    if zone and zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        base -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+    return base.timestamp()
+
+
+def iso(epoch: float | None) -> str | None:
+    """Epoch seconds as ``2026-10-01T12:30:00Z`` (microseconds only when there are some)."""
+    if epoch is None:
+        return None
+    dt = datetime.fromtimestamp(epoch, UTC)
+    if dt.microsecond:
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_admin_time(value, now: float) -> float:
+    """A time given to the admin API: ISO text, epoch seconds, or ``{"ago": seconds}``."""
+    if value is None:
+        return now
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, dict) and "ago" in value:
+        return now - float(value["ago"])
+    if isinstance(value, str):
+        return parse_datetime(value)
+    raise ValueError(f"not a time: {value!r}; give ISO 8601 text, epoch seconds or "
+                     '{"ago": seconds}')
