@@ -15,11 +15,14 @@ CODES: dict[int, tuple[str, str]] = {
     116: ("RequestMissingHeaders", "Request is missing required headers."),
     117: ("CallRateExceeded", "You have exceeded the number of calls that you are allowed to "
           "make in a minute. Please reduce the number of calls that you make per minute."),
+    120: ("UserLoginAccessDenied", "The credentials are not the user's primary login."),
     1029: ("CampaignServiceCustomerIdHasToBeSpecified", "The CustomerId header element cannot "
            "be null or empty."),
     1030: ("CampaignServiceAccountIdHasToBeSpecified", "The CustomerAccountId header element "
            "cannot be null or empty."),
     1102: ("CampaignServiceInvalidAccountId", "The account ID is invalid."),
+    2928: ("CampaignServiceCustomerDataBeingMigrated", "You cannot modify data for this "
+           "customer while it is under migration."),
     5314: ("InvalidConversionGoalId", "The conversion goal ID is invalid."),
     5316: ("DuplicateConversionGoalName", "Duplicate conversion goal names are not allowed."),
     5317: ("ConversionGoalNameAlreadyExists", "A conversion goal with the same name already "
@@ -62,6 +65,10 @@ CODES: dict[int, tuple[str, str]] = {
            "window."),
     5610: ("OfflineConversionValueInvalid", "The conversion value is invalid."),
     5611: ("OfflineConversionCurrencyCodeInvalid", "The conversion currency code is invalid."),
+    5612: ("OfflineConversionsApplyFailed", "Failed to send offline conversions to internal "
+           "server."),
+    5613: ("OfflineConversionPilotNotEnabledForCustomer", "The customer is not enabled for "
+           "offline conversions."),
     5614: ("FutureConversionTimeCannotBeSet", "The conversion time cannot be in the future."),
     5615: ("OfflineConversionNotAcceptedForGoal", "The offline conversion is not accepted for "
            "the goal. You must wait 2 hours after the goal was created before uploading "

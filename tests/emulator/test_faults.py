@@ -1,0 +1,128 @@
+"""Faults on demand: throttling, internal errors, HTTP 5xx, slow answers, HTTP 200 faults."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from suds import WebFault
+
+from include.msads_emulator.testing import campaign_client, http_session
+from tests.emulator.support import ago, batch_errors, conversion, upload
+
+
+def list_goals(cm):
+    return cm.GetConversionGoalsByIds(ConversionGoalTypes="OfflineConversion")
+
+
+def adapi_error(cm):
+    with pytest.raises(WebFault) as caught:
+        list_goals(cm)
+    return caught.value.fault.detail.AdApiFaultDetail.Errors.AdApiError
+
+
+def last_status(emu) -> int:
+    return emu.admin.requests(bodies=False)[-1]["status"]
+
+
+def test_throttling_for_the_next_n_calls(emu, cm, tenant):
+    emu.admin.add_fault("throttle", count=2)
+    for _ in range(2):
+        error = adapi_error(cm)
+        assert (error.Code, error.ErrorCode) == ("117", "CallRateExceeded")
+        assert last_status(emu) == 500
+    assert list_goals(cm).ConversionGoals
+    assert emu.admin.faults()[0]["hits"] == 2
+
+
+def test_throttling_for_a_period_of_emulator_time(emu, cm, tenant):
+    emu.admin.add_fault("throttle", for_seconds=60)
+    assert adapi_error(cm).Code == "117"
+    assert adapi_error(cm).Code == "117"
+    emu.admin.advance(61)
+    assert list_goals(cm).ConversionGoals
+
+
+def test_internal_error_is_code_0(emu, cm, tenant):
+    emu.admin.add_fault("internal_error")
+    error = adapi_error(cm)
+    assert (error.Code, error.ErrorCode) == ("0", "InternalError")
+
+
+def test_faults_can_arrive_with_http_200_as_the_live_service_sends_them(emu, cm, tenant):
+    emu.admin.add_fault("throttle", http_status=200)
+    assert adapi_error(cm).Code == "117"
+    assert last_status(emu) == 200
+    emu.admin.update_settings(fault_http_status=200)  # every fault, rule faults included
+    cm.authorization_data.developer_token = "WRONG"
+    assert adapi_error(cm).Code == "105"
+    assert last_status(emu) == 200
+
+
+def test_http_5xx_with_a_non_soap_body(emu, cm, tenant):
+    emu.admin.add_fault("http_error", count=3, http_status=503)
+    for _ in range(3):
+        with pytest.raises(Exception) as caught:
+            list_goals(cm)
+        assert caught.value.args[0] == (503, "Service Unavailable")
+    emu.admin.add_fault("http_error")
+    with pytest.raises(Exception) as caught:
+        list_goals(cm)
+    assert caught.value.args[0] == (500, "Internal Server Error")
+    assert list_goals(cm).ConversionGoals
+
+
+def test_an_operation_error_on_demand(emu, cm, tenant):
+    emu.admin.add_fault("operation_error", code=5612)
+    with pytest.raises(WebFault) as caught:
+        upload(cm, [conversion(tenant, ago(emu, hours=1))])
+    error = caught.value.fault.detail.ApiFaultDetail.OperationErrors.OperationError
+    assert (error.Code, error.ErrorCode) == ("5612", "OfflineConversionsApplyFailed")
+
+
+def test_faults_scoped_to_an_operation_and_an_account(emu, cm, tenant):
+    other = emu.admin.create_account(tenant.customer_id)
+    emu.admin.add_fault("throttle", operation="ApplyOfflineConversions",
+                        account_id=other["id"], count=5)
+    assert list_goals(cm).ConversionGoals  # another operation
+    click = emu.admin.issue_click(tenant.account_id, click_time={"ago": 7200})
+    assert batch_errors(upload(cm, [conversion(tenant, ago(emu, hours=1),
+                                               MicrosoftClickId=click)])) == []
+    cm.authorization_data.account_id = other["id"]
+    with pytest.raises(WebFault) as caught:
+        upload(cm, [conversion(tenant, ago(emu, hours=1), MicrosoftClickId=click)])
+    assert caught.value.fault.detail.AdApiFaultDetail.Errors.AdApiError.Code == "117"
+
+
+def test_slow_answers_and_client_timeouts(emu, cm, tenant):
+    emu.admin.add_fault("delay", delay_seconds=0.3)
+    started = time.monotonic()
+    assert list_goals(cm).ConversionGoals
+    assert time.monotonic() - started >= 0.3
+    impatient = campaign_client(emu, tenant, timeout=0.2)
+    emu.admin.add_fault("delay", delay_seconds=1.0)
+    with pytest.raises(Exception) as caught:
+        list_goals(impatient)
+    assert "timed out" in str(caught.value).lower()
+
+
+def test_the_token_endpoint_can_fail_too(emu, tenant):
+    emu.admin.add_fault("http_error", operation="token", http_status=503)
+    emu.admin.add_fault("throttle")  # a SOAP fault with no operation never hits sign-in
+    answer = http_session(emu).post(emu.token_url, data={
+        "client_id": tenant.client_id, "client_secret": tenant.client_secret,
+        "grant_type": "refresh_token", "refresh_token": tenant.refresh_token})
+    assert answer.status_code == 503
+    answer = http_session(emu).post(emu.token_url, data={
+        "client_id": tenant.client_id, "client_secret": tenant.client_secret,
+        "grant_type": "refresh_token", "refresh_token": tenant.refresh_token})
+    assert answer.status_code == 200
+
+
+def test_bad_fault_specs_are_refused(emu, tenant):
+    from include.msads_emulator import AdminError
+
+    with pytest.raises(AdminError, match="kind must be one of"):
+        emu.admin.add_fault("meteor")
+    with pytest.raises(AdminError, match="delay_seconds"):
+        emu.admin.add_fault("delay")
