@@ -13,19 +13,16 @@ import pyarrow.compute as pc
 from include.msads_capi.errors import MsadsError
 from include.msads_capi.identity import phones
 from include.msads_capi.identity.reasons import REASONS
-from include.msads_capi.identity.scalar import (
-    Normalized,
-    normalize_email,
-    normalize_phone,
-    normalize_region,
-)
+from include.msads_capi.identity.scalar import normalize_phone, normalize_region
 
 # Reason codes as small integers while working; 0 means "usable".
 CODES: tuple[str | None, ...] = (None, *REASONS)
 _CODE = {c: i for i, c in enumerate(CODES)}
-# The ASCII characters Python's str.strip() removes; non-ASCII values go through Python itself.
-_ASCII_SPACE = "".join(chr(c) for c in range(128) if chr(c).isspace())
-_ASCII_SPACE_CLASS = "[" + "".join(f"\\x{ord(c):02x}" for c in _ASCII_SPACE) + "]"
+# Every character str.isspace() accepts (Python 3.11, Unicode 14): what str.strip() removes and
+# what "whitespace inside" means. A test holds this list to Python's own answer.
+PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003"
+                 "\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+_WHITESPACE_CLASS = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in PY_WHITESPACE) + "]"
 _SHA256_HEX = "^[0-9a-fA-F]{64}$"
 _GMAIL_SUFFIX = r"@(?:gmail|googlemail)\.com$"
 
@@ -51,71 +48,65 @@ def _put(base: pa.Array, mask: np.ndarray, values: pa.Array) -> pa.Array:
     return pc.replace_with_mask(base, pa.array(mask), values) if mask.any() else base
 
 
-def _start(values: pa.Array, prehashed: bool) -> tuple[Column, pa.Array, np.ndarray, np.ndarray]:
+def _start(values: pa.Array, prehashed: bool) -> tuple[Column, pa.Array, np.ndarray]:
     """Missing, blank and pre-hashed values, shared by both rules.
 
-    Returns the column so far, the trimmed values (ASCII rows only), the rows still to read,
-    and the rows to read in Python (non-ASCII: Unicode rules stay Python's own).
+    Returns the column so far, the trimmed values (``str.strip()`` exactly) and the rows still
+    to read.
     """
     n = len(values)
     reason = np.zeros(n, np.int8)
     digest = np.zeros(n, bool)
-    normalized = pa.nulls(n, pa.string())
     missing = ~_mask(values.is_valid())
     reason[missing] = _CODE["missing"]
-    ascii_ = _mask(pc.string_is_ascii(values))
-    python = ~missing & ~ascii_
-    trimmed = pc.utf8_trim(values, _ASCII_SPACE)
-    empty = ascii_ & (_lengths(trimmed) == 0)
+    trimmed = pc.utf8_trim(values, PY_WHITESPACE)
+    empty = ~missing & (_lengths(trimmed) == 0)
     reason[empty] = _CODE["empty"]
-    hexed = ascii_ & ~empty & _mask(pc.match_substring_regex(trimmed, _SHA256_HEX))
+    hexed = ~missing & ~empty & _mask(pc.match_substring_regex(trimmed, _SHA256_HEX))
     digest[hexed] = True
-    normalized = _put(normalized, hexed, pc.ascii_lower(trimmed.filter(pa.array(hexed))))
-    todo = ascii_ & ~empty & ~hexed
+    normalized = _put(pa.nulls(n, pa.string()), hexed,
+                      pc.ascii_lower(trimmed.filter(pa.array(hexed))))
+    todo = ~missing & ~empty & ~hexed
     if prehashed:
         reason[todo] = _CODE["not_a_sha256"]
         todo[:] = False
-    return Column(normalized, reason, digest), trimmed, todo, python
+    return Column(normalized, reason, digest), trimmed, todo
 
 
-def _apply_python(column: Column, rows: np.ndarray, results: list[Normalized]) -> Column:
-    """Fold one-value-at-a-time results into a column."""
-    if not rows.any():
-        return column
-    idx = np.flatnonzero(rows)
-    column.reason[idx] = [_CODE[r.reason] for r in results]
-    column.digest[idx] = [r.sha256 is not None and r.sha256 == r.normalized for r in results]
-    text = pa.array([r.normalized for r in results], pa.string())
-    return Column(_put(column.normalized, rows, text), column.reason, column.digest)
+def _lower(values: pa.Array) -> pa.Array:
+    """``str.lower()`` exactly: Arrow for ASCII values, Python's full case mapping for the rest."""
+    ascii_ = _mask(pc.string_is_ascii(values))
+    lowered = pc.ascii_lower(values)
+    if ascii_.all():
+        return lowered
+    others = values.filter(pa.array(~ascii_)).to_pylist()
+    return _put(lowered, ~ascii_, pa.array([v.lower() for v in others], pa.string()))
 
 
 def emails(values: pa.Array, *, prehashed: bool = False, gmail_canonical: bool = False) -> Column:
     """The email rule of :func:`~include.msads_capi.identity.scalar.normalize_email`, vectorised."""
-    column, trimmed, todo, python = _start(values, prehashed)
-    if todo.any():
-        lowered = pc.ascii_lower(trimmed.filter(pa.array(todo)))
-        shaped = (_mask(pc.match_substring_regex(lowered, "(?s)^.+@[^@]+$"))
-                  & ~_mask(pc.match_substring_regex(lowered, _ASCII_SPACE_CLASS)))
-        result = lowered
-        if gmail_canonical:
-            gmail = shaped & _mask(pc.match_substring_regex(lowered, _GMAIL_SUFFIX))
-            if gmail.any():
-                local = pc.replace_substring_regex(lowered.filter(pa.array(gmail)), _GMAIL_SUFFIX, "")
-                local = pc.replace_substring_regex(local, r"(?s)\+.*", "", max_replacements=1)
-                local = pc.replace_substring(local, ".", "")
-                kept = _lengths(local) > 0
-                rows = np.flatnonzero(gmail)
-                shaped[rows[~kept]] = False
-                canonical = np.zeros(len(gmail), bool)
-                canonical[rows[kept]] = True
-                local = pc.binary_join_element_wise(local.filter(pa.array(kept)), "@gmail.com", "")
-                result = _put(result, canonical, local)
-        idx = np.flatnonzero(todo)
-        column.reason[idx[~shaped]] = _CODE["not_an_email"]
-        column = Column(_put(column.normalized, todo, result), column.reason, column.digest)
-    raw = values.filter(pa.array(python)).to_pylist()
-    return _apply_python(column, python, [
-        normalize_email(v, prehashed=prehashed, gmail_canonical=gmail_canonical) for v in raw])
+    column, trimmed, todo = _start(values, prehashed)
+    if not todo.any():
+        return column
+    lowered = _lower(trimmed.filter(pa.array(todo)))
+    shaped = (_mask(pc.match_substring_regex(lowered, "(?s)^.+@[^@]+$"))
+              & ~_mask(pc.match_substring_regex(lowered, _WHITESPACE_CLASS)))
+    result = lowered
+    if gmail_canonical:
+        gmail = shaped & _mask(pc.match_substring_regex(lowered, _GMAIL_SUFFIX))
+        if gmail.any():
+            local = pc.replace_substring_regex(lowered.filter(pa.array(gmail)), _GMAIL_SUFFIX, "")
+            local = pc.replace_substring_regex(local, r"(?s)\+.*", "", max_replacements=1)
+            local = pc.replace_substring(local, ".", "")
+            kept = _lengths(local) > 0
+            rows = np.flatnonzero(gmail)
+            shaped[rows[~kept]] = False
+            canonical = np.zeros(len(gmail), bool)
+            canonical[rows[kept]] = True
+            local = pc.binary_join_element_wise(local.filter(pa.array(kept)), "@gmail.com", "")
+            result = _put(result, canonical, local)
+    column.reason[np.flatnonzero(todo)[~shaped]] = _CODE["not_an_email"]
+    return Column(_put(column.normalized, todo, result), column.reason, column.digest)
 
 
 def phone_numbers(values: pa.Array, regions: np.ndarray, *, prehashed: bool = False) -> Column:
@@ -124,22 +115,26 @@ def phone_numbers(values: pa.Array, regions: np.ndarray, *, prehashed: bool = Fa
     :param regions: the default region of each value, already upper-case (or None).
     """
     regions = np.asarray(regions, dtype=object)
-    column, trimmed, todo, python = _start(values, prehashed)
-    if todo.any():
-        fast = todo & _mask(pc.match_substring_regex(trimmed, phones.FAST_SHAPE))
-        python |= todo & ~fast
-        if fast.any():
-            e164, outcome, slow = phones.to_e164(trimmed.filter(pa.array(fast)), regions[fast])
-            idx = np.flatnonzero(fast)
-            python[idx[slow]] = True
-            read = idx[~slow]
-            outcome_codes = np.array([_CODE[o] if o else 0 for o in phones.OUTCOMES], np.int8)
-            column.reason[read] = outcome_codes[outcome[~slow]]
-            column = Column(_put(column.normalized, fast, e164), column.reason, column.digest)
+    column, trimmed, todo = _start(values, prehashed)
+    fast = todo & _mask(pc.match_substring_regex(trimmed, phones.FAST_SHAPE))
+    python = todo & ~fast
+    if fast.any():
+        e164, outcome, slow = phones.to_e164(trimmed.filter(pa.array(fast)), regions[fast])
+        idx = np.flatnonzero(fast)
+        python[idx[slow]] = True
+        outcome_codes = np.array([_CODE[o] if o else 0 for o in phones.OUTCOMES], np.int8)
+        column.reason[idx[~slow]] = outcome_codes[outcome[~slow]]
+        column = Column(_put(column.normalized, fast, e164), column.reason, column.digest)
+    if not python.any():
+        return column
+    # What the vectorised reader leaves: phonenumbers itself, once per distinct value.
     raw = values.filter(pa.array(python)).to_pylist()
-    return _apply_python(column, python, [
-        normalize_phone(v, r, prehashed=prehashed) for v, r in zip(raw, regions[python],
-                                                                   strict=True)])
+    results = [normalize_phone(v, r, prehashed=prehashed)
+               for v, r in zip(raw, regions[python], strict=True)]
+    idx = np.flatnonzero(python)
+    column.reason[idx] = [_CODE[r.reason] for r in results]
+    text = pa.array([r.normalized for r in results], pa.string())
+    return Column(_put(column.normalized, python, text), column.reason, column.digest)
 
 
 def sha256_hex_many(values: pa.Array) -> pa.Array:
@@ -156,17 +151,13 @@ def sha256_hex_many(values: pa.Array) -> pa.Array:
 
 
 def digests(column: Column) -> pa.Array:
-    """The SHA-256 to send for each value: hashed once per distinct normalised value."""
-    n = len(column.reason)
+    """The SHA-256 to send for each value (values are distinct already: each is hashed once)."""
     usable = column.reason == 0
-    hash_rows = usable & ~column.digest
-    result = _put(pa.nulls(n, pa.string()), usable & column.digest,
+    result = pa.nulls(len(usable), pa.string())
+    result = _put(result, usable & column.digest,
                   column.normalized.filter(pa.array(usable & column.digest)))
-    if hash_rows.any():
-        encoded = column.normalized.filter(pa.array(hash_rows)).dictionary_encode()
-        hashed = sha256_hex_many(encoded.dictionary).take(encoded.indices)
-        result = _put(result, hash_rows, hashed)
-    return result
+    hash_rows = usable & ~column.digest
+    return _put(result, hash_rows, sha256_hex_many(column.normalized.filter(pa.array(hash_rows))))
 
 
 @dataclass(frozen=True)
@@ -218,32 +209,30 @@ def _per_row(values: pa.Array, read) -> tuple[pa.Array, np.ndarray]:
     return sha.take(rows), reason[rows.to_numpy()]
 
 
-def _phone_rows(values: pa.Array, regions: np.ndarray, prehashed: bool):
-    """Read each distinct (value, region) pair once."""
+def _phone_rows(values: pa.Array, region_of: np.ndarray, region_names: list[str | None],
+                prehashed: bool) -> tuple[pa.Array, np.ndarray]:
+    """Read each distinct (value, region) pair once; spread the results back over the rows."""
     encoded = values.dictionary_encode()
-    value_of = encoded.indices.fill_null(-1).to_numpy()
-    region_of, region_names = pd.factorize(pd.array(regions, dtype=object))
-    width = len(region_names) + 2
-    # One integer per (value, region); missing values and regions (-1) stay distinguishable.
-    pair_id, pair_keys = pd.factorize(value_of.astype(np.int64) * width + region_of + 1)
+    value_of = encoded.indices.fill_null(-1).to_numpy().astype(np.int64)
+    width = len(region_names)
+    # One integer per (value, region) pair; a missing value (-1) stays distinguishable.
+    pair_id, pair_keys = pd.factorize(value_of * width + region_of)
     unique_value = pair_keys // width
-    unique_region = pair_keys % width - 1
-    names = np.append(np.asarray(region_names, dtype=object), None)
+    names = np.array(region_names, dtype=object)
     pair_values = encoded.dictionary.take(pa.array(unique_value, mask=unique_value < 0))
-    column = phone_numbers(pair_values, names[unique_region], prehashed=prehashed)
-    sha = digests(column)
-    return sha.take(pa.array(pair_id)), column.reason[pair_id]
+    column = phone_numbers(pair_values, names[pair_keys % width], prehashed=prehashed)
+    return digests(column).take(pa.array(pair_id)), column.reason[pair_id]
 
 
 def _regions(frame: pd.DataFrame, region: str | None, default_region: str | None,
-             n: int) -> np.ndarray:
+             n: int) -> tuple[np.ndarray, list[str | None]]:
+    """Each row's default phone region: an index into a short list of region codes."""
     default = normalize_region(default_region)
     if region is None:
-        return np.full(n, default, dtype=object)
+        return np.zeros(n, np.int64), [default]
     encoded = _strings(frame, region, "phone region").dictionary_encode()
-    names = np.array([normalize_region(r) for r in encoded.dictionary.to_pylist()] + [default],
-                     dtype=object)
-    return names[encoded.indices.fill_null(len(encoded.dictionary)).to_numpy()]
+    names = [normalize_region(r) for r in encoded.dictionary.to_pylist()] + [default]
+    return encoded.indices.fill_null(len(names) - 1).to_numpy().astype(np.int64), names
 
 
 def _text_column(array: pa.Array, index: pd.Index) -> pd.Series:
@@ -285,9 +274,9 @@ def hash_identities(frame: pd.DataFrame, *, email: str | None = None, phone: str
         email_values, lambda v: emails(v, prehashed=email_prehashed,
                                        gmail_canonical=gmail_canonical))
     phone_values = _strings(frame, phone, "phone")
-    regions = _regions(frame, region, default_region, n)
+    region_of, region_names = _regions(frame, region, default_region, n)
     phone_sha, phone_reason = nothing if phone_values is None else _phone_rows(
-        phone_values, regions, phone_prehashed)
+        phone_values, region_of, region_names, phone_prehashed)
     clicks = _strings(frame, click_id, "click id")
     has_click = (np.zeros(n, bool) if clicks is None
                  else _lengths(pc.utf8_trim_whitespace(clicks)) > 0)

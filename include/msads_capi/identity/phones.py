@@ -24,8 +24,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from phonenumbers.phonemetadata import PhoneMetadata
 
-# Values in this shape (and at most 250 characters, phonenumbers' input limit) are read here.
-FAST_SHAPE = r"^[ .()\-]*\+?[0-9 .()\-]*$"
+# Values in this shape (and at most 250 characters, phonenumbers' input limit) are read here:
+# the number, then perhaps an extension written "ext", "ext." or "x" (dropped, as phonenumbers
+# does; other spellings go to phonenumbers).
+_EXTENSION = r" *(?:[eE][xX][tT]|[xX])[.:]? *[0-9]{1,9}$"
+FAST_SHAPE = r"^[ .()\-]*\+?[0-9 .()\-]*(?:" + _EXTENSION[:-1] + ")?$"
 MAX_INPUT = 250
 _MIN_NSN, _MAX_NSN = 2, 17
 _NON_GEO = "001"
@@ -122,6 +125,39 @@ def _put(base: pa.Array, mask: np.ndarray, values: pa.Array) -> pa.Array:
     return pc.replace_with_mask(base, pa.array(mask), values)
 
 
+def _groups(keys: np.ndarray, rows: np.ndarray):
+    """(key, row indexes) for each key among ``rows``, indexes ascending, one pass."""
+    idx = np.flatnonzero(rows)
+    if not len(idx):
+        return
+    order = np.argsort(keys[idx], kind="stable")
+    idx = idx[order]
+    for part in np.split(idx, np.flatnonzero(np.diff(keys[idx])) + 1):
+        yield keys[part[0]], part
+
+
+class _Pieces:
+    """New values for some rows of an array, written back in one pass."""
+
+    def __init__(self) -> None:
+        self.rows: list[np.ndarray] = []
+        self.values: list[pa.Array] = []
+
+    def add(self, rows: np.ndarray, values: pa.Array) -> None:
+        self.rows.append(rows)
+        self.values.append(values)
+
+    def apply(self, base: pa.Array) -> pa.Array:
+        if not self.rows:
+            return base
+        rows = np.concatenate(self.rows)
+        order = np.argsort(rows, kind="stable")
+        mask = np.zeros(len(base), bool)
+        mask[rows] = True
+        return pc.replace_with_mask(base, pa.array(mask),
+                                    pa.concat_arrays(self.values).take(pa.array(order)))
+
+
 def digits_only(strings: pa.Array) -> pa.StringArray:
     """Keep the ASCII digits of each (non-null) value, on the raw buffers: no per-value Python."""
     strings = strings.cast(pa.string())
@@ -129,11 +165,11 @@ def digits_only(strings: pa.Array) -> pa.StringArray:
     offsets = np.frombuffer(offsets_buf, np.int32)[strings.offset:strings.offset + len(strings) + 1]
     data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
     chunk = data[offsets[0]:offsets[-1]]
-    keep = (chunk >= ord("0")) & (chunk <= ord("9"))
-    kept = np.concatenate(([0], np.cumsum(keep, dtype=np.int64)))
-    new_offsets = kept[offsets - offsets[0]].astype(np.int32)
+    kept = np.flatnonzero((chunk >= ord("0")) & (chunk <= ord("9")))
+    # A value's new start is the number of digits kept before its old start.
+    new_offsets = np.searchsorted(kept, offsets - offsets[0]).astype(np.int32)
     return pa.StringArray.from_buffers(len(strings), pa.py_buffer(new_offsets),
-                                       pa.py_buffer(np.ascontiguousarray(chunk[keep])))
+                                       pa.py_buffer(np.ascontiguousarray(chunk[kept])))
 
 
 def _matches(strings: pa.Array, lengths: np.ndarray, desc: _Desc | None) -> np.ndarray:
@@ -273,13 +309,15 @@ def to_e164(values: pa.Array, regions: np.ndarray) -> tuple[pa.Array, np.ndarray
         phonenumbers (their other outputs are meaningless).
     """
     n = len(values)
+    full_length = _lengths(values)
+    values = pc.replace_substring_regex(values, _EXTENSION, "", max_replacements=1)
     region_of, names = pd.factorize(pd.array(np.asarray(regions, dtype=object), dtype=object))
     names = list(names)
     digits = digits_only(values)
     lengths = _lengths(digits)
     plus = _bools(pc.match_substring(values, "+"))
     # Fewer than three digits: phonenumbers' viability rules differ; too rare to be worth it.
-    slow = (lengths < 3) | (_lengths(values) > MAX_INPUT)
+    slow = (lengths < 3) | (full_length > MAX_INPUT)
     outcome = np.zeros(n, np.int8)
     code = np.zeros(n, np.int32)
     from_number = np.zeros(n, bool)  # the calling code was written in the number
@@ -296,12 +334,10 @@ def to_e164(values: pa.Array, regions: np.ndarray) -> tuple[pa.Array, np.ndarray
         national = _put(national, rows, rest)
     usable = np.array([r in phonenumbers.SUPPORTED_REGIONS for r in names] + [False])
     slow |= ~plus & ~usable[region_of]  # no default region: phonenumbers says so (no_region)
-    national_rows = ~plus & ~slow
-    for r in np.unique(region_of[national_rows]):
+    pieces = _Pieces()
+    for r, idx in _groups(region_of, ~plus & ~slow):
         p = plan(names[r])
-        rows = national_rows & (region_of == r)
-        idx = np.flatnonzero(rows)
-        d = digits.filter(pa.array(rows))
+        d = digits.take(pa.array(idx))
         new = d
         via_idd = np.zeros(len(idx), bool)
         if p.idd:
@@ -336,28 +372,26 @@ def to_e164(values: pa.Array, regions: np.ndarray) -> tuple[pa.Array, np.ndarray
             new = _put(new, take, potential.filter(pa.array(better)))
         domestic = idx[~via_idd & ~from_number[idx]]
         code[domestic] = p.country_code
-        national = _put(national, rows, new)
+        pieces.add(idx, new)
+    national = pieces.apply(national)
 
     # The metadata that reads the national number: the calling code's main region, or the
     # default region when the number was written without a calling code.
     meta = region_of.copy()
-    for c in np.unique(code[from_number & ~slow]):
-        rows = from_number & (code == c) & ~slow
+    for c, idx in _groups(code, from_number & ~slow):
         main = _COUNTRY_REGIONS[int(c)][0]
         if main == _NON_GEO:
-            slow[rows] = True  # non-geographic metadata is looked up differently; rare
+            slow[idx] = True  # non-geographic metadata is looked up differently; rare
             continue
         if main not in names:
             names.append(main)
-        meta[rows] = names.index(main)
+        meta[idx] = names.index(main)
 
     # 2. The national (trunk) prefix, then phonenumbers' length limits.
-    active = ~slow & (outcome == _OK)
-    for m in np.unique(meta[active]):
+    pieces = _Pieces()
+    for m, idx in _groups(meta, ~slow & (outcome == _OK)):
         p = plan(names[m])
-        rows = active & (meta == m)
-        nn = national.filter(pa.array(rows))
-        idx = np.flatnonzero(rows)
+        nn = national.take(pa.array(idx))
         short = _lengths(nn) < _MIN_NSN
         potential = _strip_national_prefix(nn, p)
         use = ~np.isin(_test_length(_lengths(potential), p), _KEEP_UNSTRIPPED)
@@ -365,14 +399,13 @@ def to_e164(values: pa.Array, regions: np.ndarray) -> tuple[pa.Array, np.ndarray
         final = _lengths(nn)
         outcome[idx[short | (final < _MIN_NSN)]] = _SHORT
         outcome[idx[~short & (final > _MAX_NSN)]] = _LONG
-        national = _put(national, rows, nn)
+        pieces.add(idx, nn)
+    national = pieces.apply(national)
 
     # 3. Validity, per calling code.
-    active = ~slow & (outcome == _OK)
-    for c in np.unique(code[active]):
-        rows = active & (code == c)
-        valid = _valid(national.filter(pa.array(rows)), int(c))
-        outcome[np.flatnonzero(rows)[~valid]] = _INVALID
+    for c, idx in _groups(code, ~slow & (outcome == _OK)):
+        valid = _valid(national.take(pa.array(idx)), int(c))
+        outcome[idx[~valid]] = _INVALID
 
     readable = ~slow & ((outcome == _OK) | (outcome == _INVALID))
     joined = pc.binary_join_element_wise(_PREFIXES.take(pa.array(code)), national, "")
