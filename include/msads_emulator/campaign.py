@@ -79,24 +79,70 @@ def dec(value: float | None) -> str | None:
     return format(Decimal(repr(float(value))).normalize(), "f")
 
 
-def _bad_enum(parameter: str, value: str, type_name: str) -> SoapFault:
-    """What WCF answers when an enum value cannot be read (e.g. the empty ``<CountType/>``)."""
+def _unreadable(parameter: str, value: str, type_name: str) -> SoapFault:
+    """What WCF answers when it cannot read a value (e.g. the empty ``<CountType/>``)."""
+    kind = "enum value" if "." in type_name else "value"
     message = (f"The formatter threw an exception while trying to deserialize the message: "
                f"There was an error while trying to deserialize parameter {CM_NS}:"
-               f"{parameter}. The InnerException message was 'Invalid enum value "
-               f"'{value}' cannot be deserialized into type 'Microsoft.AdCenter.Advertiser."
-               f"CampaignManagement.Api.DataContracts.V13.{type_name}'.'")
+               f"{parameter}. The InnerException message was 'Invalid {kind} "
+               f"'{value}' cannot be deserialized into type '{type_name}'.'")
     return SoapFault("deserialization", [ErrorItem(0, "DeserializationFailed", message)])
 
 
-def _enum(el_: ET.Element | None, name: str, allowed, type_name: str) -> str | None:
+_CONTRACTS = "Microsoft.AdCenter.Advertiser.CampaignManagement.Api.DataContracts.V13."
+GOAL_ENUMS = {
+    "AttributionModelType": ATTRIBUTION_MODELS,
+    "CountType": COUNT_TYPES,
+    "GoalCategory": tuple(OFFLINE_GOAL_CATEGORIES | {"Unknown", "None", "Download"}),
+    "Scope": SCOPES,
+    "Status": GOAL_STATUSES + ("Deleted",),
+    "TrackingStatus": ("TagUnverified", "NoRecentConversions", "RecordingConversions",
+                       "TagInactive", "InactiveDueToTagUnavailable"),
+}
+GOAL_ENUM_TYPES = {"AttributionModelType": "AttributionModelType",
+                   "CountType": "ConversionGoalCountType", "GoalCategory": "ConversionGoalCategory",
+                   "Scope": "EntityScope", "Status": "ConversionGoalStatus",
+                   "TrackingStatus": "ConversionGoalTrackingStatus"}
+GOAL_INTS = ("ConversionWindowInMinutes", "Id", "TagId", "ViewThroughConversionWindowInMinutes")
+GOAL_BOOLS = ("ExcludeFromBidding", "IsAutoGoal", "IsEnhancedConversionsEnabled",
+              "IsExternallyAttributed")
+
+
+def _readable_goal(g: ET.Element) -> None:
+    """WCF reads the whole message before any rule runs: a bad typed value faults the call."""
+    if is_nil(g):
+        return
+    for name, allowed in GOAL_ENUMS.items():
+        value = text(g, name)
+        if value is not None and value.strip() not in allowed:
+            raise _unreadable("ConversionGoals", value, _CONTRACTS + GOAL_ENUM_TYPES[name])
+    goal_type = text(g, "Type")
+    if goal_type is not None and any(t not in GOAL_TYPES for t in xs_list(goal_type) or [""]):
+        raise _unreadable("ConversionGoals", goal_type, _CONTRACTS + "ConversionGoalType")
+    for name in GOAL_INTS:
+        value = text(g, name)
+        if value is not None and not re.fullmatch(r"\s*[+-]?\d+\s*", value):
+            raise _unreadable("ConversionGoals", value, "System.Int64")
+    for name in GOAL_BOOLS:
+        value = text(g, name)
+        if value is not None and value.strip() not in ("true", "false", "1", "0"):
+            raise _unreadable("ConversionGoals", value, "System.Boolean")
+    revenue = child(g, "Revenue")
+    if revenue is not None and not is_nil(revenue):
+        rtype = text(revenue, "Type")
+        if rtype is not None and rtype.strip() not in REVENUE_TYPES:
+            raise _unreadable("ConversionGoals", rtype, _CONTRACTS + "ConversionGoalRevenueType")
+        value = text(revenue, "Value")
+        if value is not None:
+            try:
+                Decimal(value.strip())
+            except ArithmeticError:
+                raise _unreadable("ConversionGoals", value, "System.Decimal") from None
+
+
+def _enum(el_: ET.Element | None, name: str) -> str | None:
     value = text(el_, name)
-    if value is None:
-        return None
-    value = value.strip()
-    if value not in allowed:
-        raise _bad_enum("ConversionGoals", value, type_name)
-    return value
+    return None if value is None else value.strip()
 
 
 # -- GetConversionGoalsByIds ------------------------------------------------------------------
@@ -147,11 +193,12 @@ def get_conversion_goals_by_ids(call: Call) -> str:
         raise errors.operation(5329)
     for t in types:
         if t not in GOAL_TYPES:
-            raise _bad_enum("ConversionGoalTypes", t, "ConversionGoalType")
+            raise _unreadable("ConversionGoalTypes", t, _CONTRACTS + "ConversionGoalType")
     fields = set(xs_list(text(body, "ReturnAdditionalFields")))
     for f in fields:
         if f not in ADDITIONAL_FIELDS:
-            raise _bad_enum("ReturnAdditionalFields", f, "ConversionGoalAdditionalField")
+            raise _unreadable("ReturnAdditionalFields", f,
+                              _CONTRACTS + "ConversionGoalAdditionalField")
     ids_el = child(body, "ConversionGoalIds")
     ids: list[int | None] = []
     for item in children(ids_el, "long", ARRAYS_NS):
@@ -213,36 +260,23 @@ def _parse_goal(index: int, g: ET.Element, call: Call, names_in_batch: set[str]
     if call.store.goal_name_taken(call.customer_id, name):
         return _goal_error(index, 5317), None
     window_raw = text(g, "ConversionWindowInMinutes")
-    window = 43200
-    if window_raw not in (None, ""):
-        try:
-            window = int(window_raw)
-        except ValueError:
-            return _goal_error(index, 5337), None
-        if not 1 <= window <= MAX_WINDOW_MINUTES:
-            return _goal_error(index, 5337), None
-    count_type = _enum(g, "CountType", COUNT_TYPES, "ConversionGoalCountType") or "All"
-    scope = _enum(g, "Scope", SCOPES, "EntityScope") or "Account"
-    status = _enum(g, "Status", GOAL_STATUSES + ("Deleted",), "ConversionGoalStatus") or "Active"
-    attribution = _enum(g, "AttributionModelType", ATTRIBUTION_MODELS, "AttributionModelType")
-    category_raw = text(g, "GoalCategory")
-    if category_raw is not None and category_raw.strip() != "" and category_raw.strip() not in (
-            OFFLINE_GOAL_CATEGORIES | {"Unknown", "None", "Download"}):
-        raise _bad_enum("ConversionGoals", category_raw.strip(), "ConversionGoalCategory")
-    category = (category_raw or "").strip()
+    window = 43200 if window_raw is None else int(window_raw)
+    if not 1 <= window <= MAX_WINDOW_MINUTES:
+        return _goal_error(index, 5337), None
+    count_type = _enum(g, "CountType") or "All"
+    scope = _enum(g, "Scope") or "Account"
+    status = _enum(g, "Status") or "Active"
+    attribution = _enum(g, "AttributionModelType")
+    category = _enum(g, "GoalCategory") or ""
     if category not in OFFLINE_GOAL_CATEGORIES:
         return _goal_error(index, 5364), None
     revenue = child(g, "Revenue")
     revenue_type, revenue_value, currency = "NoValue", None, None
     if revenue is not None and not is_nil(revenue):
-        revenue_type = _enum(revenue, "Type", REVENUE_TYPES, "ConversionGoalRevenueType") \
-            or "NoValue"
+        revenue_type = _enum(revenue, "Type") or "NoValue"
         value_raw = text(revenue, "Value")
-        if value_raw not in (None, ""):
-            try:
-                value = Decimal(value_raw.strip())
-            except ArithmeticError:
-                return _goal_error(index, 5333), None
+        if value_raw is not None:
+            value = Decimal(value_raw.strip())
             if not value.is_finite() or value < 0 or value > MAX_GOAL_REVENUE:
                 return _goal_error(index, 5333), None
             revenue_value = float(value)
@@ -284,6 +318,8 @@ def add_conversion_goals(call: Call) -> str:
         raise errors.operation(5321)
     if len(items) > MAX_GOALS_PER_ADD:
         raise errors.operation(5322)
+    for g in items:
+        _readable_goal(g)
     names: set[str] = set()
     ids: list[int | None] = []
     batch: list[BatchError] = []
