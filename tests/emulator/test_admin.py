@@ -1,0 +1,120 @@
+"""The admin API, state that survives a restart, and ``msads emulator`` from a terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from include.msads_emulator import AdminClient, AdminError, Emulator
+from include.msads_emulator.testing import seed_tenant
+from tests.emulator.support import ago, batch_errors, conversion, upload
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def test_the_request_log_keeps_what_was_sent(emu, cm, tenant):
+    email = "b4c9a289323b21a01c3e940f150eb9b8c542587f1abfd8f0e1cc1ffc5e475514"
+    upload(cm, [conversion(tenant, ago(emu, hours=1), HashedEmailAddress=email)])
+    [req] = emu.admin.requests(service="campaign", operation="ApplyOfflineConversions")
+    assert email in req["body"] and "<PartialErrors" in req["response"]
+    assert req["headers"]["soapaction"] == '"ApplyOfflineConversions"'
+    assert req["headers"]["user-agent"].startswith("BingAdsSDKPython")
+    assert req["account_id"] == str(tenant.account_id) and req["status"] == 200
+    assert req["tracking_id"] == cm.get_response_header()["TrackingId"]
+    slim = emu.admin.requests(bodies=False, since_id=req["id"] - 1)
+    assert "body" not in slim[0]
+
+
+def test_clock_moves_and_resets(emu, tenant):
+    before = emu.admin.clock()
+    after = emu.admin.advance(86400)
+    assert after["offset_seconds"] == before["offset_seconds"] + 86400
+    assert emu.admin.set_clock(offset_seconds=0)["offset_seconds"] == 0
+    emu.admin.reset()
+    assert emu.admin.clock()["offset_seconds"] == 0 and emu.admin.goals() == []
+
+
+def test_admin_errors_say_what_to_fix(emu, tenant):
+    admin = emu.admin
+    with pytest.raises(AdminError, match="does not exist"):
+        admin.create_account(1)
+    with pytest.raises(AdminError, match="unique per customer") as caught:
+        admin.create_goal(tenant.goal_name, account_id=tenant.account_id)
+    assert caught.value.status == 409
+    with pytest.raises(AdminError, match="window_minutes"):
+        admin.create_goal("Huge", account_id=tenant.account_id, window_minutes=200000)
+    with pytest.raises(AdminError, match="status"):
+        admin.create_account(tenant.customer_id, status="Asleep")
+    with pytest.raises(AdminError, match="unknown setting"):
+        admin.update_settings(colour="blue")
+    with pytest.raises(AdminError) as caught:
+        admin.call("GET", "nothing-here")
+    assert caught.value.status == 404
+
+
+def test_accounts_change_status(emu, tenant):
+    changed = emu.admin.update_account(tenant.account_id, status="Paused")
+    assert changed["status"] == "Pause"
+
+
+def test_state_survives_a_restart(tmp_path, monkeypatch):
+    state = tmp_path / "emulator.sqlite"
+    with Emulator(str(state)) as first:
+        tenant = seed_tenant(first)
+        click = first.admin.issue_click(tenant.account_id, click_time={"ago": 7200})
+        first.admin.advance(60)
+        from include.msads_emulator.testing import campaign_client
+
+        cm = campaign_client(first, tenant)
+        assert batch_errors(upload(cm, [conversion(tenant, ago(first, hours=1),
+                                                   MicrosoftClickId=click)])) == []
+    with Emulator(str(state)) as second:
+        assert second.admin.clock()["offset_seconds"] == 60
+        assert [c["click_id"] for c in second.admin.conversions()] == [click]
+        assert [g["name"] for g in second.admin.goals()] == [tenant.goal_name]
+        token = second.store.access_token(tenant.access_token)
+        assert token["user_id"] == tenant.user_id
+
+
+def test_msads_emulator_listens_within_two_seconds_and_serves_the_flow(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(PROJECT), "MSADS_HOME": str(tmp_path)}
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "include.msads_capi.cli", "emulator", "--port", "0",
+         "--state", str(tmp_path / "state.sqlite"), "--seed"],
+        cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = {}
+        for line in proc.stdout:
+            if line.startswith("listening"):
+                break
+            key, _, value = line.partition(" ")
+            lines[key if key != "seed" else "seed"] = value.strip()
+        elapsed = time.monotonic() - started
+        assert elapsed < 2.0, f"listening after {elapsed:.2f}s"
+        admin_url = next(v.split()[-1] for k, v in lines.items() if k == "admin")
+        seeded = json.loads(lines["seed"])
+        admin = AdminClient(admin_url)
+        health = admin.health()
+        assert health["ok"] and Path(health["ca_file"]).is_file()
+        assert health["authority"].startswith("https://127.0.0.1:")
+        assert [g["id"] for g in admin.goals()] == [seeded["goal_id"]]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert proc.returncode == 0
+
+
+def test_a_port_in_use_is_a_clear_error(emu, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(PROJECT), "MSADS_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "include.msads_capi.cli", "emulator", "--port", str(emu.port)],
+        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert "cannot listen on 127.0.0.1" in done.stderr and "--port" in done.stderr
