@@ -9,6 +9,7 @@ cloned from a migrated template, so tests never see each other's rows.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import uuid
@@ -44,17 +45,19 @@ def _with_database(url: str, dbname: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory) -> str:
+def pg_server_url() -> str:
     """An admin URL of the PostgreSQL server the tests use."""
     if _SERVER_URL:
         yield _SERVER_URL
         return
-    home = tmp_path_factory.mktemp("embedded")
+    # Not under pytest's basetemp: another pytest session on the machine would rotate it away.
+    home = Path(tempfile.mkdtemp(prefix="msads-test-home-"))
     os.environ["MSADS_HOME"] = str(home)
     embedded = EmbeddedWarehouse(home / "warehouse")
     url = embedded.start()
     yield url
     embedded.stop()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

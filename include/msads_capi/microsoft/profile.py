@@ -6,8 +6,8 @@ Connection shape (Airflow JSON form, ``conn_type`` ``msads``)::
      "login": "<OAuth client id>", "password": "<client secret>",
      "extra": {"developer_token": "...", "tenant": "common",
                "environment": "production" | "sandbox" | "http://127.0.0.1:8765",
-               "authority_host": "https://127.0.0.1:8766",   # only for the emulator
                "ca_file": "/path/ca.pem",                     # only for the emulator
+               "authority_host": "https://...",               # rarely: another sign-in host
                "refresh_token": "<first refresh token>",      # or use `msads auth login`
                "redirect_uri": "http://localhost:8400/"}}
 """
@@ -49,9 +49,17 @@ class Profile:
         return "sandbox" if self.environment == "sandbox" else "production"
 
     @property
+    def sign_in_host(self) -> str:
+        """Microsoft's sign-in host; for the emulator, its own URL over https."""
+        if self.authority_host:
+            return self.authority_host.rstrip("/")
+        if self.is_emulator:
+            return "https://" + self.environment.split("://", 1)[1].rstrip("/")
+        return PRODUCTION_AUTHORITY_HOST
+
+    @property
     def authority(self) -> str:
-        host = (self.authority_host or PRODUCTION_AUTHORITY_HOST).rstrip("/")
-        return f"{host}/{self.tenant}"
+        return f"{self.sign_in_host}/{self.tenant}"
 
     @property
     def scopes(self) -> list[str]:

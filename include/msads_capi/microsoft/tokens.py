@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from include.msads_capi import crypto
 from include.msads_capi.microsoft.faults import AccountAuthError, TransientError
-from include.msads_capi.microsoft.profile import Profile
+from include.msads_capi.microsoft.profile import PRODUCTION_AUTHORITY_HOST, Profile
 from include.msads_capi.warehouse import Warehouse, transaction
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def msal_app(profile: Profile):
         session.trust_env = False
         session.verify = profile.ca_file
     kwargs = {"authority": profile.authority, "http_client": session}
-    if profile.authority_host:
+    if profile.sign_in_host != PRODUCTION_AUTHORITY_HOST:
         kwargs["instance_discovery"] = False  # not Microsoft's cloud: don't ask it about hosts
     if profile.client_secret:
         return msal.ConfidentialClientApplication(profile.client_id,

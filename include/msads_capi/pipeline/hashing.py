@@ -1,0 +1,114 @@
+"""Stage 3, hash: normalise and SHA-256 email and phone, then the checks that follow identity.
+
+For each planned conversion the event's raw email and phone are read here, in the warehouse's
+process, hashed in pandas (:mod:`include.msads_capi.identity`) and only the digests are written
+to the outbox. Then, in the troubleshooting order: no usable click id, email or phone →
+``no_identifier``; the checks the plan stage prepared → ``goal_too_new`` (deferred until the
+goal is 2 hours old), ``outside_window``, ``future_time``, ``invalid_value``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pandas as pd
+
+from include.msads_capi.identity import describe, hash_identities
+from include.msads_capi.pipeline.config import PipelineConfig
+from include.msads_capi.pipeline.store import delete_keys, update
+from include.msads_capi.settings import events_table
+from include.msads_capi.warehouse import Warehouse, transaction
+
+log = logging.getLogger(__name__)
+
+_CHUNK = """
+SELECT o.event_id, o.account_id, o.goal_id, o.click_id, o.preflight_reason,
+       o.preflight_detail, o.defer_until, e.email, e.phone, s.phone_region
+FROM msads.outbox o
+JOIN msads.results r USING (event_id, account_id, goal_id)
+LEFT JOIN {events} e ON e.event_id = o.event_id
+LEFT JOIN msads.spaces s ON s.space_id = r.space_id
+WHERE o.run_id = %(run)s AND NOT o.hashed AND (o.event_id, o.account_id, o.goal_id) >
+      (%(e)s, %(a)s, %(g)s)
+ORDER BY o.event_id, o.account_id, o.goal_id
+LIMIT %(n)s
+"""
+
+
+@dataclass
+class HashSummary:
+    outcomes: Counter = field(default_factory=Counter)
+    coverage: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict:
+        return {"outcomes": dict(self.outcomes), "coverage": dict(self.coverage)}
+
+
+def _why_absent(row) -> str:
+    parts = []
+    for name in ("email", "phone"):
+        reason = getattr(row, f"{name}_reason")
+        parts.append(f"{name}: {describe(reason) if isinstance(reason, str) else 'missing'}")
+    return "no click id; " + "; ".join(parts)
+
+
+def hash_stage(warehouse: Warehouse, run_id: str, now: datetime,
+               config: PipelineConfig) -> HashSummary:
+    summary = HashSummary()
+    last = ("", 0, 0)
+    query = _CHUNK.format(events=events_table())
+    while True:
+        with transaction(warehouse) as conn:
+            cur = conn.execute(query, {"run": run_id, "e": last[0], "a": last[1], "g": last[2],
+                                       "n": config.chunk_size})
+            cols = [d.name for d in cur.description]
+            frame = pd.DataFrame(cur.fetchall(), columns=cols)
+            if frame.empty:
+                break
+            tail = frame.iloc[-1]
+            last = (str(tail.event_id), int(tail.account_id), int(tail.goal_id))
+            people = frame.drop_duplicates("event_id")[["event_id", "email", "phone",
+                                                        "phone_region", "click_id"]]
+            result = hash_identities(people.reset_index(drop=True), email="email", phone="phone",
+                                     region="phone_region", click_id="click_id")
+            summary.coverage.update(result.coverage)
+            hashed = pd.concat([people[["event_id"]].reset_index(drop=True),
+                                result.frame.reset_index(drop=True)], axis=1)
+            frame = frame.drop(columns=["email", "phone"]).merge(hashed, on="event_id")
+            del people, result, hashed
+            has_id = (frame["click_id"].notna() | frame["email_sha256"].notna()
+                      | frame["phone_sha256"].notna())
+            ready, decided, drop = [], [], []
+            for row, ok in zip(frame.itertuples(index=False), has_id, strict=True):
+                key = (row.event_id, int(row.account_id), int(row.goal_id))
+                if not ok:
+                    decided.append(key + ("skipped", "no_identifier", _why_absent(row), None,
+                                          now))
+                elif isinstance(row.preflight_reason, str):
+                    if row.preflight_reason == "goal_too_new":
+                        decided.append(key + ("deferred", "goal_too_new", row.preflight_detail,
+                                              row.defer_until, None))
+                    else:
+                        decided.append(key + ("skipped", row.preflight_reason,
+                                              row.preflight_detail, None, now))
+                else:
+                    ready.append(key + (_str(row.email_sha256), _str(row.phone_sha256), True))
+                    continue
+                drop.append(key)
+            update(conn, "msads.outbox", ("event_id", "account_id", "goal_id", "email_sha256",
+                                          "phone_sha256", "hashed"), ready)
+            update(conn, "msads.results", ("event_id", "account_id", "goal_id", "status",
+                                           "reason", "detail", "next_attempt_at", "decided_at"),
+                   decided, touch_updated_at=True)
+            delete_keys(conn, "msads.outbox", drop)
+            summary.outcomes.update(d[4] for d in decided)
+            summary.outcomes["ready"] += len(ready)
+    log.info("hashed: %s; identifier coverage %s", dict(summary.outcomes), dict(summary.coverage))
+    return summary
+
+
+def _str(value) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,0 +1,236 @@
+"""Stage 4, upload: one account's ready conversions to Microsoft, at most 1,000 per call.
+
+Before each call the rows are stamped as sent (a re-run after a crash knows they may be a
+resend; Microsoft ignores duplicates of click id, time and goal). After it, each row gets its
+outcome from Microsoft's batch errors by ``Index``: accepted → ``uploaded`` with the TrackingId;
+rejected → ``rejected:<ErrorCode>``; 5615 → deferred (``goal_too_new``); 5612 → retried. A call
+that fails as a whole leaves its rows pending with a next attempt (exponential backoff) until
+24 hours of failures make them ``failed``. A sign-in failure stops the account for this run and
+marks it ``auth_failed``; other accounts are untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from include.msads_capi.goals import set_account_status
+from include.msads_capi.microsoft.client import MAX_CONVERSIONS_PER_CALL, AdsClient, UploadResult
+from include.msads_capi.microsoft.faults import (
+    AccountAuthError,
+    AccountNotFoundError,
+    MicrosoftError,
+    TransientError,
+)
+from include.msads_capi.pipeline.config import PipelineConfig
+from include.msads_capi.pipeline.store import delete_keys, update
+from include.msads_capi.warehouse import Warehouse, transaction
+
+log = logging.getLogger(__name__)
+
+RESULT_UPDATE = ("event_id", "account_id", "goal_id", "status", "reason", "detail", "ms_code",
+                 "ms_error_code", "ms_message", "tracking_id", "next_attempt_at", "decided_at",
+                 "sent_click_id", "sent_email", "sent_phone")
+_BATCH = """
+SELECT o.event_id, o.account_id, o.goal_id, o.customer_id, o.conversion_name, o.conversion_time,
+       o.conversion_value, o.currency_code, o.click_id, o.email_sha256, o.phone_sha256,
+       r.attempts, r.first_seen_at
+FROM msads.outbox o JOIN msads.results r USING (event_id, account_id, goal_id)
+WHERE o.account_id = %(a)s AND o.run_id = %(run)s AND o.hashed
+ORDER BY o.event_id, o.goal_id
+LIMIT %(n)s
+FOR UPDATE OF o SKIP LOCKED
+"""
+
+
+@dataclass
+class UploadSummary:
+    account_id: int
+    outcomes: Counter = field(default_factory=Counter)
+    calls: int = 0
+    tracking_ids: list[str] = field(default_factory=list)
+    stopped: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"account_id": self.account_id, "outcomes": dict(self.outcomes),
+                "calls": self.calls, "tracking_ids": self.tracking_ids[-5:],
+                "stopped": self.stopped}
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def conversion(row: tuple) -> dict:
+    """The OfflineConversion fields for one outbox row (None fields are left out)."""
+    (_e, _a, _g, _c, name, when, value, currency, click, email, phone, _n, _f) = row
+    return {"ConversionName": name, "ConversionTime": _iso(when),
+            "ConversionValue": float(value) if value is not None else None,
+            "ConversionCurrencyCode": currency if value is not None else None,
+            "MicrosoftClickId": click, "HashedEmailAddress": email, "HashedPhoneNumber": phone}
+
+
+def _flags(row: tuple) -> tuple[bool, bool, bool]:
+    return row[8] is not None, row[9] is not None, row[10] is not None
+
+
+class Uploader:
+    """Uploads one account's outbox for one run."""
+
+    def __init__(self, warehouse: Warehouse, client: AdsClient, account_id: int, run_id: str,
+                 config: PipelineConfig, clock: Callable[[], datetime]) -> None:
+        self.warehouse, self.client = warehouse, client
+        self.account_id, self.run_id = account_id, run_id
+        self.config, self.clock = config, clock
+        self.summary = UploadSummary(account_id)
+
+    def run(self) -> UploadSummary:
+        started = time.monotonic()
+        while True:
+            if time.monotonic() - started > self.config.upload_budget_seconds:
+                self._release("the run's upload time budget was spent")
+                break
+            rows = self._take_batch()
+            if not rows:
+                break
+            try:
+                result = self.client.upload(self.account_id, rows[0][3],
+                                            [conversion(r) for r in rows])
+            except AccountAuthError as exc:
+                self._account_down(rows, "auth_failed", exc)
+                raise
+            except AccountNotFoundError as exc:
+                self._account_down(rows, "not_found", exc)
+                break
+            except TransientError as exc:
+                self._retry_later(rows, exc)
+                self.summary.stopped = f"Microsoft failed: {exc}"
+                break
+            except MicrosoftError as exc:
+                self._reject_all(rows, exc)
+                continue
+            self.summary.calls += 1
+            self._record(rows, result)
+        return self.summary
+
+    def _take_batch(self) -> list[tuple]:
+        with transaction(self.warehouse) as conn:
+            rows = conn.execute(_BATCH, {"a": self.account_id, "run": self.run_id,
+                                         "n": MAX_CONVERSIONS_PER_CALL}).fetchall()
+            if rows:
+                keys = [r[:3] for r in rows]
+                conn.execute(
+                    "UPDATE msads.outbox o SET sent_at = %s FROM unnest(%s::text[], %s::bigint[], "
+                    "%s::bigint[]) AS k(e, a, g) WHERE o.event_id = k.e AND o.account_id = k.a "
+                    "AND o.goal_id = k.g", (self.clock(), *map(list, zip(*keys, strict=True))))
+                conn.execute(
+                    "UPDATE msads.results r SET attempts = attempts + 1 FROM unnest(%s::text[], "
+                    "%s::bigint[], %s::bigint[]) AS k(e, a, g) WHERE r.event_id = k.e "
+                    "AND r.account_id = k.a AND r.goal_id = k.g",
+                    tuple(map(list, zip(*keys, strict=True))))
+        return rows
+
+    def _write(self, decided: list[tuple]) -> None:
+        with transaction(self.warehouse) as conn:
+            update(conn, "msads.results", RESULT_UPDATE, decided, touch_updated_at=True)
+            delete_keys(conn, "msads.outbox", [d[:3] for d in decided])
+        self.summary.outcomes.update(d[4] for d in decided)
+
+    def _record(self, rows: list[tuple], result: UploadResult) -> None:
+        now, decided = self.clock(), []
+        if result.tracking_id:
+            self.summary.tracking_ids.append(result.tracking_id)
+        for row, out in zip(rows, result.outcomes, strict=True):
+            key, flags = row[:3], _flags(row)
+            if out.accepted:
+                decided.append(key + ("uploaded", "uploaded", None, None, None, None,
+                                      result.tracking_id, None, now) + flags)
+            elif out.code == 5615:
+                decided.append(key + ("deferred", "goal_too_new", out.message, out.code,
+                                      out.error_code, out.message, result.tracking_id,
+                                      now + self.config.goal_min_age, None) + flags)
+            elif out.transient:
+                decided.append(self._retry_row(row, now, out.code, out.error_code, out.message,
+                                               result.tracking_id))
+            else:
+                decided.append(key + ("rejected", f"rejected:{out.error_code or out.code}",
+                                      None, out.code, out.error_code, out.message,
+                                      result.tracking_id, None, now) + flags)
+        self._write(decided)
+
+    def _retry_row(self, row: tuple, now: datetime, code, error_code, message,
+                   tracking) -> tuple:
+        attempts, first_seen = row[11] + 1, row[12]
+        if first_seen + self.config.give_up_after <= now:
+            return row[:3] + ("failed", "failed", f"gave up after {attempts} attempt(s)", code,
+                              error_code, message, tracking, None, now) + _flags(row)
+        next_at = now + self.config.retry_delay(attempts)
+        return row[:3] + ("pending", "retry", f"attempt {attempts} failed; next at "
+                          f"{next_at:%H:%M:%S} UTC", code, error_code, message, tracking,
+                          next_at, None) + _flags(row)
+
+    def _retry_later(self, rows: list[tuple], exc: MicrosoftError) -> None:
+        now, first = self.clock(), exc.first
+        self._write([self._retry_row(r, now, first.code if first else None,
+                                     first.error_code if first else None, str(exc),
+                                     exc.tracking_id) for r in rows])
+
+    def _reject_all(self, rows: list[tuple], exc: MicrosoftError) -> None:
+        now, first = self.clock(), exc.first
+        code = first.code if first else None
+        error = first.error_code if first else "RequestError"
+        self._write([r[:3] + ("rejected", f"rejected:{error}", None, code, error, str(exc),
+                              exc.tracking_id, None, now) + _flags(r) for r in rows])
+
+    def _account_down(self, rows: list[tuple], status: str, exc: MicrosoftError) -> None:
+        now = self.clock()
+        with transaction(self.warehouse) as conn:
+            set_account_status(conn, self.account_id, status, str(exc))
+        self._write([r[:3] + ("deferred", "account_inactive", f"account {self.account_id} is "
+                              f"{status}: {exc}", None, None, None, None,
+                              now + self.config.hold_recheck, None) + _flags(r) for r in rows])
+        self._release(f"account {self.account_id} is {status}")
+        self.summary.stopped = f"account {status}: {exc}"
+
+    def _release(self, why: str) -> None:
+        """Hand what is left to the next run (it re-plans and re-hashes those rows)."""
+        now = self.clock()
+        with transaction(self.warehouse) as conn:
+            n = conn.execute(
+                "UPDATE msads.results r SET next_attempt_at = %s, updated_at = now() "
+                "FROM msads.outbox o WHERE o.account_id = %s AND o.run_id = %s "
+                "AND r.event_id = o.event_id AND r.account_id = o.account_id "
+                "AND r.goal_id = o.goal_id AND r.status = 'pending'",
+                (now, self.account_id, self.run_id)).rowcount
+        if n:
+            log.info("account %s: %d conversion(s) left for the next run (%s)", self.account_id,
+                     n, why)
+            self.summary.outcomes["left_for_next_run"] += n
+
+
+def upload_account(warehouse: Warehouse, client: AdsClient, account_id: int, run_id: str,
+                   config: PipelineConfig,
+                   clock: Callable[[], datetime] | None = None) -> UploadSummary:
+    clock = clock or (lambda: datetime.now(UTC))
+    summary = Uploader(warehouse, client, account_id, run_id, config, clock).run()
+    log.info("account %s: %s", account_id, summary.as_dict())
+    return summary
+
+
+def accounts_with_work(warehouse: Warehouse, run_id: str) -> list[dict]:
+    """Accounts with hashed conversions waiting in this run's outbox, for the mapped upload."""
+    with transaction(warehouse) as conn:
+        rows = conn.execute(
+            "SELECT o.account_id, a.name, a.space_id, a.conn_id, count(*) FROM msads.outbox o "
+            "JOIN msads.accounts a USING (account_id) WHERE o.run_id = %s AND o.hashed "
+            "GROUP BY 1, 2, 3, 4 ORDER BY 1", (run_id,)).fetchall()
+    return [{"account_id": a, "conn_id": conn_id, "conversions": n,
+             "label": f"{a} {name or ''} ({space}, {n} conversions)".replace("  ", " ")}
+            for a, name, space, conn_id, n in rows]
+
+
+__all__ = ["UploadSummary", "accounts_with_work", "upload_account"]
