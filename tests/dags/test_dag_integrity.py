@@ -1,0 +1,28 @@
+"""Every DAG imports cleanly, reads as documented, and is safe to run every minute."""
+
+from __future__ import annotations
+
+import pytest
+
+EXPECTED = {
+    "msads_refresh_goals": ["list_linked_accounts", "refresh_account_goals", "summarize_refresh"],
+}
+
+
+def test_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+
+
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED))
+def test_dag_shape(dagbag, dag_id):
+    dag = dagbag.dags[dag_id]
+    assert set(EXPECTED[dag_id]) <= set(dag.task_ids)
+    assert dag.catchup is False and dag.max_active_runs == 1
+    assert dag.doc_md and "re-run" in dag.doc_md.lower()
+    assert "msads" in dag.tags
+
+
+def test_api_tasks_use_the_pool_and_are_named_by_account(dagbag):
+    task = dagbag.dags["msads_refresh_goals"].get_task("refresh_account_goals")
+    assert task.pool == "msads_api"
+    assert "label" in task.map_index_template
