@@ -77,7 +77,7 @@ CREATE TABLE IF NOT EXISTS rejections (
     id INTEGER PRIMARY KEY, request_id INTEGER, operation TEXT, item_index INTEGER,
     code INTEGER, error_code TEXT, message TEXT, item TEXT, received_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS requests (
-    id INTEGER PRIMARY KEY, received_at REAL NOT NULL, real_time REAL NOT NULL,
+    id INTEGER PRIMARY KEY AUTOINCREMENT, received_at REAL NOT NULL, real_time REAL NOT NULL,
     service TEXT NOT NULL, operation TEXT, method TEXT NOT NULL, path TEXT NOT NULL,
     headers TEXT NOT NULL, body TEXT, status INTEGER, response TEXT, account_id TEXT,
     customer_id TEXT, tracking_id TEXT, outcome TEXT);
@@ -231,7 +231,8 @@ class Store:
     # -- reset -----------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget everything except the tenant id."""
+        """Forget everything except the tenant id (request ids keep counting up, so a slow
+        request that finishes after a reset never overwrites a newer request's log entry)."""
         with self.lock:
             tables = [r[0] for r in self.db.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' "

@@ -227,3 +227,13 @@ def test_factory_objects_and_naive_utc_datetimes_work_too(emu, cm, tenant, click
     oc.MicrosoftClickId = click
     arr.OfflineConversion.append(oc)
     assert batch_errors(cm.ApplyOfflineConversions(OfflineConversions=arr)) == []
+
+
+def test_a_goal_just_added_through_the_api_refuses_conversions_for_two_hours(emu, cm, tenant,
+                                                                             click):
+    from tests.emulator.test_goals import add, offline_goal
+
+    add(cm, offline_goal(cm, Name="Brand new"))
+    row = conversion(tenant, ago(emu, minutes=30), ConversionName="Brand new",
+                     MicrosoftClickId=click)
+    assert batch_errors(upload(cm, [row])) == [(0, 5615, "OfflineConversionNotAcceptedForGoal")]
