@@ -32,6 +32,15 @@ for p in (PROJECT, PROJECT / "dags"):
 
 from include.msads_capi import migrations  # noqa: E402
 from include.msads_capi.warehouse import EmbeddedWarehouse, Warehouse  # noqa: E402
+from tests.fixtures_microsoft import (  # noqa: E402,F401 - fixtures for every test directory
+    client,
+    emu,
+    make_client,
+    msads_conn,
+    profile,
+    sleeper,
+    tenant,
+)
 
 _SERVER_URL = os.environ.get("MSADS_WAREHOUSE_URL", "").strip()
 _TEMPLATE = f"msads_tmpl_{os.getpid()}"

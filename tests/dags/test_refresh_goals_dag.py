@@ -8,19 +8,11 @@ import logging
 import psycopg
 import pytest
 
-from include.msads_emulator import Emulator
 from include.msads_emulator.testing import seed_tenant
 from tests.dags.conftest import task_states
 from tests.microsoft.conftest import connection
 
 pytestmark = pytest.mark.airflow
-
-
-@pytest.fixture(scope="module")
-def emu():
-    logging.getLogger("suds").setLevel(logging.CRITICAL)
-    with Emulator() as emulator:
-        yield emulator
 
 
 def test_refresh_goals_dag_fetches_goals_and_logs_no_secret(run_dag, warehouse, emu, msads,

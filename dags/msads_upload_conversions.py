@@ -1,0 +1,91 @@
+"""
+### msads_upload_conversions
+
+Every minute, sends new rows of `conversion_events` to Microsoft Advertising as offline
+conversions and records **one outcome per event and mapped goal** in `msads.results`
+(`SELECT * FROM msads.event_outcomes WHERE event_id = '...'`, or `msads why EVENT_ID`).
+
+**Flow:** `claim_new_events` (new rows after the cursor, late-committed rows in the overlap
+window, and due retries) → `plan_conversions` (CAPI switch, mapping, goal, account, send rule)
+→ `hash_identifiers` (normalise and SHA-256 email and phone; no identifier, goal too new,
+outside window, future time, invalid value) → `upload_conversions` (one mapped task per
+account, ≤1,000 conversions per call, pool `msads_api`) → `record_and_summarise` (counts per
+outcome and account, identifier coverage, pending work; no personal data).
+
+**Re-running is safe.** Clear any task or the whole run at any time: every stage reads its work
+from the ledger, never decides an event twice, and resends only what has no recorded outcome
+(Microsoft ignores duplicates of click id, time and goal). Transient Microsoft trouble is not
+an outcome: rows wait with a next attempt and are retried with backoff for 24 hours. A sign-in
+failure fails only that account's task, with the fix (`msads auth login --conn-id ...`).
+
+Settings: `MSADS_CHUNK_SIZE` (default 5,000 events), `MSADS_RUN_BUDGET_SECONDS` (per account,
+default 45).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import dag, task
+
+DEFAULT_ARGS = {
+    "owner": "data-engineering",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=20),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=5),
+}
+
+
+@dag(
+    dag_id="msads_upload_conversions",
+    schedule="* * * * *",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    dagrun_timeout=timedelta(minutes=15),
+    tags=["msads", "microsoft-ads"],
+    doc_md=__doc__,
+)
+def msads_upload_conversions():
+    @task
+    def claim_new_events(run_id=None) -> dict:
+        from include.msads_capi.runtime import upload_tasks
+
+        return upload_tasks.claim_new_events(run_id)
+
+    @task
+    def plan_conversions(claimed: dict, run_id=None) -> dict:
+        from include.msads_capi.runtime import upload_tasks
+
+        return upload_tasks.plan_conversions(run_id)
+
+    @task
+    def hash_identifiers(planned: dict, run_id=None) -> dict:
+        from include.msads_capi.runtime import upload_tasks
+
+        return upload_tasks.hash_identifiers(run_id)
+
+    @task
+    def accounts_to_upload(hashed: dict) -> list[dict]:
+        return hashed["accounts"]
+
+    @task(pool="msads_api", map_index_template="{{ account['label'] }}")
+    def upload_conversions(account: dict, run_id=None) -> dict:
+        from include.msads_capi.runtime import upload_tasks
+
+        return upload_tasks.upload_for_account(account, run_id)
+
+    @task(trigger_rule="all_done")
+    def record_and_summarise(hashed: dict, uploads: list[dict], run_id=None) -> dict:
+        from include.msads_capi.runtime import upload_tasks
+
+        return upload_tasks.record_and_summarise(run_id, hashed)
+
+    hashed = hash_identifiers(plan_conversions(claim_new_events()))
+    uploads = upload_conversions.expand(account=accounts_to_upload(hashed))
+    record_and_summarise(hashed, uploads)
+
+
+msads_upload_conversions()

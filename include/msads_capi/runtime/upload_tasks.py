@@ -1,0 +1,66 @@
+"""The tasks of ``msads_upload_conversions`` as plain functions the DAG file calls."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from include.msads_capi import configuration as cfg
+from include.msads_capi import migrations
+from include.msads_capi.microsoft.faults import AccountAuthError
+from include.msads_capi.pipeline import config as pipeline_config
+from include.msads_capi.pipeline.claim import claim
+from include.msads_capi.pipeline.hashing import hash_stage
+from include.msads_capi.pipeline.plan import plan
+from include.msads_capi.pipeline.summary import summarize
+from include.msads_capi.pipeline.upload import accounts_with_work, upload_account
+from include.msads_capi.runtime.common import fail_without_retry, task_warehouse
+from include.msads_capi.warehouse import transaction
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    # Microsoft's rules (90 days, 2 hours, future times) are about the moment of upload, so the
+    # checks use the clock; which events a run takes comes from the ledger, not from time.
+    return datetime.now(UTC)
+
+
+def _config():
+    return pipeline_config.from_env()
+
+
+def claim_new_events(run_id: str) -> dict:
+    warehouse = task_warehouse()
+    migrations.require_current(warehouse)
+    return claim(warehouse, run_id, _now(), _config()).as_dict()
+
+
+def plan_conversions(run_id: str) -> dict:
+    return dict(plan(task_warehouse(), run_id, _now(), _config()))
+
+
+def hash_identifiers(run_id: str) -> dict:
+    warehouse = task_warehouse()
+    summary = hash_stage(warehouse, run_id, _now(), _config())
+    return {**summary.as_dict(), "accounts": accounts_with_work(warehouse, run_id)}
+
+
+def upload_for_account(account: dict, run_id: str) -> dict:
+    from include.msads_capi.hooks.msads import MicrosoftAdsHook
+
+    warehouse = task_warehouse()
+    with transaction(warehouse) as conn:
+        linked = cfg.get_account(conn, account["account_id"])
+    hook = MicrosoftAdsHook(linked.conn_id)
+    try:
+        return upload_account(warehouse, hook.client, linked.account_id, run_id,
+                              _config()).as_dict()
+    except AccountAuthError as exc:
+        raise fail_without_retry(f"account {linked.account_id} is now auth_failed and its "
+                                 f"conversions are held: {exc}") from exc
+
+
+def record_and_summarise(run_id: str, hashed: dict | None) -> dict:
+    coverage = (hashed or {}).get("coverage") or {}
+    return summarize(task_warehouse(), run_id, coverage=coverage)
