@@ -143,6 +143,9 @@ def hashing_only(emails: list, phones: list) -> tuple[list[str], list[str]]:
             [sha256(v.encode("utf-8")).hexdigest() for v in phones if v is not None])
 
 
+REPEATS = 3  # best of three for the fast paths; the per-row path runs once (it takes ~25 s)
+
+
 def _timed(fn, *args):
     gc.collect()
     start = time.perf_counter()
@@ -199,9 +202,14 @@ def main() -> None:
     hashing_only(emails[warm], phones[warm])
     per_row(emails[warm], phones[warm], regions[warm])
 
-    result, t_vec = _timed(vectorised, frame)
+    # The machine is shared: run the two fast paths alternately and keep the best of each.
+    t_vec = t_hash = float("inf")
+    for _ in range(REPEATS):
+        result, elapsed = _timed(vectorised, frame)
+        t_vec = min(t_vec, elapsed)
+        _, elapsed = _timed(hashing_only, emails, phones)
+        t_hash = min(t_hash, elapsed)
     rss_vec = _peak_rss_mib()
-    _, t_hash = _timed(hashing_only, emails, phones)
     rows_out, t_row = _timed(per_row, emails, phones, regions)
     rss_all = _peak_rss_mib()
 
@@ -214,9 +222,11 @@ def main() -> None:
     rate_vec, rate_row, rate_hash = n / t_vec, n / t_row, n / t_hash
     print(f"coverage: {result.coverage}")
     print(f"phone digests equal to the per-row implementation's: {agree:.4%}")
-    print(f"vectorised (hash_identities):            {t_vec:8.2f} s  {rate_vec:12,.0f} rows/s")
-    print(f"per-row (strip/lower, phonenumbers, sha): {t_row:8.2f} s  {rate_row:12,.0f} rows/s")
-    print(f"hashing only, no normalisation (ceiling): {t_hash:8.2f} s  {rate_hash:12,.0f} rows/s")
+    print(f"vectorised (hash_identities), best of {REPEATS}:  {t_vec:7.2f} s "
+          f"{rate_vec:11,.0f} rows/s")
+    print(f"per-row (strip/lower, phonenumbers, sha):  {t_row:7.2f} s {rate_row:11,.0f} rows/s")
+    print(f"hashing only (ceiling), best of {REPEATS}:       {t_hash:7.2f} s "
+          f"{rate_hash:11,.0f} rows/s")
     print(f"vectorised / ceiling: {rate_vec / rate_hash:.2f}")
     print(f"peak memory: vectorised call {vec_mib:,.0f} MiB (Python + Arrow); process peak RSS "
           f"{rss_vec:,.0f} MiB after vectorised, {rss_all:,.0f} MiB after all")

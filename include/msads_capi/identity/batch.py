@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 from dataclasses import dataclass, field
 
@@ -143,7 +144,7 @@ def sha256_hex_many(values: pa.Array) -> pa.Array:
     data = values.cast(pa.binary()).to_pylist()
     sha256 = hashlib.sha256
     # One join and one hex() for the whole batch instead of a Python string per digest.
-    hexes = b"".join([sha256(v).digest() for v in data]).hex().encode("ascii")
+    hexes = binascii.hexlify(b"".join([sha256(v).digest() for v in data]))
     large = 64 * n >= 2**31
     offsets = np.arange(0, 64 * (n + 1), 64, dtype=np.int64 if large else np.int32)
     kind = pa.LargeStringArray if large else pa.StringArray

@@ -130,7 +130,8 @@ def _groups(keys: np.ndarray, rows: np.ndarray):
     idx = np.flatnonzero(rows)
     if not len(idx):
         return
-    order = np.argsort(keys[idx], kind="stable")
+    # Keys are small (region indexes, calling codes): int16 makes numpy's stable sort a radix sort.
+    order = np.argsort(keys[idx].astype(np.int16), kind="stable")
     idx = idx[order]
     for part in np.split(idx, np.flatnonzero(np.diff(keys[idx])) + 1):
         yield keys[part[0]], part
@@ -310,7 +311,11 @@ def to_e164(values: pa.Array, regions: np.ndarray) -> tuple[pa.Array, np.ndarray
     """
     n = len(values)
     full_length = _lengths(values)
-    values = pc.replace_substring_regex(values, _EXTENSION, "", max_replacements=1)
+    # Only values with an x can carry an extension; the regex runs on those alone.
+    with_x = _bools(pc.or_(pc.match_substring(values, "x"), pc.match_substring(values, "X")))
+    if with_x.any():
+        values = _put(values, with_x, pc.replace_substring_regex(
+            values.filter(pa.array(with_x)), _EXTENSION, "", max_replacements=1))
     region_of, names = pd.factorize(pd.array(np.asarray(regions, dtype=object), dtype=object))
     names = list(names)
     digits = digits_only(values)
