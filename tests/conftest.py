@@ -41,6 +41,7 @@ from tests.fixtures_microsoft import (  # noqa: E402,F401 - fixtures for every t
     sleeper,
     tenant,
 )
+from tests.fixtures_pipeline import shop  # noqa: E402,F401
 
 _SERVER_URL = os.environ.get("MSADS_WAREHOUSE_URL", "").strip()
 _TEMPLATE = f"msads_tmpl_{os.getpid()}"

@@ -16,7 +16,7 @@ from include.msads_capi.cli.common import Context, fail
 from include.msads_capi.errors import MsadsError
 
 # Command modules, in the order `msads --help` lists them.
-COMMAND_MODULES = ("db", "config", "microsoft", "emulator", "hash")
+COMMAND_MODULES = ("db", "config", "microsoft", "pipeline", "hash", "emulator")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from include.msads_capi import configuration as cfg
 from include.msads_capi.microsoft.client import AdsClient
 from include.msads_capi.microsoft.faults import AccountAuthError
-from include.msads_capi.pipeline.claim import claim
+from include.msads_capi.pipeline.claim import ClaimResult, claim
 from include.msads_capi.pipeline.config import PipelineConfig
 from include.msads_capi.pipeline.hashing import hash_stage
 from include.msads_capi.pipeline.plan import plan
@@ -26,10 +26,14 @@ def utcnow() -> datetime:
 
 def run_once(warehouse: Warehouse, client_for: Callable[[cfg.Account], AdsClient], run_id: str,
              config: PipelineConfig | None = None,
-             clock: Callable[[], datetime] = utcnow) -> dict:
-    """claim → plan → hash → upload per account → summarise; returns the run summary."""
+             clock: Callable[[], datetime] = utcnow, *, claim_work: bool = True) -> dict:
+    """claim → plan → hash → upload per account → summarise; returns the run summary.
+
+    ``claim_work=False`` skips the claim stage: the run works only on rows already claimed for
+    it (a replay reopens its rows itself).
+    """
     config = config or PipelineConfig()
-    claimed = claim(warehouse, run_id, clock(), config)
+    claimed = claim(warehouse, run_id, clock(), config) if claim_work else ClaimResult()
     plan(warehouse, run_id, clock(), config)
     hashed = hash_stage(warehouse, run_id, clock(), config)
     uploads = []

@@ -64,3 +64,27 @@ def upload_for_account(account: dict, run_id: str) -> dict:
 def record_and_summarise(run_id: str, hashed: dict | None) -> dict:
     coverage = (hashed or {}).get("coverage") or {}
     return summarize(task_warehouse(), run_id, coverage=coverage)
+
+
+def reopen_for_replay(params: dict, run_id: str) -> dict:
+    """The replay DAG's first task: reopen the selected rows, or report them (dry run)."""
+    from include.msads_capi.errors import MsadsError
+    from include.msads_capi.pipeline.replay import ReplayRequest, reopen
+
+    def when(value):
+        if not value:
+            return None
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+    try:
+        req = ReplayRequest(space=params.get("space") or None,
+                            event_names=list(params.get("event_names") or []),
+                            start=when(params.get("start")), end=when(params.get("end")),
+                            outcomes=list(params.get("outcomes") or []),
+                            dry_run=bool(params.get("dry_run", True)))
+        report = reopen(task_warehouse(), req, run_id, _now())
+    except (MsadsError, ValueError) as exc:
+        raise fail_without_retry(f"replay parameters: {exc}") from exc
+    log.info("replay %s: %s", "dry run" if req.dry_run else "reopened", report)
+    return report

@@ -1,0 +1,104 @@
+"""
+### msads_replay
+
+Manual. **After a mapping or an account has been fixed**, sends again the events that were not
+sent, under today's configuration. It never sends an `uploaded` conversion again, and leaves
+an event's already-uploaded goals alone when its other goals are replayed.
+
+**Params** (Trigger DAG w/ config):
+- `space`: only this Space (empty: all);
+- `event_names`: only these event names (empty: all);
+- `start`, `end`: event_time range, ISO 8601 with time zone (empty: unbounded);
+- `outcomes`: which outcomes to resend, e.g. `not_mapped`, `goal_missing`,
+  `account_inactive`, `failed`, `capi_off`, `rejected` (every `rejected:*`);
+- `dry_run` (default **true**): only report how many events would be planned again, and how
+  many of them now have an enabled mapping with CAPI on. Run it, read the report in
+  `reopen_selected`'s log or XCom, then trigger again with `dry_run` off.
+
+Then the same stages as `msads_upload_conversions`: plan → hash → upload per account → record.
+Re-running is safe: a cleared task only finishes what its run reopened.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, dag, task
+
+OUTCOMES = ["not_mapped", "goal_missing", "account_inactive", "failed", "capi_off",
+            "not_attributed", "no_identifier", "invalid_value", "outside_window", "future_time",
+            "event_deleted", "rejected"]
+
+
+@dag(
+    dag_id="msads_replay",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "data-engineering", "retries": 1,
+                  "retry_delay": timedelta(seconds=30)},
+    tags=["msads", "microsoft-ads", "replay"],
+    doc_md=__doc__,
+    params={
+        "space": Param(None, type=["null", "string"], description="Space id, or empty"),
+        "event_names": Param([], type="array", items={"type": "string"},
+                             description="event names, or empty for all"),
+        "start": Param(None, type=["null", "string"], format="date-time",
+                       description="event_time from (inclusive)"),
+        "end": Param(None, type=["null", "string"], format="date-time",
+                     description="event_time until (exclusive)"),
+        "outcomes": Param(["not_mapped", "goal_missing", "account_inactive", "failed"],
+                          type="array", items={"type": "string", "enum": OUTCOMES},
+                          description="outcomes to resend (never uploaded)"),
+        "dry_run": Param(True, type="boolean", description="only report what would be sent"),
+    },
+)
+def msads_replay():
+    @task
+    def reopen_selected(params=None, run_id=None) -> dict:
+        from include.msads_capi.runtime import upload_tasks
+
+        return upload_tasks.reopen_for_replay(dict(params), run_id)
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def resend_requested(report: dict) -> bool:
+        return not report["dry_run"] and report["events"] > 0
+
+    @task
+    def plan_conversions(run_id=None) -> dict:
+        from include.msads_capi.runtime import upload_tasks
+
+        return upload_tasks.plan_conversions(run_id)
+
+    @task
+    def hash_identifiers(planned: dict, run_id=None) -> dict:
+        from include.msads_capi.runtime import upload_tasks
+
+        return upload_tasks.hash_identifiers(run_id)
+
+    @task
+    def accounts_to_upload(hashed: dict) -> list[dict]:
+        return hashed["accounts"]
+
+    @task(pool="msads_api", map_index_template="{{ account['label'] }}")
+    def upload_conversions(account: dict, run_id=None) -> dict:
+        from include.msads_capi.runtime import upload_tasks
+
+        return upload_tasks.upload_for_account(account, run_id)
+
+    @task(trigger_rule="none_failed")
+    def record_and_summarise(report: dict, run_id=None) -> dict:
+        from include.msads_capi.runtime import upload_tasks
+
+        return {**upload_tasks.record_and_summarise(run_id, None), "replay": report}
+
+    report = reopen_selected()
+    planned = plan_conversions()
+    resend_requested(report) >> planned
+    hashed = hash_identifiers(planned)
+    uploads = upload_conversions.expand(account=accounts_to_upload(hashed))
+    uploads >> record_and_summarise(report)
+
+
+msads_replay()

@@ -1,0 +1,116 @@
+"""``msads why``, ``msads run`` and ``msads replay``: the pipeline from a terminal."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from include.msads_capi.cli.common import info, print_json
+from include.msads_capi.errors import MsadsError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("why", help="why an event was (or was not) sent: the troubleshooting "
+                                   "checklist answered from the data")
+    p.add_argument("event_id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_why)
+
+    p = sub.add_parser("run", help="run the upload pipeline once now (what the DAG does every "
+                                   "minute)")
+    p.add_argument("--chunk-size", type=int, help="events per chunk (default 5000)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_run)
+
+    p = sub.add_parser("replay", help="send again events that were not sent (never an uploaded "
+                                      "one); dry run unless --go")
+    p.add_argument("--space")
+    p.add_argument("--event", action="append", default=[], help="event name (repeatable)")
+    p.add_argument("--start", help="event_time from (ISO 8601, with time zone)")
+    p.add_argument("--end", help="event_time until (exclusive)")
+    p.add_argument("--outcome", action="append", default=[],
+                   help="outcome to resend (repeatable; default not_mapped, goal_missing, "
+                        "account_inactive, failed)")
+    p.add_argument("--go", action="store_true", help="really resend (default: dry run)")
+    p.set_defaults(handler=_replay)
+
+
+def _why(args, ctx) -> int:
+    from include.msads_capi.explain import explain, render
+
+    with ctx.transaction() as conn:
+        x = explain(conn, args.event_id)
+    if args.json:
+        print_json(x.as_dict())
+    else:
+        print(render(x))
+    return 0
+
+
+def _client_for(ctx):
+    clients = {}
+
+    def client_for(account):
+        if account.conn_id not in clients:
+            clients[account.conn_id] = ctx.client(account.conn_id)
+        return clients[account.conn_id]
+
+    return client_for
+
+
+def _stages(ctx, run_id: str, config, *, claim_work: bool = True) -> dict:
+    from include.msads_capi.pipeline.run import run_once
+
+    return run_once(ctx.warehouse, _client_for(ctx), run_id, config, claim_work=claim_work)
+
+
+def _run(args, ctx) -> int:
+    from include.msads_capi import migrations
+    from include.msads_capi.pipeline.config import from_env
+
+    migrations.require_current(ctx.warehouse)
+    run_id = f"cli__{datetime.now(UTC):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
+    summary = _stages(ctx, run_id, from_env(chunk_size=args.chunk_size))
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"run {run_id}: " + ", ".join(f"{k} {v}" for k, v in summary["outcomes"].items())
+              if summary["outcomes"] else f"run {run_id}: nothing new")
+        info(f"pending {summary['pending']}, deferred {summary['deferred']}")
+    return 0
+
+
+def _parse_time(value: str | None, what: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise MsadsError(f"{what} {value!r} is not an ISO 8601 time, e.g. "
+                         "2026-11-01T00:00:00Z") from exc
+    if parsed.tzinfo is None:
+        raise MsadsError(f"{what} {value!r} has no time zone; add Z or +01:00")
+    return parsed
+
+
+def _replay(args, ctx) -> int:
+    from include.msads_capi import migrations
+    from include.msads_capi.pipeline.config import from_env
+    from include.msads_capi.pipeline.replay import DEFAULT_OUTCOMES, ReplayRequest, reopen
+
+    migrations.require_current(ctx.warehouse)
+    req = ReplayRequest(space=args.space, event_names=args.event,
+                        start=_parse_time(args.start, "--start"),
+                        end=_parse_time(args.end, "--end"),
+                        outcomes=args.outcome or list(DEFAULT_OUTCOMES), dry_run=not args.go)
+    run_id = f"replay__{datetime.now(UTC):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
+    report = reopen(ctx.warehouse, req, run_id, datetime.now(UTC))
+    if req.dry_run:
+        print(f"dry run: {report['events']} event(s) would be planned again "
+              f"({report['rows_by_outcome']}); {report['mapped_now']} of them now have an "
+              "enabled mapping with CAPI on. Add --go to resend.")
+        return 0
+    summary = _stages(ctx, run_id, from_env(), claim_work=False)
+    print(f"replayed {report['events']} event(s): " + ", ".join(
+        f"{k} {v}" for k, v in summary["outcomes"].items()))
+    return 0

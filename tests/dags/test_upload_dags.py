@@ -1,0 +1,44 @@
+"""msads_upload_conversions and msads_replay end to end with dag.test()."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.dags.conftest import task_states
+
+pytestmark = pytest.mark.airflow
+
+
+def test_upload_dag_sends_and_records_with_tasks_named_by_account(run_dag, shop):
+    s = shop
+    sent = [s.event() for _ in range(3)]
+    unmapped = s.event("Signup")
+    dag_run = run_dag("msads_upload_conversions")
+    states = task_states(dag_run)
+    assert dag_run.state == "success", states
+    assert states[("upload_conversions", 0)] == "success"
+    assert all(s.reason(e) == ["uploaded"] for e in sent)
+    assert s.reason(unmapped) == ["not_mapped"]
+    assert len(s.emu.admin.conversions()) == 3
+    ti = [t for t in dag_run.get_task_instances() if t.task_id == "upload_conversions"][0]
+    assert str(s.tenant.account_id) in (ti.rendered_map_index or "")
+    # a second run finds nothing new and decides nothing again
+    again = run_dag("msads_upload_conversions")
+    assert again.state == "success"
+    assert len(s.emu.admin.conversions()) == 3 and len(s.outcomes()) == 4
+
+
+def test_replay_dag_dry_run_then_resend(run_dag, shop, msads):
+    s = shop
+    signup = s.event("Signup")
+    run_dag("msads_upload_conversions")
+    assert s.reason(signup) == ["not_mapped"]
+    msads("map", "add", "--account", str(s.tenant.account_id), "--goal", str(s.purchase_goal),
+          "--event", "Signup")
+    dry = run_dag("msads_replay", run_conf={"event_names": ["Signup"], "dry_run": True})
+    assert dry.state == "success" and s.reason(signup) == ["not_mapped"]
+    assert task_states(dry)[("plan_conversions", -1)] == "skipped"
+    real = run_dag("msads_replay", run_conf={"event_names": ["Signup"], "dry_run": False,
+                                             "outcomes": ["not_mapped"]})
+    assert real.state == "success", task_states(real)
+    assert s.reason(signup) == ["uploaded"]
