@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from include.msads_capi.goals import set_account_status
 from include.msads_capi.microsoft.client import MAX_CONVERSIONS_PER_CALL, AdsClient, UploadResult
@@ -108,6 +108,8 @@ class Uploader:
                 break
             except TransientError as exc:
                 self._retry_later(rows, exc)
+                # the rest waits as long as the failed batch, not for the run's lease to pass
+                self._release("Microsoft failed", delay=self.config.retry_delay(1))
                 self.summary.stopped = f"Microsoft failed: {exc}"
                 break
             except MicrosoftError as exc:
@@ -196,9 +198,9 @@ class Uploader:
         self._release(f"account {self.account_id} is {status}")
         self.summary.stopped = f"account {status}: {exc}"
 
-    def _release(self, why: str) -> None:
+    def _release(self, why: str, delay: timedelta = timedelta(0)) -> None:
         """Hand what is left to the next run (it re-plans and re-hashes those rows)."""
-        now = self.clock()
+        now = self.clock() + delay
         with transaction(self.warehouse) as conn:
             n = conn.execute(
                 "UPDATE msads.results r SET next_attempt_at = %s, updated_at = now() "
