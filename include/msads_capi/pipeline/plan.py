@@ -231,6 +231,11 @@ class Planner:
                                 f"{created:%Y-%m-%d %H:%M} UTC; Microsoft accepts conversions "
                                 f"from {ready_at:%H:%M} UTC", ready_at))
         event_time = pd.Timestamp(row.event_time).to_pydatetime()
+        if event_time.tzinfo is None:
+            # A custom events table with `timestamp` columns: the zone is never guessed.
+            return (None, None, "future_time", f"event_time {event_time:%Y-%m-%d %H:%M} has no "
+                    "time zone (the column is timestamp, not timestamptz); write timestamptz",
+                    None)
         window = timedelta(minutes=int(row.window_minutes)) if not pd.isna(
             row.window_minutes) else cfg.max_age
         limit = min(window, cfg.max_age)
