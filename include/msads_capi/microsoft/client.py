@@ -89,6 +89,17 @@ class _TokenAuthentication:
         headers["AuthenticationToken"] = self.token
 
 
+def _quiet_suds() -> None:
+    """Keep suds at WARNING or above, even when the worker logs at DEBUG.
+
+    At DEBUG suds logs every SOAP envelope: the access token, the developer token and the
+    hashed email and phone of every conversion would land in task logs.
+    """
+    logger = logging.getLogger("suds")
+    if logger.getEffectiveLevel() < logging.WARNING:
+        logger.setLevel(logging.WARNING)
+
+
 def _text(value) -> str | None:
     return None if value is None or str(value) == "" else str(value)
 
@@ -118,6 +129,7 @@ class AdsClient:
         if key not in clients:
             from bingads import AuthorizationData, ServiceClient
 
+            _quiet_suds()
             auth = _TokenAuthentication()
             data = AuthorizationData(account_id=account_id, customer_id=customer_id,
                                      developer_token=self.profile.developer_token,
