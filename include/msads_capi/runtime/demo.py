@@ -1,0 +1,289 @@
+"""``make demo``: the whole job end to end on embedded defaults, in about a minute.
+
+1. the embedded PostgreSQL warehouse (migrated) and the Microsoft Advertising emulator;
+2. a demo customer with two ad accounts and offline goals in the emulator, a Microsoft profile
+   connection (``msads_demo``), Spaces, linked accounts and goal mappings in the warehouse;
+3. a few thousand realistic events, with every problem of the troubleshooting list among them;
+4. ``airflow dags test msads_refresh_goals`` and ``airflow dags test msads_upload_conversions``;
+5. the outcome table beside what the emulator received, then ``msads why`` for one event of
+   each kind.
+
+The demo has a database of its own (``msads_demo``) in the embedded PostgreSQL, so it never
+touches your configuration; re-running it starts that database afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from include.msads_capi import migrations, warehouse
+from include.msads_capi.paths import PROJECT_ROOT, local_dir
+
+CONN_ID = "msads_demo"
+DEMO_DB = "msads_demo"
+EVENTS = 3000
+SEED = 20261129
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _emulator():
+    import logging
+
+    from include.msads_emulator import Emulator
+
+    logging.getLogger("suds").setLevel(logging.CRITICAL)
+    state = local_dir() / "emulator" / "demo.sqlite"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    if state.exists():
+        state.unlink()  # a fresh Microsoft for every demo
+    return Emulator(str(state), ca_file=local_dir() / "emulator" / "demo-ca.pem").start()
+
+
+def _microsoft(emu) -> dict:
+    """A demo customer in the emulator: two accounts, goals of every kind, clicks."""
+    admin = emu.admin
+    t = admin.seed(customer_name="Contoso Outdoor (demo)", account_name="Contoso US",
+                   goal_name="Offline purchase", user_name="marketing@contoso.example")
+    now = datetime.fromisoformat(admin.clock()["now"].replace("Z", "+00:00"))
+    eu = admin.create_account(t["customer_id"], "Contoso EU", currency="EUR")
+    lead = admin.create_goal("Qualified lead", account_id=t["account_id"],
+                             created_at=(now - timedelta(days=10)).isoformat())
+    fresh = admin.create_goal("Subscription renewal", account_id=t["account_id"],
+                              created_at=(now - timedelta(minutes=30)).isoformat())
+    doomed = admin.create_goal("Refund (old)", account_id=t["account_id"],
+                               created_at=(now - timedelta(days=10)).isoformat())
+    eu_goal = admin.create_goal("EU purchase", account_id=eu["id"],
+                                created_at=(now - timedelta(days=10)).isoformat())
+    clicks = admin.issue_clicks(t["account_id"], 2000,
+                                click_time=(now - timedelta(days=4)).isoformat())
+    late_clicks = admin.issue_clicks(t["account_id"], 100,
+                                     click_time=(now - timedelta(minutes=30)).isoformat())
+    admin.update_account(eu["id"], status="Paused")  # paused in Microsoft Advertising
+    return {**t, "eu_account_id": eu["id"], "lead_goal": lead["id"], "fresh_goal": fresh["id"],
+            "doomed_goal": doomed["id"], "eu_goal": eu_goal["id"], "clicks": clicks,
+            "late_clicks": late_clicks, "now": now,
+            "fresh_created_at": now - timedelta(minutes=30)}
+
+
+def _connection(emu, t: dict) -> str:
+    return json.dumps({"conn_type": "msads", "login": t["client_id"],
+                       "password": t["client_secret"],
+                       "extra": {"developer_token": t["developer_token"],
+                                 "environment": emu.base_url, "ca_file": emu.ca_file,
+                                 "refresh_token": t["refresh_token"]}})
+
+
+def _msads(*args: str, env: dict) -> str:
+    proc = subprocess.run([sys.executable, "-m", "include.msads_capi.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        raise SystemExit(f"msads {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def _fresh_database(admin_url: str) -> None:
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    url = urlunsplit(urlsplit(admin_url)._replace(path="/postgres"))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DEMO_DB}" WITH (FORCE)')
+
+
+def _configure(t: dict, env: dict, wh: warehouse.Warehouse) -> None:
+    a, eu = str(t["account_id"]), str(t["eu_account_id"])
+    _msads("space", "add", "demo-us", "--name", "Contoso US shop", "--currency", "USD",
+           "--region", "US", env=env)
+    _msads("space", "add", "demo-eu", "--name", "Contoso EU shop", "--currency", "EUR",
+           "--region", "DE", env=env)
+    _msads("space", "add", "demo-uk", "--name", "Contoso UK (not live yet)", "--currency",
+           "GBP", "--region", "GB", env=env)
+    _msads("account", "link", a, "--space", "demo-us", "--conn-id", CONN_ID, env=env)
+    _msads("account", "link", eu, "--space", "demo-eu", "--conn-id", CONN_ID, env=env)
+    with warehouse.transaction(wh) as conn:  # we made this goal: we know when (2-hour rule)
+        conn.execute("INSERT INTO msads.goals (account_id, goal_id, name, created_at) VALUES "
+                     "(%s, %s, 'Subscription renewal', %s) ON CONFLICT DO NOTHING",
+                     (t["account_id"], t["fresh_goal"], t["fresh_created_at"]))
+    for goal, event, rule in ((t["goal_id"], "Purchase", "all"),
+                              (t["lead_goal"], "Lead", "attributed_only"),
+                              (t["fresh_goal"], "Renewal", "all"),
+                              (t["doomed_goal"], "Refund", "all")):
+        _msads("map", "add", "--account", a, "--goal", str(goal), "--event", event, "--rule",
+               rule, env=env)
+    _msads("map", "add", "--account", eu, "--goal", str(t["eu_goal"]), "--event", "Purchase",
+           env=env)
+    _msads("capi", "on", "--space", "demo-us", env=env)
+    _msads("capi", "on", "--space", "demo-eu", env=env)  # demo-uk stays off
+
+
+def _events(t: dict) -> list[tuple]:
+    """Realistic events; the mix includes every problem of the troubleshooting list."""
+    rnd = random.Random(SEED)
+    now, clicks, late_clicks = t["now"], list(t["clicks"]), list(t["late_clicks"])
+    rows = []
+    first = ["ana", "ben", "chloe", "dev", "emma", "farid", "gina", "hugo", "ines", "jun"]
+    for i in range(EVENTS):
+        kind = rnd.choices(
+            ["click", "email", "phone", "lead_ms", "lead_google", "signup", "eu", "uk", "none",
+             "renewal", "refund", "old", "future", "negative", "bad_click", "before_click"],
+            weights=[40, 14, 8, 6, 5, 5, 4, 3, 4, 3, 3, 2, 2, 2, 2, 1])[0]
+        when = now - timedelta(minutes=rnd.randint(5, 3 * 24 * 60))
+        name, space, value = "Purchase", "demo-us", round(rnd.uniform(5, 400), 2)
+        click = email = phone = None
+        platform = rnd.choice(["microsoft", "microsoft", "google", None])
+        person = f"{rnd.choice(first)}.{rnd.randint(1, 900)}"
+        if kind == "click":
+            click = clicks.pop() if clicks else None
+            email = f"  {person.title()}@Example.com " if rnd.random() < 0.5 else None
+        elif kind == "email":
+            email = f"{person}@example.com"
+        elif kind == "phone":
+            phone = f"({rnd.randint(201, 989)}) 555-{rnd.randint(1000, 9999)}"
+        elif kind in ("lead_ms", "lead_google"):
+            name, value = "Lead", None
+            platform = "Microsoft" if kind == "lead_ms" else "google"
+            email = f"{person}@example.org"
+        elif kind == "signup":
+            name, email = "Signup", f"{person}@example.net"
+        elif kind == "eu":
+            space, email, value = "demo-eu", f"{person}@example.de", round(rnd.uniform(5, 90), 2)
+        elif kind == "uk":
+            space, email = "demo-uk", f"{person}@example.co.uk"
+        elif kind == "none":
+            email, phone = "not an email", "12"
+        elif kind == "renewal":
+            name, email = "Renewal", f"{person}@example.com"
+        elif kind == "refund":
+            name, email = "Refund", f"{person}@example.com"
+        elif kind == "old":
+            when, email = now - timedelta(days=rnd.randint(91, 200)), f"{person}@example.com"
+        elif kind == "future":
+            when, email = now + timedelta(hours=rnd.randint(2, 48)), f"{person}@example.com"
+        elif kind == "negative":
+            value, email = -round(rnd.uniform(1, 50), 2), f"{person}@example.com"
+        elif kind == "bad_click":
+            click = f"{rnd.getrandbits(128):032x}"  # never issued by Microsoft
+        elif kind == "before_click":  # the clock of the shop's system runs behind
+            click, when = late_clicks.pop() if late_clicks else None, now - timedelta(hours=2)
+        rows.append((f"demo-{i:05d}", space, name, when, value, None, click, email, phone,
+                     platform))
+    return rows
+
+
+def _insert(wh: warehouse.Warehouse, rows: list[tuple]) -> None:
+    with warehouse.transaction(wh) as conn, conn.cursor().copy(
+            "COPY conversion_events (event_id, space_id, event_name, event_time, value, "
+            "currency_code, msclkid, email, phone, attributed_platform) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _airflow(env: dict, *args: str) -> float:
+    started = time.monotonic()
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    proc = subprocess.run([airflow, *args], env=env, capture_output=True, text=True,
+                          timeout=600)
+    log = local_dir() / "demo-airflow" / f"{args[-1]}.log"
+    log.write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise SystemExit(f"airflow {' '.join(args)} failed; see {log}")
+    return time.monotonic() - started
+
+
+def _report(wh: warehouse.Warehouse, emu, t: dict) -> None:
+    from include.msads_capi.explain import explain, render
+
+    with warehouse.transaction(wh) as conn:
+        rows = conn.execute(
+            "SELECT reason, status, count(*) FROM msads.results WHERE event_id LIKE 'demo-%' "
+            "GROUP BY 1, 2 ORDER BY 3 DESC").fetchall()
+        uploaded = conn.execute("SELECT count(*) FROM msads.results WHERE event_id LIKE "
+                                "'demo-%' AND status = 'uploaded'").fetchone()[0]
+        examples = dict(conn.execute(
+            "SELECT DISTINCT ON (reason) reason, event_id FROM msads.results WHERE event_id "
+            "LIKE 'demo-%' ORDER BY reason, event_id").fetchall())
+    accepted = emu.admin.conversions()
+    rejected = Counter(f"{r['code']} {r['error_code']}" for r in emu.admin.rejections())
+    say("\nOutcomes recorded in msads.results (one per event and mapped goal):")
+    say(f"  {'outcome':<58} {'status':<9} {'count':>6}")
+    for reason, status, n in rows:
+        say(f"  {reason:<58} {status:<9} {n:>6}")
+    say("\nWhat the Microsoft Advertising emulator received:")
+    say(f"  accepted conversions: {len(accepted)}   (ledger says uploaded: {uploaded})")
+    say(f"  duplicates ignored:   {len(emu.admin.duplicates())}")
+    for code, n in rejected.most_common():
+        say(f"  rejected {code}: {n}")
+    say("  " + ("the ledger and Microsoft agree" if len(accepted) == uploaded
+                else "MISMATCH between the ledger and Microsoft"))
+    say("\nmsads why, for one event of each kind:")
+    with warehouse.transaction(wh) as conn:
+        for reason in sorted(examples):
+            say("\n$ msads why " + examples[reason])
+            say(render(explain(conn, examples[reason])))
+    if len(accepted) != uploaded:
+        raise SystemExit(1)
+
+
+def main() -> int:
+    started = time.monotonic()
+    os.environ.pop("AIRFLOW_CONN_WAREHOUSE_DEFAULT", None)
+    embedded = warehouse.EmbeddedWarehouse()
+    admin_url = embedded.start()
+    _fresh_database(admin_url)
+    demo_url = embedded.start(DEMO_DB)
+    os.environ["MSADS_WAREHOUSE_URL"] = demo_url  # every command and task below uses it
+    wh = warehouse.Warehouse(demo_url, f"embedded PostgreSQL in {embedded.data_dir.name}, "
+                                       f"database {DEMO_DB}")
+    say(wh.describe())
+    for m in migrations.migrate(wh):
+        say(f"  applied migration {m.version:04d}_{m.name}")
+    emu = _emulator()
+    try:
+        say(f"Microsoft Advertising emulator: {emu.base_url} (sign-in {emu.authority})")
+        t = _microsoft(emu)
+        env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT),
+                   **{f"AIRFLOW_CONN_{CONN_ID.upper()}": _connection(emu, t)})
+        _configure(t, env, wh)
+        say(f"Demo customer {t['customer_id']}: account {t['account_id']} (Space demo-us) and "
+            f"{t['eu_account_id']} (Space demo-eu, paused in Microsoft); Space demo-uk has CAPI "
+            "off; 5 offline goals, one deleted in Microsoft after it was mapped")
+        rows = _events(t)
+        _insert(wh, rows)
+        say(f"Wrote {len(rows)} events to conversion_events")
+        # On Microsoft's side a goal is deleted after it was mapped (the refresh will notice).
+        emu.store.execute("DELETE FROM goals WHERE id = ?", (t["doomed_goal"],))
+
+        from include.msads_capi.runtime.run_airflow import airflow_env, prepare
+
+        home = local_dir() / "demo-airflow"
+        af_env = airflow_env(home)
+        af_env.update({k: v for k, v in env.items() if k.startswith("AIRFLOW_CONN_")})
+        say("Preparing Airflow (metadata database, pool msads_api) ...")
+        prepare(af_env)
+        took = _airflow(af_env, "dags", "test", "msads_refresh_goals")
+        say(f"airflow dags test msads_refresh_goals: done in {took:.1f} s")
+        took = _airflow(af_env, "dags", "test", "msads_upload_conversions")
+        say(f"airflow dags test msads_upload_conversions: done in {took:.1f} s")
+        _report(wh, emu, t)
+    finally:
+        emu.stop()
+    say(f"\nDemo finished in {time.monotonic() - started:.0f} s. Its data is in database "
+        f"{DEMO_DB}; explore it with:\n  MSADS_WAREHOUSE_URL='{demo_url}' .venv/bin/msads why "
+        "demo-00001")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
