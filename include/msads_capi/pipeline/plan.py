@@ -90,31 +90,32 @@ class Planner:
         holders = ledger[ledger.goal_id == 0].merge(events, on="event_id", how="left",
                                                     suffixes=("", "_e"))
         pairs = []
-        maps = self.mappings.groupby(["space_id", "event_name"])
+        # plain dicts: a pandas lookup per event (.loc, get_group) cost ~0.3 ms each
+        capi_on = dict(zip(self.spaces.index, self.spaces.capi_enabled.astype(bool),
+                           strict=True))
+        maps = {key: list(zip(group.account_id, group.goal_id, strict=True))
+                for key, group in self.mappings.groupby(["space_id", "event_name"])}
         for row in holders.itertuples(index=False):
             key = (row.event_id, 0, 0)
             if pd.isna(row.event_time):
                 finals.append(self._final(row, 0, 0, "event_deleted", None))
                 continue
-            space = self.spaces.loc[row.space_id] if row.space_id in self.spaces.index else None
-            if space is None:
+            if row.space_id not in capi_on:
                 finals.append(self._final(row, 0, 0, "not_mapped",
                                           f"Space {row.space_id!r} is not configured; add it "
                                           "with msads space add"))
                 continue
-            if not space.capi_enabled:
+            if not capi_on[row.space_id]:
                 finals.append(self._final(row, 0, 0, "capi_off",
                                           f"Microsoft CAPI was off for Space {row.space_id}"))
                 continue
-            try:
-                candidates = maps.get_group((row.space_id, row.event_name))
-            except KeyError:
+            candidates = maps.get((row.space_id, row.event_name))
+            if candidates is None:
                 finals.append(self._final(row, 0, 0, "not_mapped",
                                           f"no enabled mapping sends {row.event_name!r} in "
                                           f"Space {row.space_id}"))
                 continue
-            fresh = [(a, g) for a, g in zip(candidates.account_id, candidates.goal_id,
-                                            strict=True) if (row.event_id, a, g) not in decided]
+            fresh = [(a, g) for a, g in candidates if (row.event_id, a, g) not in decided]
             drop.append(key)
             for a, g in fresh:
                 pairs.append({"event_id": row.event_id, "account_id": a, "goal_id": g,

@@ -1,0 +1,404 @@
+"""Drain backlogs through the real pipeline and compare the rate with the SDK's own ceiling.
+
+    python bench/pipeline.py                       # 100,000 and 1,000,000 events
+    python bench/pipeline.py --sizes 20000         # a quick run
+    python bench/pipeline.py --profile 100000      # cProfile one backlog, print the top calls
+
+Each backlog gets a fresh throw-away database (embedded PostgreSQL in a temporary folder, or a
+new database on the server ``MSADS_WAREHOUSE_URL`` names) and a fresh emulator tenant; it is
+loaded with generate_series (half click ids the emulator issued, the rest emails, a fifth with
+phones as well, in mixed case and whitespace; every event can be uploaded) and drained by
+``run_once`` in a loop, in its own process so that peak RSS is per backlog. The SDK ceiling is
+1,000-item ``ApplyOfflineConversions`` calls built and sent through the bingads SDK to the same
+emulator, and nothing else. The emulator runs in a process of its own. The last line printed
+is ``fraction of SDK ceiling: <x>`` (the largest backlog's rate over the ceiling).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CEILING_CALLS = 30
+ITEMS = 1000
+EMULATOR = """
+import json, sys
+from include.msads_emulator import Emulator
+emu = Emulator().start()
+print(json.dumps({"admin_url": emu.admin_url, "base_url": emu.base_url,
+                  "campaign_url": emu.campaign_url, "ca_file": emu.ca_file}), flush=True)
+sys.stdin.read()
+emu.stop()
+"""
+
+
+# ---------------------------------------------------------------------------- the parent
+
+
+def _quiet(fn, *args):
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return fn(*args)
+
+
+def _with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+class Bench:
+    def __init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="msads-bench-"))
+        self.embedded = None
+        server = os.environ.get("MSADS_WAREHOUSE_URL", "").strip()
+        if not server:
+            from include.msads_capi.warehouse import EmbeddedWarehouse
+
+            os.environ["MSADS_HOME"] = str(self.tmp)
+            self.embedded = EmbeddedWarehouse(self.tmp / "warehouse")
+            server = self.embedded.start()
+        self.server = server
+        self.databases: list[str] = []
+        self.emu_proc = subprocess.Popen([sys.executable, "-c", EMULATOR], cwd=ROOT,
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        self.emu = json.loads(self.emu_proc.stdout.readline())
+        from include.msads_emulator.client import AdminClient
+
+        self.admin = AdminClient(self.emu["admin_url"], timeout=600)
+
+    def close(self) -> None:
+        import psycopg
+
+        self.emu_proc.stdin.close()
+        self.emu_proc.wait(30)
+        for name in self.databases:
+            with psycopg.connect(self.server, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if self.embedded:
+            self.embedded.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def tenant(self) -> dict:
+        self.admin.reset()
+        return self.admin.seed()
+
+    def connection(self, tenant: dict) -> dict:
+        return {"conn_type": "msads", "login": tenant["client_id"],
+                "password": tenant["client_secret"],
+                "extra": {"developer_token": tenant["developer_token"],
+                          "environment": self.emu["base_url"], "ca_file": self.emu["ca_file"],
+                          "refresh_token": tenant["refresh_token"]}}
+
+    def prepare(self, size: int) -> dict:
+        """A fresh database and tenant with ``size`` events waiting; returns the child's env."""
+        import psycopg
+
+        from include.msads_capi import configuration as cfg
+        from include.msads_capi import migrations
+        from include.msads_capi.cli import main as msads
+        from include.msads_capi.microsoft.client import AdsClient
+        from include.msads_capi.microsoft.profile import profile_from_connection
+        from include.msads_capi.microsoft.tokens import TokenProvider, TokenStore
+        from include.msads_capi.refresh import refresh_account
+        from include.msads_capi.warehouse import Warehouse, transaction
+
+        name = f"msads_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(self.server, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        self.databases.append(name)
+        url = _with_database(self.server, name)
+        warehouse = Warehouse(url, "bench")
+        migrations.migrate(warehouse)
+        tenant = self.tenant()
+        conn_json = self.connection(tenant)
+        os.environ["MSADS_WAREHOUSE_URL"] = url
+        os.environ["AIRFLOW_CONN_MSADS_DEFAULT"] = json.dumps(conn_json)
+        account, customer = str(tenant["account_id"]), str(tenant["customer_id"])
+        for args in (["space", "add", "shop", "--currency", "USD", "--region", "US"],
+                     ["account", "link", account, "--customer", customer, "--space", "shop"]):
+            assert _quiet(msads, args) == 0, args
+        profile = profile_from_connection("msads_default", conn_json)
+        client = AdsClient(profile, TokenProvider(profile, TokenStore(warehouse)))
+        with transaction(warehouse) as conn:
+            linked = cfg.get_account(conn, tenant["account_id"])
+        refresh_account(warehouse, client, linked)
+        for args in (["map", "add", "--account", account, "--goal", str(tenant["goal_id"]),
+                      "--event", "Purchase"], ["capi", "on", "--space", "shop"]):
+            assert _quiet(msads, args) == 0, args
+        started = time.perf_counter()
+        self.load(url, tenant["account_id"], size)
+        print(f"  loaded {size:,} events in {time.perf_counter() - started:.1f} s", flush=True)
+        return {"MSADS_WAREHOUSE_URL": url, "AIRFLOW_CONN_MSADS_DEFAULT": json.dumps(conn_json)}
+
+    def load(self, url: str, account_id: int, size: int) -> None:
+        import psycopg
+
+        clicks_needed = (size + 1) // 2
+        with psycopg.connect(url) as conn:
+            conn.execute("CREATE TEMP TABLE bench_clicks (k int PRIMARY KEY, click_id text)")
+            k = 0
+            with conn.cursor().copy("COPY bench_clicks (k, click_id) FROM STDIN") as copy:
+                while k < clicks_needed:
+                    n = min(50_000, clicks_needed - k)
+                    for click in self.admin.issue_clicks(account_id, n,
+                                                         click_time={"ago": 3 * 3600}):
+                        copy.write_row((k, click))
+                        k += 1
+            # i % 10 in 0-4: click id; 5-9: email (every third in odd case and whitespace),
+            # 8-9 also a phone. Times an hour ago; ingested in keyset order.
+            conn.execute("""
+                INSERT INTO conversion_events (event_id, space_id, event_name, event_time,
+                    value, msclkid, email, phone, attributed_platform, ingested_at)
+                SELECT 'b' || lpad(i::text, 8, '0'), 'shop', 'Purchase',
+                       now() - interval '1 hour' - (i %% 3000) * interval '1 second',
+                       round((i %% 20000)::numeric / 100, 2),
+                       c.click_id,
+                       CASE WHEN i %% 10 >= 5 THEN CASE WHEN i %% 3 = 0
+                            THEN ' Buyer.' || i || '@Example.COM ' ELSE 'buyer.' || i
+                            || '@example.com' END END,
+                       CASE WHEN i %% 10 >= 8 THEN '(650) 253-' || lpad((i %% 10000)::text, 4,
+                            '0') END,
+                       'microsoft', now() - interval '1 minute' + i * interval '1 microsecond'
+                FROM generate_series(0, %s - 1) i
+                LEFT JOIN bench_clicks c ON i %% 10 < 5 AND c.k = (i / 10) * 5 + i %% 10
+            """, (size,))
+            conn.execute("ANALYZE conversion_events")
+
+    def child(self, *args: str, env: dict | None = None) -> dict:
+        proc = subprocess.run([sys.executable, __file__, *args], cwd=ROOT, text=True,
+                              capture_output=True, env={**os.environ, **(env or {}),
+                                                        "PYTHONPATH": str(ROOT)})
+        if proc.returncode:
+            sys.stderr.write(proc.stderr[-5000:])
+            raise SystemExit(f"child {args} failed ({proc.returncode})")
+        if proc.stderr.strip():
+            sys.stderr.write(proc.stderr if "--profiled" in args else proc.stderr[-3000:])
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    def ceiling(self) -> dict:
+        tenant = self.tenant()
+        clicks = self.admin.issue_clicks(tenant["account_id"], CEILING_CALLS * ITEMS // 2,
+                                         click_time={"ago": 3 * 3600})
+        spec = {"campaign_url": self.emu["campaign_url"], "tenant": tenant, "clicks": clicks}
+        path = self.tmp / "ceiling.json"
+        path.write_text(json.dumps(spec))
+        return self.child("--ceiling", str(path))
+
+
+# ---------------------------------------------------------------------------- the children
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def sdk_ceiling(spec_file: str) -> dict:
+    """Build and send 1,000-item requests with the bingads SDK; nothing else."""
+    import hashlib
+    import logging
+    from datetime import UTC, datetime, timedelta
+
+    from bingads import AuthorizationData, ServiceClient
+    from bingads.authorization import OAuthDesktopMobileAuthCodeGrant, OAuthTokens
+
+    logging.getLogger("suds").setLevel(logging.CRITICAL)
+    spec = json.loads(Path(spec_file).read_text())
+    tenant, clicks = spec["tenant"], spec["clicks"]
+    auth = OAuthDesktopMobileAuthCodeGrant(
+        tenant["client_id"], oauth_tokens=OAuthTokens(access_token=tenant["access_token"]))
+    svc = ServiceClient("CampaignManagementService", 13, authorization_data=AuthorizationData(
+        account_id=tenant["account_id"], customer_id=tenant["customer_id"],
+        developer_token=tenant["developer_token"], authentication=auth),
+        environment="production", location=spec["campaign_url"])
+    svc.refresh_oauth_tokens_automatically = False
+    now = datetime.now(UTC) - timedelta(hours=1)
+    emails = [hashlib.sha256(f"ceiling.{i}@example.com".encode()).hexdigest()
+              for i in range(CEILING_CALLS * ITEMS)]
+    svc.ApplyOfflineConversions(OfflineConversions={"OfflineConversion": [{  # warm-up
+        "ConversionName": tenant["goal_name"], "ConversionTime": now.isoformat(),
+        "HashedEmailAddress": hashlib.sha256(b"warm-up").hexdigest()}]})
+    started = time.perf_counter()
+    for call in range(CEILING_CALLS):
+        rows = []
+        for i in range(ITEMS):
+            n = call * ITEMS + i
+            row = {"ConversionName": tenant["goal_name"],
+                   "ConversionTime": (now - timedelta(seconds=n % 3000)).strftime(
+                       "%Y-%m-%dT%H:%M:%SZ"), "ConversionValue": float(n % 200),
+                   "ConversionCurrencyCode": "USD"}
+            if i % 2:
+                row["HashedEmailAddress"] = emails[n]
+            else:
+                row["MicrosoftClickId"] = clicks[n // 2]
+            rows.append(row)
+        result = svc.ApplyOfflineConversions(OfflineConversions={"OfflineConversion": rows})
+        errors = getattr(result, "BatchError", None) if result is not None else None
+        if errors:
+            raise SystemExit(f"the emulator refused items: {errors[0]}")
+    elapsed = time.perf_counter() - started
+    return {"calls": CEILING_CALLS, "conversions": CEILING_CALLS * ITEMS, "seconds": elapsed,
+            "per_second": CEILING_CALLS * ITEMS / elapsed, "peak_rss_mb": peak_rss_mb()}
+
+
+def drain(profile: bool) -> dict:
+    """``run_once`` until nothing is left; times each stage and the Microsoft calls."""
+    import logging
+
+    from include.msads_capi.microsoft.client import AdsClient
+    from include.msads_capi.microsoft.profile import profile_from_connection
+    from include.msads_capi.microsoft.tokens import TokenProvider, TokenStore
+    from include.msads_capi.pipeline import config as pipeline_config
+    from include.msads_capi.pipeline import run as run_module
+    from include.msads_capi.warehouse import Warehouse
+
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("suds").setLevel(logging.CRITICAL)
+    stages: dict[str, float] = {}
+
+    def timed(name, fn):
+        def wrapper(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                stages[name] = stages.get(name, 0.0) + time.perf_counter() - t
+        return wrapper
+
+    for name, stage in (("claim", "claim"), ("plan", "plan"), ("hash", "hash_stage"),
+                        ("upload", "upload_account"), ("summary", "summarize"),
+                        ("upload", "accounts_with_work")):
+        setattr(run_module, stage, timed(name, getattr(run_module, stage)))
+    AdsClient.upload = timed("upload: Microsoft calls (SDK + emulator)", AdsClient.upload)
+
+    warehouse = Warehouse(os.environ["MSADS_WAREHOUSE_URL"], "bench")
+    conn = json.loads(os.environ["AIRFLOW_CONN_MSADS_DEFAULT"])
+    prof = profile_from_connection("msads_default", conn)
+    client = AdsClient(prof, TokenProvider(prof, TokenStore(warehouse)))
+    config = pipeline_config.from_env()
+    client._service("CampaignManagementService", None, None)  # parse the WSDL before timing
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    started, runs, outcomes = time.perf_counter(), 0, {}
+    while True:
+        runs += 1
+        summary = run_module.run_once(warehouse, lambda account: client, f"bench-{runs}",
+                                      config)
+        for reason, n in summary["outcomes"].items():
+            outcomes[reason] = outcomes.get(reason, 0) + n
+        if summary["claimed"]["total"] == 0 and summary["pending"] == 0:
+            break
+    elapsed = time.perf_counter() - started
+    if profiler:
+        import io
+        import pstats
+
+        profiler.disable()
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)
+        sys.stderr.write(out.getvalue())
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+        sys.stderr.write(out.getvalue())
+    with warehouse_conn(warehouse) as c:
+        final = dict(c.execute("SELECT reason, count(*) FROM msads.results GROUP BY 1"))
+    return {"seconds": elapsed, "runs": runs, "stages": stages, "outcomes": final,
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def warehouse_conn(warehouse):
+    import psycopg
+
+    return psycopg.connect(warehouse.url)
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,1000000",
+                        help="comma-separated backlog sizes (default 100000,1000000)")
+    parser.add_argument("--profile", type=int, metavar="SIZE",
+                        help="drain one backlog of SIZE under cProfile and print the top calls")
+    parser.add_argument("--ceiling", help=argparse.SUPPRESS)
+    parser.add_argument("--drain", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--profiled", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.ceiling:
+        print(json.dumps(sdk_ceiling(args.ceiling)))
+        return 0
+    if args.drain:
+        print(json.dumps(drain(args.profiled)))
+        return 0
+
+    sizes = [args.profile] if args.profile else [int(s) for s in args.sizes.split(",") if s]
+    print(f"machine: {os.cpu_count()} cores; {_cpu_model()}; {_ram_gb():.0f} GB RAM", flush=True)
+    bench = Bench()
+    try:
+        ceiling = bench.ceiling()
+        print(f"SDK ceiling: {ceiling['per_second']:,.0f} conversions/s "
+              f"({ceiling['calls']} calls of {ITEMS:,} in {ceiling['seconds']:.1f} s)", flush=True)
+        results = {}
+        for size in sizes:
+            print(f"backlog {size:,}:", flush=True)
+            env = bench.prepare(size)
+            extra = ["--profiled"] if args.profile else []
+            result = bench.child("--drain", *extra, env=env)
+            results[size] = result
+            rate = size / result["seconds"]
+            print(f"  drained in {result['seconds']:.1f} s over {result['runs']} run(s): "
+                  f"{rate:,.0f} events/s; peak RSS {result['peak_rss_mb']:.0f} MB", flush=True)
+            print(f"  outcomes: {result['outcomes']}", flush=True)
+            for stage, seconds in result["stages"].items():
+                print(f"    {stage:<42} {seconds:8.1f} s  {seconds / result['seconds']:6.1%}",
+                      flush=True)
+            uploaded = result["outcomes"].get("uploaded", 0)
+            if uploaded != size:
+                print(f"  WARNING: {size - uploaded:,} event(s) were not uploaded", flush=True)
+    finally:
+        bench.close()
+    if len(results) > 1:
+        small, large = min(results), max(results)
+        growth = results[large]["peak_rss_mb"] / results[small]["peak_rss_mb"] - 1
+        print(f"peak RSS {large:,} vs {small:,}: {growth:+.1%}", flush=True)
+    largest = max(results)
+    fraction = largest / results[largest]["seconds"] / ceiling["per_second"]
+    print(f"fraction of SDK ceiling: {fraction:.2f}", flush=True)
+    return 0
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def _ram_gb() -> float:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+
+
+if __name__ == "__main__":
+    sys.exit(main())
