@@ -1,0 +1,126 @@
+"""Latency under Airflow: from ``ingested_at`` to Microsoft (the emulator) accepting the conversion.
+
+    python bench/latency.py                    # 10 minutes at 5 events/s
+    python bench/latency.py --minutes 2 --rate 2
+
+Starts what ``make run`` starts (``include.msads_capi.runtime.run_airflow``: Airflow standalone,
+LocalExecutor) in a temporary ``MSADS_AIRFLOW_HOME`` on a free port, with the emulator and a
+throw-away warehouse (embedded PostgreSQL, or a new database on ``MSADS_WAREHOUSE_URL``'s server)
+configured through the environment. It unpauses ``msads_upload_conversions`` (every minute),
+inserts events at a steady rate, waits for the last one to be accepted, and prints p50, p95 and
+max of ``received_at`` (the emulator's receive time) minus ``ingested_at``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.pipeline import Bench  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def airflow(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(Path(sys.executable).with_name("airflow")), *args], env=env,
+                          capture_output=True, text=True)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=5.0, help="events per second")
+    args = parser.parse_args()
+    import psycopg
+
+    bench = Bench()
+    proc = None
+    try:
+        env = {**os.environ, **bench.prepare(0)}
+        home = bench.tmp / "airflow"
+        port = free_port()
+        env.update({"MSADS_AIRFLOW_HOME": str(home), "AIRFLOW__API__PORT": str(port),
+                    "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+                    "PYTHONPATH": str(ROOT)})
+        log = open(bench.tmp / "airflow.log", "w")  # noqa: SIM115 - lives as long as Airflow
+        proc = subprocess.Popen([sys.executable, "-m", "include.msads_capi.runtime.run_airflow"],
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        from include.msads_capi.runtime.run_airflow import airflow_env
+
+        cli_env = airflow_env(home, port)
+        cli_env.update({k: env[k] for k in ("MSADS_WAREHOUSE_URL", "AIRFLOW_CONN_MSADS_DEFAULT")})
+        started = time.monotonic()
+        while airflow(cli_env, "dags", "unpause", "msads_upload_conversions").returncode:
+            if time.monotonic() - started > 300 or proc.poll() is not None:
+                raise SystemExit(f"Airflow did not load the DAG; see {bench.tmp}/airflow.log")
+            time.sleep(5)
+        print(f"Airflow up on port {port} after {time.monotonic() - started:.0f} s; "
+              f"inserting {args.rate:g} events/s for {args.minutes:g} min", flush=True)
+
+        total = int(args.rate * args.minutes * 60)
+        with psycopg.connect(env["MSADS_WAREHOUSE_URL"], autocommit=True) as conn:
+            (account,) = conn.execute("SELECT account_id FROM msads.accounts").fetchone()
+            clicks = bench.admin.issue_clicks(account, total, click_time={"ago": 3 * 3600})
+            t0 = time.monotonic()
+            for i, click in enumerate(clicks):
+                due = t0 + i / args.rate
+                time.sleep(max(0.0, due - time.monotonic()))
+                conn.execute(
+                    "INSERT INTO conversion_events (event_id, space_id, event_name, event_time, "
+                    "value, msclkid, attributed_platform) VALUES (%s, 'shop', 'Purchase', "
+                    "now() - interval '30 minutes', 10, %s, 'microsoft')", (f"lat-{i}", click))
+            print(f"inserted {total} events; waiting for the last uploads", flush=True)
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                (done,) = conn.execute("SELECT count(*) FROM msads.results WHERE status "
+                                       "IN ('uploaded', 'rejected', 'skipped', 'failed')"
+                                       ).fetchone()
+                if done >= total:
+                    break
+                time.sleep(5)
+            ingested = dict(conn.execute(
+                "SELECT msclkid, ingested_at FROM conversion_events").fetchall())
+            outcomes = dict(conn.execute(
+                "SELECT reason, count(*) FROM msads.results GROUP BY 1").fetchall())
+        received = bench.admin.conversions()
+        latencies = [(datetime.fromisoformat(c["received_at"].replace("Z", "+00:00"))
+                      - ingested[c["click_id"]]).total_seconds()
+                     for c in received if c["click_id"] in ingested]
+        print(f"outcomes: {outcomes}; accepted by the emulator: {len(latencies)} of {total}")
+        if latencies:
+            print(f"latency ingested_at -> accepted: p50 {statistics.median(latencies):.1f} s, "
+                  f"p95 {percentile(latencies, 95):.1f} s, max {max(latencies):.1f} s")
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # run_airflow stops standalone in order
+            try:
+                proc.wait(120)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        bench.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
