@@ -52,6 +52,8 @@ def register(sub) -> None:
 
 
 def _login(args, ctx) -> int:
+    import requests
+
     from include.msads_capi import migrations
     from include.msads_capi.microsoft import login
     from include.msads_capi.microsoft.tokens import TokenStore
@@ -59,10 +61,15 @@ def _login(args, ctx) -> int:
     profile = ctx.profile(args.conn_id)
     migrations.require_current(ctx.warehouse)
     flow = args.flow or ("code" if profile.client_secret else "device")
-    if flow == "device":
-        result = login.device_code(profile, info)
-    else:
-        result = login.auth_code(profile, info, timeout=args.timeout)
+    try:
+        if flow == "device":
+            result = login.device_code(profile, info)
+        else:
+            result = login.auth_code(profile, info, timeout=args.timeout)
+    except requests.exceptions.ConnectionError as exc:
+        raise MsadsError(f"cannot reach Microsoft sign-in at {profile.authority} "
+                         f"({type(exc).__name__}); check the connection's environment and "
+                         "the network") from exc
     who = login.who(result)
     TokenStore(ctx.warehouse).save(
         profile.conn_id, result["refresh_token"], profile=who,
@@ -116,9 +123,9 @@ def _status(args, ctx) -> int:
 def _when(value: datetime | None) -> str:
     if value is None:
         return "never"
-    days = (value - datetime.now(UTC)).days
-    return f"{value:%Y-%m-%d %H:%M UTC} ({'in ' + str(days) if days >= 0 else str(-days)} days" \
-           f"{'' if days >= 0 else ' ago'})"
+    days = round((value - datetime.now(UTC)).total_seconds() / 86400)
+    when = "today" if days == 0 else f"in {days} days" if days > 0 else f"{-days} days ago"
+    return f"{value:%Y-%m-%d %H:%M UTC} ({when})"
 
 
 def _goal_add(args, ctx) -> int:

@@ -68,10 +68,16 @@ def auth_code(profile: Profile, say: Callable[[str], None], *, timeout: float = 
     if redirect.hostname not in ("localhost", "127.0.0.1") or not redirect.port:
         raise MsadsError(f"redirect_uri {profile.redirect_uri!r} must be http://localhost:PORT/ "
                          "and registered in the app registration")
-    app = msal_app(profile)
-    flow = app.initiate_auth_code_flow(scopes=profile.scopes, redirect_uri=profile.redirect_uri)
     handler = type("Catcher", (_RedirectCatcher,), {"params": None})
-    server = http.server.HTTPServer((redirect.hostname, redirect.port), handler)
+    try:
+        server = http.server.HTTPServer((redirect.hostname, redirect.port), handler)
+    except OSError as exc:
+        raise MsadsError(f"cannot listen on {profile.redirect_uri} ({exc.strerror}); is another "
+                         "sign-in still waiting? Stop it, or set redirect_uri in the connection "
+                         "to a free localhost port registered for the app") from exc
+    app = msal_app(profile)
+    flow = app.initiate_auth_code_flow(scopes=profile.scopes, redirect_uri=profile.redirect_uri,
+                                       response_mode="query")
     server.timeout = 1
     say(f"Open this URL in a browser and sign in:\n{flow['auth_uri']}")
     if on_url:

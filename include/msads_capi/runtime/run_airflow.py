@@ -30,6 +30,8 @@ def airflow_env(home: Path | None = None, port: int | None = None) -> dict[str, 
     env = dict(os.environ)
     home = home or Path(os.environ.get("MSADS_AIRFLOW_HOME") or PROJECT_ROOT / ".airflow")
     python_path = [str(PROJECT_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(":") if p]
+    port = str(port or env.get("AIRFLOW__API__PORT", "8080"))
+    host = env.get("AIRFLOW__API__HOST", "127.0.0.1")
     env.update({
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
@@ -38,8 +40,12 @@ def airflow_env(home: Path | None = None, port: int | None = None) -> dict[str, 
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         # LocalExecutor forks every worker up front: 4 fit two cores (32 by default).
         "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "4"),
-        "AIRFLOW__API__HOST": env.get("AIRFLOW__API__HOST", "127.0.0.1"),
-        "AIRFLOW__API__PORT": str(port or env.get("AIRFLOW__API__PORT", "8080")),
+        "AIRFLOW__API__HOST": host,
+        "AIRFLOW__API__PORT": port,
+        # Task workers reach the api-server here; it must follow the host and port above.
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": env.get(
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+            f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/execution/"),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "PYTHONPATH": ":".join(dict.fromkeys(python_path)),
         # Airflow and the msads CLI must encrypt with the same key (rotated refresh tokens).
