@@ -41,6 +41,13 @@ def airflow(env: dict, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True)
 
 
+def _unpaused(env: dict) -> bool:
+    """Unpause the DAG; True once Airflow's metadata shows it unpaused (not before parsing)."""
+    airflow(env, "dags", "unpause", "msads_upload_conversions")
+    details = airflow(env, "dags", "details", "msads_upload_conversions", "-o", "plain").stdout
+    return any(line.split() == ["is_paused", "False"] for line in details.splitlines())
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
@@ -52,6 +59,10 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=5.0, help="events per second")
     args = parser.parse_args()
     import psycopg
+
+    # Stop cleanly (Airflow, emulator, warehouse) on Ctrl-C or SIGTERM, even under nohup.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     bench = Bench()
     proc = None
@@ -71,7 +82,7 @@ def main() -> int:
         cli_env = airflow_env(home, port)
         cli_env.update({k: env[k] for k in ("MSADS_WAREHOUSE_URL", "AIRFLOW_CONN_MSADS_DEFAULT")})
         started = time.monotonic()
-        while airflow(cli_env, "dags", "unpause", "msads_upload_conversions").returncode:
+        while not _unpaused(cli_env):
             if time.monotonic() - started > 300 or proc.poll() is not None:
                 raise SystemExit(f"Airflow did not load the DAG; see {bench.tmp}/airflow.log")
             time.sleep(5)
