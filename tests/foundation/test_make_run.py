@@ -42,14 +42,14 @@ def _get(url: str, **kw) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.airflow
-def test_make_run_serves_the_ui_and_stops_cleanly_on_ctrl_c(tmp_path):
+def test_make_run_serves_the_ui_runs_a_dag_and_stops_cleanly_on_ctrl_c(tmp_path, warehouse):
     port = _free_port()
     home = tmp_path / "airflow"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(MSADS_AIRFLOW_HOME=str(home), AIRFLOW__API__PORT=str(port),
                AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(_free_port()),
                AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(_free_port()),
-               PYTHONPATH=str(PROJECT))
+               PYTHONPATH=str(PROJECT), MSADS_WAREHOUSE_URL=warehouse.url)
     proc = subprocess.Popen([sys.executable, "-m", "include.msads_capi.runtime.run_airflow"],
                             env=env, cwd=PROJECT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -70,9 +70,27 @@ def test_make_run_serves_the_ui_and_stops_cleanly_on_ctrl_c(tmp_path):
                      data=json.dumps({"username": "admin", "password": "admin"}).encode(),
                      headers={"Content-Type": "application/json"})
         assert token.get("access_token")
-        pools = _get(f"{base}/api/v2/pools",
-                     headers={"Authorization": f"Bearer {token['access_token']}"})
+        auth = {"Authorization": f"Bearer {token['access_token']}",
+                "Content-Type": "application/json"}
+        pools = _get(f"{base}/api/v2/pools", headers=auth)
         assert "msads_api" in {p["name"] for p in pools["pools"]}
+        # A task really runs: the workers reach the api-server on the chosen port.
+        dag = f"{base}/api/v2/dags/msads_refresh_goals"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                _get(dag, headers=auth)
+                break
+            except OSError:
+                time.sleep(2)
+        _get(dag, method="PATCH", data=json.dumps({"is_paused": False}).encode(), headers=auth)
+        run = _get(f"{dag}/dagRuns", method="POST",
+                   data=json.dumps({"logical_date": None}).encode(), headers=auth)
+        state, deadline = None, time.monotonic() + 120
+        while time.monotonic() < deadline and state not in ("success", "failed"):
+            time.sleep(2)
+            state = _get(f"{dag}/dagRuns/{run['dag_run_id']}", headers=auth)["state"]
+        assert state == "success"
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
         output, _ = proc.communicate(timeout=90)
