@@ -47,7 +47,7 @@ run: setup
 	$(PY) -m include.msads_capi.runtime.run_airflow
 
 emulator: setup
-	$(VENV)/bin/msads emulator
+	$(VENV)/bin/msads emulator --seed $(EMULATOR_ARGS)
 
 stop: setup
 	$(VENV)/bin/msads warehouse stop
