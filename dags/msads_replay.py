@@ -25,6 +25,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
+from include.msads_capi.runtime.pipeline_tasks import plan_hash_upload
+
 OUTCOMES = ["not_mapped", "goal_missing", "account_inactive", "failed", "capi_off",
             "not_attributed", "no_identifier", "invalid_value", "outside_window", "future_time",
             "event_deleted", "rejected"]
@@ -65,28 +67,6 @@ def msads_replay():
     def resend_requested(report: dict) -> bool:
         return not report["dry_run"] and report["events"] > 0
 
-    @task
-    def plan_conversions(run_id=None) -> dict:
-        from include.msads_capi.runtime import upload_tasks
-
-        return upload_tasks.plan_conversions(run_id)
-
-    @task
-    def hash_identifiers(planned: dict, run_id=None) -> dict:
-        from include.msads_capi.runtime import upload_tasks
-
-        return upload_tasks.hash_identifiers(run_id)
-
-    @task
-    def accounts_to_upload(hashed: dict) -> list[dict]:
-        return hashed["accounts"]
-
-    @task(pool="msads_api", map_index_template="{{ account['label'] }}")
-    def upload_conversions(account: dict, run_id=None) -> dict:
-        from include.msads_capi.runtime import upload_tasks
-
-        return upload_tasks.upload_for_account(account, run_id)
-
     @task(trigger_rule="none_failed")
     def record_and_summarise(report: dict, run_id=None) -> dict:
         from include.msads_capi.runtime import upload_tasks
@@ -94,10 +74,8 @@ def msads_replay():
         return {**upload_tasks.record_and_summarise(run_id, None), "replay": report}
 
     report = reopen_selected()
-    planned = plan_conversions()
+    planned, _, uploads = plan_hash_upload()
     resend_requested(report) >> planned
-    hashed = hash_identifiers(planned)
-    uploads = upload_conversions.expand(account=accounts_to_upload(hashed))
     uploads >> record_and_summarise(report)
 
 

@@ -28,6 +28,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
 
+from include.msads_capi.runtime.pipeline_tasks import plan_hash_upload
+
 DEFAULT_ARGS = {
     "owner": "data-engineering",
     "retries": 2,
@@ -55,36 +57,13 @@ def msads_upload_conversions():
 
         return upload_tasks.claim_new_events(run_id)
 
-    @task
-    def plan_conversions(claimed: dict, run_id=None) -> dict:
-        from include.msads_capi.runtime import upload_tasks
-
-        return upload_tasks.plan_conversions(run_id)
-
-    @task
-    def hash_identifiers(planned: dict, run_id=None) -> dict:
-        from include.msads_capi.runtime import upload_tasks
-
-        return upload_tasks.hash_identifiers(run_id)
-
-    @task
-    def accounts_to_upload(hashed: dict) -> list[dict]:
-        return hashed["accounts"]
-
-    @task(pool="msads_api", map_index_template="{{ account['label'] }}")
-    def upload_conversions(account: dict, run_id=None) -> dict:
-        from include.msads_capi.runtime import upload_tasks
-
-        return upload_tasks.upload_for_account(account, run_id)
-
     @task(trigger_rule="all_done")
     def record_and_summarise(hashed: dict, uploads: list[dict], run_id=None) -> dict:
         from include.msads_capi.runtime import upload_tasks
 
         return upload_tasks.record_and_summarise(run_id, hashed)
 
-    hashed = hash_identifiers(plan_conversions(claim_new_events()))
-    uploads = upload_conversions.expand(account=accounts_to_upload(hashed))
+    _, hashed, uploads = plan_hash_upload(claim_new_events())
     record_and_summarise(hashed, uploads)
 
 

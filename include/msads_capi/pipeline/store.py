@@ -10,24 +10,34 @@ RESULT_KEY = ("event_id", "account_id", "goal_id")
 def upsert(conn, table: str, columns: Sequence[str], rows: Iterable[tuple],
            key: Sequence[str] = RESULT_KEY, *, touch_updated_at: bool = False) -> int:
     """Insert or update ``rows`` (tuples in ``columns`` order) into ``table`` by ``key``."""
-    rows = list(rows)
-    if not rows:
+    stage, n = _stage(conn, table, columns, rows, "ins")
+    if not n:
         return 0
-    stage = "_stage_" + table.replace(".", "_")
     cols = ", ".join(columns)
-    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS SELECT {cols} FROM {table} "
-                 "WITH NO DATA")
-    conn.execute(f"TRUNCATE {stage}")
-    with conn.cursor().copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
     updates = [c for c in columns if c not in key]
     assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in updates)
     if touch_updated_at:
         assignments += ", updated_at = now()"
     conn.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} "
                  f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {assignments}")
-    return len(rows)
+    return n
+
+
+def _stage(conn, table: str, columns: Sequence[str], rows: Iterable[tuple],
+           kind: str) -> tuple[str, int]:
+    """COPY rows into a session temp table shaped like ``table``; (its name, row count)."""
+    rows = list(rows)
+    if not rows:
+        return "", 0
+    cols = ", ".join(columns)
+    stage = f"_{kind}_{table.replace('.', '_')}_{abs(hash(tuple(columns))) % 10**8}"
+    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS SELECT {cols} FROM {table} "
+                 "WITH NO DATA")
+    conn.execute(f"TRUNCATE {stage}")
+    with conn.cursor().copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    return stage, len(rows)
 
 
 def delete_keys(conn, table: str, keys: Iterable[tuple]) -> None:
@@ -45,17 +55,9 @@ def delete_keys(conn, table: str, keys: Iterable[tuple]) -> None:
 def update(conn, table: str, columns: Sequence[str], rows: Iterable[tuple],
            key: Sequence[str] = RESULT_KEY, *, touch_updated_at: bool = False) -> int:
     """Update existing rows of ``table`` from ``rows`` (tuples in ``columns`` order) by ``key``."""
-    rows = list(rows)
-    if not rows:
+    stage, n = _stage(conn, table, columns, rows, "upd")
+    if not n:
         return 0
-    stage = "_upd_" + table.replace(".", "_") + "_" + str(abs(hash(tuple(columns))) % 10**8)
-    cols = ", ".join(columns)
-    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS SELECT {cols} FROM {table} "
-                 "WITH NO DATA")
-    conn.execute(f"TRUNCATE {stage}")
-    with conn.cursor().copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
     sets = ", ".join(f"{c} = s.{c}" for c in columns if c not in key)
     if touch_updated_at:
         sets += ", updated_at = now()"
