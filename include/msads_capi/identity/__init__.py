@@ -31,7 +31,8 @@ results of the one-value functions; the tests hold it to that.
 
 from __future__ import annotations
 
-from include.msads_capi.identity.batch import HashResult, hash_identities
+from typing import TYPE_CHECKING
+
 from include.msads_capi.identity.reasons import REASONS, describe
 from include.msads_capi.identity.scalar import (
     Normalized,
@@ -40,6 +41,20 @@ from include.msads_capi.identity.scalar import (
     normalize_region,
     sha256_hex,
 )
+
+if TYPE_CHECKING:
+    from include.msads_capi.identity.batch import HashResult, hash_identities
+
+
+def __getattr__(name: str):
+    # The batch path needs pandas and pyarrow (about 0.4 s to import); one-value checks such
+    # as `msads hash` and `msads why` do not, so it is loaded on first use.
+    if name in ("HashResult", "hash_identities"):
+        from include.msads_capi.identity import batch
+
+        return getattr(batch, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["REASONS", "HashResult", "Normalized", "describe", "hash_identities",
            "normalize_email", "normalize_phone", "normalize_region", "sha256_hex"]
