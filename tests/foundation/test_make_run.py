@@ -36,7 +36,7 @@ def _processes_of(home: Path) -> list[psutil.Process]:
 
 
 def _get(url: str, **kw) -> dict:
-    with urllib.request.urlopen(urllib.request.Request(url, **kw), timeout=5) as resp:
+    with urllib.request.urlopen(urllib.request.Request(url, **kw), timeout=30) as resp:
         return json.loads(resp.read())
 
 
@@ -86,10 +86,13 @@ def test_make_run_serves_the_ui_runs_a_dag_and_stops_cleanly_on_ctrl_c(tmp_path,
         _get(dag, method="PATCH", data=json.dumps({"is_paused": False}).encode(), headers=auth)
         run = _get(f"{dag}/dagRuns", method="POST",
                    data=json.dumps({"logical_date": None}).encode(), headers=auth)
-        state, deadline = None, time.monotonic() + 120
+        state, deadline = None, time.monotonic() + 240
         while time.monotonic() < deadline and state not in ("success", "failed"):
             time.sleep(2)
-            state = _get(f"{dag}/dagRuns/{run['dag_run_id']}", headers=auth)["state"]
+            try:
+                state = _get(f"{dag}/dagRuns/{run['dag_run_id']}", headers=auth)["state"]
+            except OSError:  # a busy machine: ask again
+                continue
         assert state == "success"
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
