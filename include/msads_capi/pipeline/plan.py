@@ -166,8 +166,11 @@ class Planner:
         df["held"] = held
         hold_until = np.where(df["reason"].eq("account_inactive"), first_seen + cfg.account_hold,
                               first_seen + cfg.unverified_hold)
+        clean, values, currencies = self._clean(df)
+        times = list(pd.to_datetime(df["event_time"], utc=True).dt.to_pydatetime())
         ledger, outbox = [], []
-        for row, until in zip(df.itertuples(index=False), hold_until, strict=True):
+        for i, (row, until) in enumerate(zip(df.itertuples(index=False), hold_until,
+                                             strict=True)):
             base = (row.event_id, int(row.account_id), int(row.goal_id), row.space_id,
                     row.event_name)
             tail = (self.run_id, now, row.first_seen_at, row.attempts)
@@ -180,8 +183,11 @@ class Planner:
                     ledger.append(base + ("skipped", row.reason, self._detail(row), None, now,
                                           None, None, None, None) + tail)
                 continue
-            value, currency, pre, pre_detail, defer = self._preflight(row)
-            conv_time = pd.Timestamp(row.event_time).to_pydatetime()
+            if clean[i]:  # the common case, decided column-wise in _clean
+                value, currency, pre, pre_detail, defer = values[i], currencies[i], None, None, None
+            else:
+                value, currency, pre, pre_detail, defer = self._preflight(row)
+            conv_time = times[i]
             click = row.msclkid.strip() if isinstance(row.msclkid, str) else None
             ledger.append(base + ("pending", "ready", None, None, None, row.goal_name, conv_time,
                                   value, currency) + tail)
@@ -214,6 +220,35 @@ class Planner:
             return (f"attributed to {platform!r}" if platform else "not attributed to any "
                     "platform") + "; the mapping sends only events attributed to Microsoft"
         return None
+
+    def _clean(self, df: pd.DataFrame) -> tuple[np.ndarray, list, list]:
+        """Which rows pass every later check, decided column-wise, with their value/currency.
+
+        Rows not clean (or not knowable here) go through :meth:`_preflight` one by one, which
+        also writes the detail; the results are the same either way.
+        """
+        cfg, now = self.config, pd.Timestamp(self.now)
+        raw = df["value"].tolist()
+        missing = np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in raw],
+                           dtype=bool)
+        number = np.array([math.nan if m else _as_float(v) for v, m in zip(raw, missing,
+                                                                         strict=True)])
+        with np.errstate(invalid="ignore"):
+            good_value = missing | (np.isfinite(number) & (number >= 0)
+                                    & (number <= cfg.max_value))
+        event_cur = df["currency_code"].astype("string").str.strip().str.upper()
+        currency = event_cur.fillna(df["space_currency"].astype("string")).fillna("")
+        good_currency = missing | currency.isin(codes.CURRENCIES).to_numpy()
+        times = pd.to_datetime(df["event_time"], utc=True)
+        window = pd.to_timedelta(df["window_minutes"].astype("float64"), unit="min")
+        limit = window.fillna(cfg.max_age).clip(upper=cfg.max_age)
+        in_time = ((times >= now - limit) & (times <= now + cfg.future_tolerance)).to_numpy()
+        created = pd.to_datetime(df["goal_created_at"], utc=True)
+        old_enough = (created.isna() | (created + cfg.goal_min_age <= now)).to_numpy()
+        clean = good_value & good_currency & in_time & old_enough & times.notna().to_numpy()
+        values = [None if m else float(n) for m, n in zip(missing, number, strict=True)]
+        currencies = [None if m else c for m, c in zip(missing, currency.tolist(), strict=True)]
+        return clean, values, currencies
 
     def _preflight(self, row) -> tuple:
         """(value, currency, reason, detail, defer_until) for a conversion that may be sent."""
@@ -302,10 +337,15 @@ def plan(warehouse: Warehouse, run_id: str, now: datetime, config: PipelineConfi
             frames = [p for p in (pairs, per_goal) if not p.empty]
             all_pairs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
             rows, outbox = planner.decide(all_pairs, events) if not all_pairs.empty else ([], [])
-            delete_keys(conn, "msads.results", drop)
+            if drop:  # placeholders that became one row per goal
+                conn.execute("DELETE FROM msads.results WHERE run_id = %s AND reason = 'claimed' "
+                             "AND account_id = 0 AND goal_id = 0 AND event_id = ANY(%s)",
+                             (run_id, [key[0] for key in drop]))
             upsert(conn, "msads.results", RESULT_COLUMNS, finals + rows, touch_updated_at=True)
-            if rows:
-                delete_keys(conn, "msads.outbox", [r[:3] for r in rows])
+            if not per_goal.empty:  # planned again: an earlier run may have left outbox rows
+                delete_keys(conn, "msads.outbox", list(per_goal[["event_id", "account_id",
+                                                                 "goal_id"]].itertuples(
+                                                                     index=False, name=None)))
             upsert(conn, "msads.outbox", OUTBOX_COLUMNS, outbox)
             counts.update(r[6] for r in finals + rows)
     log.info("planned: %s", dict(counts))

@@ -45,7 +45,8 @@ def delete_keys(conn, table: str, keys: Iterable[tuple]) -> None:
     keys = list(keys)
     if not keys:
         return
-    events, accounts, goals = (list(x) for x in zip(*keys, strict=True))
+    events, accounts, goals = zip(*keys, strict=True)
+    events, accounts, goals = list(events), [int(a) for a in accounts], [int(g) for g in goals]
     conn.execute(f"DELETE FROM {table} t USING unnest(%s::text[], %s::bigint[], %s::bigint[]) "
                  "AS k(event_id, account_id, goal_id) WHERE t.event_id = k.event_id "
                  "AND t.account_id = k.account_id AND t.goal_id = k.goal_id",

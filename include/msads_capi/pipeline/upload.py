@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -28,7 +29,7 @@ from include.msads_capi.microsoft.faults import (
 )
 from include.msads_capi.pipeline.config import PipelineConfig
 from include.msads_capi.pipeline.store import delete_keys, update
-from include.msads_capi.warehouse import Warehouse, transaction
+from include.msads_capi.warehouse import Warehouse, connect, transaction
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ SELECT o.event_id, o.account_id, o.goal_id, o.customer_id, o.conversion_name, o.
        r.attempts, r.first_seen_at
 FROM msads.outbox o JOIN msads.results r USING (event_id, account_id, goal_id)
 WHERE o.account_id = %(a)s AND o.run_id = %(run)s AND o.hashed
+  AND (o.event_id, o.goal_id) > (%(e)s, %(g)s)
 ORDER BY o.event_id, o.goal_id
 LIMIT %(n)s
 FOR UPDATE OF o SKIP LOCKED
@@ -87,6 +89,28 @@ class Uploader:
         self.account_id, self.run_id = account_id, run_id
         self.config, self.clock = config, clock
         self.summary = UploadSummary(account_id)
+        self._after: tuple[str, int] = ("", 0)  # keyset: the last outbox key taken
+        self._conn = None
+
+    @contextmanager
+    def _tx(self) -> Iterator:
+        """One transaction on the uploader's own connection (reconnecting after a failure)."""
+        import psycopg
+
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = connect(self.warehouse)
+        try:
+            with self._conn.transaction():
+                yield self._conn
+        except psycopg.OperationalError:
+            self._conn.close()
+            self._conn = None
+            raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def run(self) -> UploadSummary:
         started = time.monotonic()
@@ -120,10 +144,12 @@ class Uploader:
         return self.summary
 
     def _take_batch(self) -> list[tuple]:
-        with transaction(self.warehouse) as conn:
+        with self._tx() as conn:
             rows = conn.execute(_BATCH, {"a": self.account_id, "run": self.run_id,
+                                         "e": self._after[0], "g": self._after[1],
                                          "n": MAX_CONVERSIONS_PER_CALL}).fetchall()
             if rows:
+                self._after = (rows[-1][0], rows[-1][2])
                 keys = [r[:3] for r in rows]
                 conn.execute(
                     "UPDATE msads.outbox o SET sent_at = %s FROM unnest(%s::text[], %s::bigint[], "
@@ -137,7 +163,7 @@ class Uploader:
         return rows
 
     def _write(self, decided: list[tuple]) -> None:
-        with transaction(self.warehouse) as conn:
+        with self._tx() as conn:
             update(conn, "msads.results", RESULT_UPDATE, decided, touch_updated_at=True)
             delete_keys(conn, "msads.outbox", [d[:3] for d in decided])
         self.summary.outcomes.update(d[4] for d in decided)
@@ -190,7 +216,7 @@ class Uploader:
 
     def _account_down(self, rows: list[tuple], status: str, exc: MicrosoftError) -> None:
         now = self.clock()
-        with transaction(self.warehouse) as conn:
+        with self._tx() as conn:
             set_account_status(conn, self.account_id, status, str(exc))
         self._write([r[:3] + ("deferred", "account_inactive", f"account {self.account_id} is "
                               f"{status}: {exc}", None, None, None, None,
@@ -201,7 +227,7 @@ class Uploader:
     def _release(self, why: str, delay: timedelta = timedelta(0)) -> None:
         """Hand what is left to the next run (it re-plans and re-hashes those rows)."""
         now = self.clock() + delay
-        with transaction(self.warehouse) as conn:
+        with self._tx() as conn:
             n = conn.execute(
                 "UPDATE msads.results r SET next_attempt_at = %s, updated_at = now() "
                 "FROM msads.outbox o WHERE o.account_id = %s AND o.run_id = %s "
@@ -218,7 +244,11 @@ def upload_account(warehouse: Warehouse, client: AdsClient, account_id: int, run
                    config: PipelineConfig,
                    clock: Callable[[], datetime] | None = None) -> UploadSummary:
     clock = clock or (lambda: datetime.now(UTC))
-    summary = Uploader(warehouse, client, account_id, run_id, config, clock).run()
+    uploader = Uploader(warehouse, client, account_id, run_id, config, clock)
+    try:
+        summary = uploader.run()
+    finally:
+        uploader.close()
     log.info("account %s: %s", account_id, summary.as_dict())
     return summary
 
