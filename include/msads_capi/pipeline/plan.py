@@ -167,7 +167,9 @@ class Planner:
         hold_until = np.where(df["reason"].eq("account_inactive"), first_seen + cfg.account_hold,
                               first_seen + cfg.unverified_hold)
         clean, values, currencies = self._clean(df)
-        times = list(pd.to_datetime(df["event_time"], utc=True).dt.to_pydatetime())
+        times = [pd.Timestamp(t).to_pydatetime() if not pd.isna(t) else None
+                 for t in df["event_time"]] if not clean.any() else list(
+            pd.to_datetime(df["event_time"], utc=True).dt.to_pydatetime())
         ledger, outbox = [], []
         for i, (row, until) in enumerate(zip(df.itertuples(index=False), hold_until,
                                              strict=True)):
@@ -239,7 +241,10 @@ class Planner:
         event_cur = df["currency_code"].astype("string").str.strip().str.upper()
         currency = event_cur.fillna(df["space_currency"].astype("string")).fillna("")
         good_currency = missing | currency.isin(codes.CURRENCIES).to_numpy()
-        times = pd.to_datetime(df["event_time"], utc=True)
+        aware = isinstance(df["event_time"].dtype, pd.DatetimeTZDtype)
+        times = pd.to_datetime(df["event_time"], utc=True) if aware else None
+        if times is None:  # naive or mixed times: _preflight looks at each one
+            return np.zeros(len(df), dtype=bool), [None] * len(df), [None] * len(df)
         window = pd.to_timedelta(df["window_minutes"].astype("float64"), unit="min")
         limit = window.fillna(cfg.max_age).clip(upper=cfg.max_age)
         in_time = ((times >= now - limit) & (times <= now + cfg.future_tolerance)).to_numpy()

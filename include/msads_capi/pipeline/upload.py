@@ -94,17 +94,25 @@ class Uploader:
 
     @contextmanager
     def _tx(self) -> Iterator:
-        """One transaction on the uploader's own connection (reconnecting after a failure)."""
+        """One transaction on the uploader's own connection, reconnecting when it was lost.
+
+        The connection is in autocommit mode, so the liveness check leaves no transaction open
+        and ``transaction()`` is a plain BEGIN/COMMIT.
+        """
         import psycopg
 
+        if self._conn is not None and not (self._conn.closed or self._conn.broken):
+            try:
+                self._conn.execute("SELECT 1")
+            except psycopg.OperationalError:  # the server restarted or dropped us
+                self.close()
         if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = connect(self.warehouse)
+            self._conn = connect(self.warehouse, autocommit=True)
         try:
             with self._conn.transaction():
                 yield self._conn
         except psycopg.OperationalError:
-            self._conn.close()
-            self._conn = None
+            self.close()
             raise
 
     def close(self) -> None:
