@@ -475,18 +475,25 @@ def _record_rejections(db, call: Call, operation: str, items: list[ET.Element],
           _item_json(items[b.index]), call.now) for b in batch])
 
 
-def apply_offline_conversions(call: Call) -> str:
-    arr = child(call.body, "OfflineConversions")
+def _checked_items(call: Call, element: str, limit: int, check) -> tuple[list, list, list]:
+    """The request's items (5600 when none, 5601 over ``limit``), checked one by one:
+    (items, batch errors, the items that passed as dicts)."""
+    arr = child(call.body, element)
     items = [] if arr is None or is_nil(arr) else list(arr)
     if not items:
         raise errors.operation(5600)
-    if len(items) > MAX_CONVERSIONS:
+    if len(items) > limit:
         raise errors.operation(5601)
     goals = {g["name"]: g for g in call.store.goals_for_account(call.account)}
     clicks = call.store.clicks(_blank(text(i, "MicrosoftClickId")) for i in items)
-    checked = [_check_conversion(i, item, goals, call, clicks) for i, item in enumerate(items)]
-    batch = [c for c in checked if isinstance(c, BatchError)]
-    good = [c for c in checked if isinstance(c, dict)]
+    checked = [check(i, item, goals, call, clicks) for i, item in enumerate(items)]
+    return (items, [c for c in checked if isinstance(c, BatchError)],
+            [c for c in checked if isinstance(c, dict)])
+
+
+def apply_offline_conversions(call: Call) -> str:
+    items, batch, good = _checked_items(call, "OfflineConversions", MAX_CONVERSIONS,
+                                        _check_conversion)
     with call.store.transaction() as db:
         existing = _existing_keys(db, [c["dedup_key"] for c in good])
         for c in good:
@@ -607,17 +614,8 @@ def _check_adjustment(index: int, item: ET.Element, goals: dict[str, dict], call
 
 
 def apply_offline_conversion_adjustments(call: Call) -> str:
-    arr = child(call.body, "OfflineConversionAdjustments")
-    items = [] if arr is None or is_nil(arr) else list(arr)
-    if not items:
-        raise errors.operation(5600)
-    if len(items) > MAX_ADJUSTMENTS:
-        raise errors.operation(5601)
-    goals = {g["name"]: g for g in call.store.goals_for_account(call.account)}
-    clicks = call.store.clicks(_blank(text(i, "MicrosoftClickId")) for i in items)
-    checked = [_check_adjustment(i, item, goals, call, clicks) for i, item in enumerate(items)]
-    batch = [c for c in checked if isinstance(c, BatchError)]
-    good = [c for c in checked if isinstance(c, dict)]
+    items, batch, good = _checked_items(call, "OfflineConversionAdjustments", MAX_ADJUSTMENTS,
+                                        _check_adjustment)
     with call.store.transaction() as db:
         originals = _existing_keys(db, [c["dedup_key"] for c in good])
         for c in good:
