@@ -197,7 +197,10 @@ def test_the_warehouse_restarting_mid_run_loses_and_doubles_nothing(shop, pg_ser
     s.run("after-the-restart")
     assert assert_accounted(s, events) == {"uploaded": 1_200}
     duplicates = assert_sent_once(s, resends_allowed=True)
-    assert len(s.emu.admin.conversions()) == 1_200 and len(duplicates) <= 1_000
+    # At most two calls can be unrecorded when the warehouse goes: the one being recorded and
+    # the next, already sent (uploads overlap the call with the ledger work). Microsoft's dedupe
+    # absorbs their resend.
+    assert len(s.emu.admin.conversions()) == 1_200 and len(duplicates) <= 2_000
 
 
 def test_two_schedulers_starting_runs_at_once_send_each_conversion_once(shop, pipeline):

@@ -15,6 +15,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -121,35 +122,72 @@ class Uploader:
             self._conn = None
 
     def run(self) -> UploadSummary:
-        started = time.monotonic()
-        while True:
-            if time.monotonic() - started > self.config.upload_budget_seconds:
-                self._release("the run's upload time budget was spent")
-                break
-            rows = self._take_batch()
-            if not rows:
-                break
+        """Upload batch after batch, one call in flight at a time. While a call is with
+        Microsoft, the next batch is taken from the warehouse; the next call starts as soon as
+        the current one succeeded, and the current one is recorded while it runs."""
+        self._started, self._go = time.monotonic(), True
+        self._left: tuple[str, timedelta] | None = None
+        self._error: BaseException | None = None
+        pool = _sender(self.client)
+        rows = self._next_batch()
+        current = (rows, pool.submit(self._send, rows)) if rows else None
+        while current is not None:
+            rows = self._next_batch()  # overlaps the call in flight
+            sent, future = current
             try:
-                result = self.client.upload(self.account_id, rows[0][3],
-                                            [conversion(r) for r in rows])
-            except AccountAuthError as exc:
-                self._account_down(rows, "auth_failed", exc)
-                raise
-            except AccountNotFoundError as exc:
-                self._account_down(rows, "not_found", exc)
-                break
-            except TransientError as exc:
-                self._retry_later(rows, exc)
-                # the rest waits as long as the failed batch, not for the run's lease to pass
-                self._release("Microsoft failed", delay=self.config.retry_delay(1))
-                self.summary.stopped = f"Microsoft failed: {exc}"
-                break
-            except MicrosoftError as exc:
-                self._reject_all(rows, exc)
-                continue
+                result, error = future.result(), None
+            except Exception as exc:  # classified in _settle
+                result, error = None, exc
+            current = None
+            if error is None and rows:
+                current = (rows, pool.submit(self._send, rows))  # next call starts now...
+            elif rows:
+                self._left = self._left or ("Microsoft failed", timedelta(0))
+            self._settle(sent, result, error)  # ...while this one is recorded
+        if self._left:
+            self._release(*self._left)
+        if self._error is not None:
+            raise self._error
+        return self.summary
+
+    def _send(self, rows: list[tuple]) -> UploadResult:
+        return self.client.upload(self.account_id, rows[0][3], [conversion(r) for r in rows])
+
+    def _next_batch(self) -> list[tuple]:
+        if not self._go:
+            return []
+        if time.monotonic() - self._started > self.config.upload_budget_seconds:
+            self._go, self._left = False, ("the run's upload time budget was spent",
+                                           timedelta(0))
+            return []
+        rows = self._take_batch()
+        if not rows:
+            self._go = False
+        return rows
+
+    def _settle(self, rows: list[tuple], result: UploadResult | None,
+                error: Exception | None) -> None:
+        """Record what Microsoft said about one call, or what went wrong with it."""
+        if error is None:
             self.summary.calls += 1
             self._record(rows, result)
-        return self.summary
+            return
+        self._go = False
+        if isinstance(error, AccountAuthError):
+            self._account_down(rows, "auth_failed", error)
+            self._error = self._error or error
+        elif isinstance(error, AccountNotFoundError):
+            self._account_down(rows, "not_found", error)
+        elif isinstance(error, TransientError):
+            self._retry_later(rows, error)
+            # the rest waits as long as the failed batch, not for the run's lease to pass
+            self._left = ("Microsoft failed", self.config.retry_delay(1))
+            self.summary.stopped = f"Microsoft failed: {error}"
+        elif isinstance(error, MicrosoftError):
+            self._reject_all(rows, error)
+            self._go = True  # the request was refused as a whole; the next one may pass
+        else:
+            raise error
 
     def _take_batch(self) -> list[tuple]:
         with self._tx() as conn:
@@ -246,6 +284,15 @@ class Uploader:
             log.info("account %s: %d conversion(s) left for the next run (%s)", self.account_id,
                      n, why)
             self.summary.outcomes["left_for_next_run"] += n
+
+
+def _sender(client: AdsClient) -> ThreadPoolExecutor:
+    """The client's one upload thread: its SOAP client is built once and reused (0.5 s each)."""
+    pool = getattr(client, "_upload_sender", None)
+    if pool is None:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="msads-upload")
+        client._upload_sender = pool
+    return pool
 
 
 def upload_account(warehouse: Warehouse, client: AdsClient, account_id: int, run_id: str,
