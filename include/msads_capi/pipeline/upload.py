@@ -139,7 +139,7 @@ class Uploader:
             except Exception as exc:  # classified in _settle
                 result, error = None, exc
             current = None
-            if error is None and rows:
+            if rows and _keep_going(error):
                 current = (rows, pool.submit(self._send, rows))  # next call starts now...
             elif rows:
                 self._left = self._left or ("Microsoft failed", timedelta(0))
@@ -172,7 +172,8 @@ class Uploader:
             self.summary.calls += 1
             self._record(rows, result)
             return
-        self._go = False
+        if not _keep_going(error):
+            self._go = False
         if isinstance(error, AccountAuthError):
             self._account_down(rows, "auth_failed", error)
             self._error = self._error or error
@@ -185,7 +186,6 @@ class Uploader:
             self.summary.stopped = f"Microsoft failed: {error}"
         elif isinstance(error, MicrosoftError):
             self._reject_all(rows, error)
-            self._go = True  # the request was refused as a whole; the next one may pass
         else:
             raise error
 
@@ -284,6 +284,16 @@ class Uploader:
             log.info("account %s: %d conversion(s) left for the next run (%s)", self.account_id,
                      n, why)
             self.summary.outcomes["left_for_next_run"] += n
+
+
+def _keep_going(error: Exception | None) -> bool:
+    """After this outcome of a call, may the next batch go? Not after trouble with Microsoft
+    or the account; yes after success, or after a request refused as a whole (its rows are
+    recorded as rejected and the next request may well pass)."""
+    if error is None:
+        return True
+    return isinstance(error, MicrosoftError) and not isinstance(
+        error, AccountAuthError | AccountNotFoundError | TransientError)
 
 
 def _sender(client: AdsClient) -> ThreadPoolExecutor:
