@@ -408,8 +408,9 @@ def _conversion_time(item: ET.Element, name: str, fail) -> float | BatchError:
         return fail(5607)
 
 
-def _check_conversion(index: int, item: ET.Element, goals: dict[str, dict], call: Call,
-                      clicks: dict[str, dict]) -> BatchError | dict:
+def _item_head(index: int, item: ET.Element, goals: dict[str, dict]):
+    """What conversions and adjustments check alike: the item is there, and its name, time and
+    goal are valid. Returns a BatchError, or (fail, name, time, goal)."""
     def fail(code: int) -> BatchError:
         return errors.batch_error(index, code)
 
@@ -424,6 +425,15 @@ def _check_conversion(index: int, item: ET.Element, goals: dict[str, dict], call
     goal = goals.get(name)  # exact, case-sensitive match (Microsoft does not say)
     if goal is None:
         return fail(5606)
+    return fail, name, when, goal
+
+
+def _check_conversion(index: int, item: ET.Element, goals: dict[str, dict], call: Call,
+                      clicks: dict[str, dict]) -> BatchError | dict:
+    head = _item_head(index, item, goals)
+    if isinstance(head, BatchError):
+        return head
+    fail, name, when, goal = head
     ident = _identity(item, goal, call, clicks, fail)
     if isinstance(ident, BatchError):
         return ident
@@ -551,20 +561,10 @@ def _existing_keys(db, keys: list[str]) -> dict[str, int]:
 
 def _check_adjustment(index: int, item: ET.Element, goals: dict[str, dict], call: Call,
                       clicks: dict[str, dict]) -> BatchError | dict:
-    def fail(code: int) -> BatchError:
-        return errors.batch_error(index, code)
-
-    if is_nil(item):
-        return fail(5602)
-    name = text(item, "ConversionName")
-    if name is None or not name.strip():
-        return fail(5605)
-    when = _conversion_time(item, "ConversionTime", fail)
-    if isinstance(when, BatchError):
-        return when
-    goal = goals.get(name)
-    if goal is None:
-        return fail(5606)
+    head = _item_head(index, item, goals)
+    if isinstance(head, BatchError):
+        return head
+    fail, name, when, goal = head
     ident = _identity(item, goal, call, clicks, fail)
     if isinstance(ident, BatchError):
         return ident

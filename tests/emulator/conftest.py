@@ -1,4 +1,4 @@
-"""One emulator for all emulator tests; each test starts from a reset state and a new tenant."""
+"""Emulator tests: the session's emulator and per-test tenant come from tests/fixtures_microsoft.py."""
 
 from __future__ import annotations
 
@@ -6,12 +6,9 @@ import logging
 
 import pytest
 
-from include.msads_emulator import Emulator
 from include.msads_emulator.testing import (
-    Tenant,
     campaign_client,
     customer_client,
-    seed_tenant,
     use_tenant,
 )
 
@@ -20,21 +17,9 @@ from include.msads_emulator.testing import (
 logging.getLogger("suds").setLevel(logging.CRITICAL)
 
 
-@pytest.fixture(scope="session")
-def emu():
-    with Emulator() as emulator:
-        yield emulator
-
-
 @pytest.fixture
 def admin(emu):
     return emu.admin
-
-
-@pytest.fixture
-def tenant(emu) -> Tenant:
-    emu.admin.reset()
-    return seed_tenant(emu)
 
 
 @pytest.fixture(scope="session")
