@@ -408,9 +408,11 @@ def _conversion_time(item: ET.Element, name: str, fail) -> float | BatchError:
         return fail(5607)
 
 
-def _item_head(index: int, item: ET.Element, goals: dict[str, dict]):
-    """What conversions and adjustments check alike: the item is there, and its name, time and
-    goal are valid. Returns a BatchError, or (fail, name, time, goal)."""
+def _item_head(index: int, item: ET.Element, goals: dict[str, dict], call: Call,
+               clicks: dict[str, dict]):
+    """What conversions and adjustments check alike: the item is there; its name, goal,
+    identifiers and time are valid, and the time is not in the future. Returns a BatchError,
+    or (fail, name, time, goal, identifiers)."""
     def fail(code: int) -> BatchError:
         return errors.batch_error(index, code)
 
@@ -425,21 +427,21 @@ def _item_head(index: int, item: ET.Element, goals: dict[str, dict]):
     goal = goals.get(name)  # exact, case-sensitive match (Microsoft does not say)
     if goal is None:
         return fail(5606)
-    return fail, name, when, goal
+    ident = _identity(item, goal, call, clicks, fail)
+    if isinstance(ident, BatchError):
+        return ident
+    if when > call.now:
+        return fail(5614)
+    return fail, name, when, goal, ident
 
 
 def _check_conversion(index: int, item: ET.Element, goals: dict[str, dict], call: Call,
                       clicks: dict[str, dict]) -> BatchError | dict:
-    head = _item_head(index, item, goals)
+    head = _item_head(index, item, goals, call, clicks)
     if isinstance(head, BatchError):
         return head
-    fail, name, when, goal = head
-    ident = _identity(item, goal, call, clicks, fail)
-    if isinstance(ident, BatchError):
-        return ident
+    fail, name, when, goal, ident = head
     now = call.now
-    if when > now:
-        return fail(5614)
     if now - when > min(LOOKBACK, goal["window_minutes"] * 60.0):
         return fail(5609)
     if now - goal["created_at"] < GOAL_QUIET_PERIOD:
@@ -561,16 +563,11 @@ def _existing_keys(db, keys: list[str]) -> dict[str, int]:
 
 def _check_adjustment(index: int, item: ET.Element, goals: dict[str, dict], call: Call,
                       clicks: dict[str, dict]) -> BatchError | dict:
-    head = _item_head(index, item, goals)
+    head = _item_head(index, item, goals, call, clicks)
     if isinstance(head, BatchError):
         return head
-    fail, name, when, goal = head
-    ident = _identity(item, goal, call, clicks, fail)
-    if isinstance(ident, BatchError):
-        return ident
+    fail, name, when, goal, ident = head
     now = call.now
-    if when > now:
-        return fail(5614)
     if now - when > LOOKBACK:
         return fail(5609)
     kind = (text(item, "AdjustmentType") or "").strip()
