@@ -259,11 +259,13 @@ def drain(profile: bool) -> dict:
     """``run_once`` until nothing is left; times each stage and the Microsoft calls."""
     import logging
 
+    from include.msads_capi.cli.common import connection_client
     from include.msads_capi.microsoft.client import AdsClient
     from include.msads_capi.microsoft.profile import profile_from_connection
     from include.msads_capi.microsoft.tokens import TokenProvider, TokenStore
     from include.msads_capi.pipeline import config as pipeline_config
     from include.msads_capi.pipeline import run as run_module
+    from include.msads_capi.pipeline.parallel import PartWorkers
     from include.msads_capi.warehouse import Warehouse
 
     logging.basicConfig(level=logging.WARNING)
@@ -283,7 +285,7 @@ def drain(profile: bool) -> dict:
                         ("upload", "upload_account"), ("summary", "summarize"),
                         ("upload", "accounts_with_work")):
         setattr(run_module, stage, timed(name, getattr(run_module, stage)))
-    AdsClient.upload = timed("upload: Microsoft calls (SDK + emulator)", AdsClient.upload)
+    AdsClient.upload = timed("upload: Microsoft calls of this process", AdsClient.upload)
 
     warehouse = Warehouse(os.environ["MSADS_WAREHOUSE_URL"], "bench")
     conn = json.loads(os.environ["AIRFLOW_CONN_MSADS_DEFAULT"])
@@ -297,16 +299,18 @@ def drain(profile: bool) -> dict:
 
         profiler = cProfile.Profile()
         profiler.enable()
-    started, runs, outcomes = time.perf_counter(), 0, {}
-    while True:
-        runs += 1
-        summary = run_module.run_once(warehouse, lambda account: client, f"bench-{runs}",
-                                      config)
-        for reason, n in summary["outcomes"].items():
-            outcomes[reason] = outcomes.get(reason, 0) + n
-        if summary["claimed"]["total"] == 0 and summary["pending"] == 0:
-            break
-    elapsed = time.perf_counter() - started
+    started, runs, outcomes, parts = time.perf_counter(), 0, {}, 0
+    with PartWorkers(connection_client, config.upload_processes - 1) as workers:
+        while True:
+            runs += 1
+            summary = run_module.run_once(warehouse, lambda account: client, f"bench-{runs}",
+                                          config, workers=workers)
+            for reason, n in summary["outcomes"].items():
+                outcomes[reason] = outcomes.get(reason, 0) + n
+            parts = max([parts] + [u.get("parts", 1) for u in summary["uploads"]])
+            if summary["claimed"]["total"] == 0 and summary["pending"] == 0:
+                break
+        elapsed = time.perf_counter() - started
     if profiler:
         import io
         import pstats
@@ -321,7 +325,8 @@ def drain(profile: bool) -> dict:
     with warehouse_conn(warehouse) as c:
         final = dict(c.execute("SELECT reason, count(*) FROM msads.results GROUP BY 1"))
     return {"seconds": elapsed, "runs": runs, "stages": stages, "outcomes": final,
-            "peak_rss_mb": peak_rss_mb()}
+            "peak_rss_mb": peak_rss_mb(), "parts": parts,
+            "processes": config.upload_processes}
 
 
 def warehouse_conn(warehouse):
@@ -367,6 +372,8 @@ def main() -> int:
             rate = size / result["seconds"]
             print(f"  drained in {result['seconds']:.1f} s over {result['runs']} run(s): "
                   f"{rate:,.0f} events/s; peak RSS {result['peak_rss_mb']:.0f} MB", flush=True)
+            print(f"  uploaders per account: up to {result['parts']} "
+                  f"(MSADS_UPLOAD_PROCESSES={result['processes']})", flush=True)
             print(f"  outcomes: {result['outcomes']}", flush=True)
             for stage, seconds in result["stages"].items():
                 print(f"    {stage:<42} {seconds:8.1f} s  {seconds / result['seconds']:6.1%}",

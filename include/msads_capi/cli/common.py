@@ -71,6 +71,14 @@ class Context:
         pass
 
 
+def connection_client(warehouse_: warehouse.Warehouse, conn_id: str):
+    """The API client for a connection, as the commands build it (for upload worker processes,
+    which get the warehouse from their parent)."""
+    ctx = Context()
+    ctx._warehouse = warehouse_
+    return ctx.client(conn_id)
+
+
 def cli_connection_lookup(conn_id: str) -> str | None:
     """Airflow connections for the CLI: the AIRFLOW_CONN_* variable, then Airflow's own store.
 

@@ -59,9 +59,13 @@ def _client_for(ctx):
 
 
 def _stages(ctx, run_id: str, config, *, claim_work: bool = True) -> dict:
+    from include.msads_capi.cli.common import connection_client
+    from include.msads_capi.pipeline.parallel import PartWorkers
     from include.msads_capi.pipeline.run import run_once
 
-    return run_once(ctx.warehouse, _client_for(ctx), run_id, config, claim_work=claim_work)
+    with PartWorkers(connection_client, config.upload_processes - 1) as workers:
+        return run_once(ctx.warehouse, _client_for(ctx), run_id, config, claim_work=claim_work,
+                        workers=workers)
 
 
 def _run(args, ctx) -> int:

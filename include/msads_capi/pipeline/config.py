@@ -16,6 +16,8 @@ class PipelineConfig:
     overlap: timedelta = timedelta(minutes=15)   # late-commit window re-read every run
     lease: timedelta = timedelta(minutes=10)     # a claim older than this is taken over
     upload_budget_seconds: float = 45.0     # per account and run; the rest waits for the next
+    upload_processes: int = 2               # uploaders per account at once, for big backlogs
+    part_min_conversions: int = 10_000      # an account is split only with this many per part
     account_hold: timedelta = timedelta(days=7)      # account_inactive: how long events wait
     unverified_hold: timedelta = timedelta(hours=24)  # goals not fetched yet
     hold_recheck: timedelta = timedelta(minutes=15)
@@ -37,17 +39,25 @@ class PipelineConfig:
 
 
 def from_env(**overrides) -> PipelineConfig:
-    """Defaults, then ``MSADS_CHUNK_SIZE`` / ``MSADS_RUN_BUDGET_SECONDS``, then overrides."""
+    """Defaults, then ``MSADS_CHUNK_SIZE`` / ``MSADS_RUN_BUDGET_SECONDS`` /
+    ``MSADS_UPLOAD_PROCESSES`` / ``MSADS_PART_MIN_CONVERSIONS``, then overrides."""
     config = PipelineConfig()
-    try:
-        if os.environ.get("MSADS_CHUNK_SIZE"):
-            config = replace(config, chunk_size=int(os.environ["MSADS_CHUNK_SIZE"]))
-        if os.environ.get("MSADS_RUN_BUDGET_SECONDS"):
-            config = replace(config,
-                             upload_budget_seconds=float(os.environ["MSADS_RUN_BUDGET_SECONDS"]))
-    except ValueError as exc:
-        raise MsadsError(f"pipeline setting is not a number: {exc}") from exc
+    for var, name, kind in (("MSADS_CHUNK_SIZE", "chunk_size", int),
+                            ("MSADS_RUN_BUDGET_SECONDS", "upload_budget_seconds", float),
+                            ("MSADS_UPLOAD_PROCESSES", "upload_processes", int),
+                            ("MSADS_PART_MIN_CONVERSIONS", "part_min_conversions", int)):
+        raw = os.environ.get(var, "").strip()
+        if raw:
+            try:
+                config = replace(config, **{name: kind(raw)})
+            except ValueError:
+                raise MsadsError(f"{var}={raw!r} is not a number; unset it or give one, "
+                                 f"e.g. {getattr(PipelineConfig(), name)}") from None
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if not 1 <= config.chunk_size <= 100_000:
         raise MsadsError("chunk size must be between 1 and 100000 events")
+    if not 1 <= config.upload_processes <= 8:
+        raise MsadsError("MSADS_UPLOAD_PROCESSES must be between 1 and 8 uploaders per account")
+    if config.part_min_conversions < 1:
+        raise MsadsError("MSADS_PART_MIN_CONVERSIONS must be at least 1")
     return config

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from itertools import groupby
 
 from include.msads_capi import configuration as cfg
 from include.msads_capi.microsoft.client import AdsClient
@@ -12,9 +13,10 @@ from include.msads_capi.microsoft.faults import AccountAuthError
 from include.msads_capi.pipeline.claim import ClaimResult, claim
 from include.msads_capi.pipeline.config import PipelineConfig
 from include.msads_capi.pipeline.hashing import hash_stage
+from include.msads_capi.pipeline.parallel import PartWorkers
 from include.msads_capi.pipeline.plan import plan
 from include.msads_capi.pipeline.summary import summarize
-from include.msads_capi.pipeline.upload import accounts_with_work, upload_account
+from include.msads_capi.pipeline.upload import Part, accounts_with_work, upload_account
 from include.msads_capi.warehouse import Warehouse, transaction
 
 log = logging.getLogger(__name__)
@@ -26,27 +28,44 @@ def utcnow() -> datetime:
 
 def run_once(warehouse: Warehouse, client_for: Callable[[cfg.Account], AdsClient], run_id: str,
              config: PipelineConfig | None = None,
-             clock: Callable[[], datetime] = utcnow, *, claim_work: bool = True) -> dict:
+             clock: Callable[[], datetime] = utcnow, *, claim_work: bool = True,
+             workers: PartWorkers | None = None) -> dict:
     """claim → plan → hash → upload per account → summarise; returns the run summary.
 
     ``claim_work=False`` skips the claim stage: the run works only on rows already claimed for
-    it (a replay reopens its rows itself).
+    it (a replay reopens its rows itself). An account with a big backlog is uploaded in parts:
+    part 1 here, the others by ``workers`` at the same time (or here, one after another, when
+    there are none).
     """
     config = config or PipelineConfig()
     claimed = claim(warehouse, run_id, clock(), config) if claim_work else ClaimResult()
     plan(warehouse, run_id, clock(), config)
     hashed = hash_stage(warehouse, run_id, clock(), config)
     uploads = []
-    for item in accounts_with_work(warehouse, run_id):
+    for account_id, parts in groupby(accounts_with_work(warehouse, run_id, config),
+                                     key=lambda entry: entry["account_id"]):
+        parts = list(parts)
         with transaction(warehouse) as conn:
-            account = cfg.get_account(conn, item["account_id"])
-        try:
-            uploads.append(upload_account(warehouse, client_for(account), account.account_id,
-                                          run_id, config, clock).as_dict())
-        except AccountAuthError as exc:
-            log.error("account %s: %s", account.account_id, exc)
-            uploads.append({"account_id": account.account_id, "stopped": str(exc)})
+            account = cfg.get_account(conn, account_id)
+        handed = [workers.submit(warehouse, entry, run_id, config)
+                  for entry in parts[1:]] if workers else []
+        for entry in parts[:1] if workers else parts:
+            uploads.append(_upload_here(warehouse, client_for, account, run_id, config, clock,
+                                        Part.of_entry(entry)))
+        uploads.extend(future.result() for future in handed)
     summary = summarize(warehouse, run_id, coverage=dict(hashed.coverage))
     summary["claimed"] = claimed.as_dict()
     summary["uploads"] = uploads
     return summary
+
+
+def _upload_here(warehouse: Warehouse, client_for: Callable[[cfg.Account], AdsClient],
+                 account: cfg.Account, run_id: str, config: PipelineConfig,
+                 clock: Callable[[], datetime], part: Part) -> dict:
+    try:
+        result = upload_account(warehouse, client_for(account), account.account_id, run_id,
+                                config, clock, part).as_dict()
+    except AccountAuthError as exc:
+        log.error("account %s: %s", account.account_id, exc)
+        result = {"account_id": account.account_id, "stopped": str(exc)}
+    return {**result, "part": part.number, "parts": part.of}

@@ -43,11 +43,37 @@ SELECT o.event_id, o.account_id, o.goal_id, o.customer_id, o.conversion_name, o.
        r.attempts, r.first_seen_at
 FROM msads.outbox o JOIN msads.results r USING (event_id, account_id, goal_id)
 WHERE o.account_id = %(a)s AND o.run_id = %(run)s AND o.hashed
-  AND (o.event_id, o.goal_id) > (%(e)s, %(g)s)
+  AND (o.event_id, o.goal_id) > (%(e)s, %(g)s){part}
 ORDER BY o.event_id, o.goal_id
 LIMIT %(n)s
 FOR UPDATE OF o SKIP LOCKED
 """
+
+
+@dataclass(frozen=True)
+class Part:
+    """One uploader's share of an account's outbox in a run: events after ``after`` up to and
+    including ``upto`` (None: no bound). Parts of one account never overlap, so several
+    processes can upload one account at once without sending a conversion twice."""
+
+    after: str | None = None
+    upto: str | None = None
+    number: int = 1
+    of: int = 1
+
+    def sql(self, column: str = "o.event_id") -> str:
+        """The part's bounds as SQL on ``column``, with %(after)s / %(upto)s parameters."""
+        bounds = ([f" AND {column} > %(after)s"] if self.after is not None else []) + (
+            [f" AND {column} <= %(upto)s"] if self.upto is not None else [])
+        return "".join(bounds)
+
+    def params(self) -> dict:
+        return {"after": self.after, "upto": self.upto}
+
+    @classmethod
+    def of_entry(cls, entry: dict) -> Part:
+        return cls(entry.get("after"), entry.get("upto"), entry.get("part", 1),
+                   entry.get("parts", 1))
 
 
 @dataclass
@@ -85,12 +111,15 @@ class Uploader:
     """Uploads one account's outbox for one run."""
 
     def __init__(self, warehouse: Warehouse, client: AdsClient, account_id: int, run_id: str,
-                 config: PipelineConfig, clock: Callable[[], datetime]) -> None:
+                 config: PipelineConfig, clock: Callable[[], datetime],
+                 part: Part | None = None) -> None:
         self.warehouse, self.client = warehouse, client
         self.account_id, self.run_id = account_id, run_id
         self.config, self.clock = config, clock
+        self.part = part or Part()
         self.summary = UploadSummary(account_id)
         self._after: tuple[str, int] = ("", 0)  # keyset: the last outbox key taken
+        self._batch_sql = _BATCH.format(part=self.part.sql())
         self._conn = None
 
     @contextmanager
@@ -191,9 +220,10 @@ class Uploader:
 
     def _take_batch(self) -> list[tuple]:
         with self._tx() as conn:
-            rows = conn.execute(_BATCH, {"a": self.account_id, "run": self.run_id,
-                                         "e": self._after[0], "g": self._after[1],
-                                         "n": MAX_CONVERSIONS_PER_CALL}).fetchall()
+            rows = conn.execute(self._batch_sql, {
+                "a": self.account_id, "run": self.run_id, "e": self._after[0],
+                "g": self._after[1], "n": MAX_CONVERSIONS_PER_CALL, **self.part.params()},
+            ).fetchall()
             if rows:
                 self._after = (rows[-1][0], rows[-1][2])
                 keys = [r[:3] for r in rows]
@@ -275,11 +305,12 @@ class Uploader:
         now = self.clock() + delay
         with self._tx() as conn:
             n = conn.execute(
-                "UPDATE msads.results r SET next_attempt_at = %s, updated_at = now() "
-                "FROM msads.outbox o WHERE o.account_id = %s AND o.run_id = %s "
+                "UPDATE msads.results r SET next_attempt_at = %(at)s, updated_at = now() "
+                "FROM msads.outbox o WHERE o.account_id = %(a)s AND o.run_id = %(run)s "
                 "AND r.event_id = o.event_id AND r.account_id = o.account_id "
-                "AND r.goal_id = o.goal_id AND r.status = 'pending'",
-                (now, self.account_id, self.run_id)).rowcount
+                "AND r.goal_id = o.goal_id AND r.status = 'pending'" + self.part.sql(),
+                {"at": now, "a": self.account_id, "run": self.run_id,
+                 **self.part.params()}).rowcount
         if n:
             log.info("account %s: %d conversion(s) left for the next run (%s)", self.account_id,
                      n, why)
@@ -306,28 +337,56 @@ def _sender(client: AdsClient) -> ThreadPoolExecutor:
 
 
 def upload_account(warehouse: Warehouse, client: AdsClient, account_id: int, run_id: str,
-                   config: PipelineConfig,
-                   clock: Callable[[], datetime] | None = None) -> UploadSummary:
+                   config: PipelineConfig, clock: Callable[[], datetime] | None = None,
+                   part: Part | None = None) -> UploadSummary:
     clock = clock or (lambda: datetime.now(UTC))
-    uploader = Uploader(warehouse, client, account_id, run_id, config, clock)
+    uploader = Uploader(warehouse, client, account_id, run_id, config, clock, part)
     try:
         summary = uploader.run()
     finally:
         uploader.close()
-    log.info("account %s: %s", account_id, summary.as_dict())
+    where = f" (part {part.number} of {part.of})" if part and part.of > 1 else ""
+    log.info("account %s%s: %s", account_id, where, summary.as_dict())
     return summary
 
 
-def accounts_with_work(warehouse: Warehouse, run_id: str) -> list[dict]:
-    """Accounts with hashed conversions waiting in this run's outbox, for the mapped upload."""
+_PARTS = """
+SELECT max(event_id), count(*)
+FROM (SELECT event_id, ntile(%(k)s) OVER (ORDER BY event_id) AS part FROM msads.outbox
+      WHERE account_id = %(a)s AND run_id = %(run)s AND hashed) o
+GROUP BY part ORDER BY part
+"""
+
+
+def accounts_with_work(warehouse: Warehouse, run_id: str,
+                       config: PipelineConfig | None = None) -> list[dict]:
+    """What the mapped upload works on: each account with hashed conversions waiting in this
+    run's outbox, split into up to ``config.upload_processes`` parts of consecutive events when
+    it has at least ``config.part_min_conversions`` per part, so that several processes can
+    upload it at once."""
+    config = config or PipelineConfig()
     with transaction(warehouse) as conn:
         rows = conn.execute(
             "SELECT o.account_id, a.name, a.space_id, a.conn_id, count(*) FROM msads.outbox o "
             "JOIN msads.accounts a USING (account_id) WHERE o.run_id = %s AND o.hashed "
             "GROUP BY 1, 2, 3, 4 ORDER BY 1", (run_id,)).fetchall()
-    return [{"account_id": a, "conn_id": conn_id, "conversions": n,
-             "label": f"{a} {name or ''} ({space}, {n} conversions)".replace("  ", " ")}
-            for a, name, space, conn_id, n in rows]
+        entries = []
+        for a, name, space, conn_id, n in rows:
+            k = max(1, min(config.upload_processes, n // max(1, config.part_min_conversions)))
+            bounds, after = [], None
+            for upto, count in (conn.execute(_PARTS, {"k": k, "a": a, "run": run_id})
+                                if k > 1 else [(None, n)]):
+                bounds.append((after, upto, count))
+                after = upto
+            title = f"{a} {name or ''}".strip()
+            k = len(bounds)
+            for number, (lower, upper, count) in enumerate(bounds, start=1):
+                of = f", part {number} of {k}" if k > 1 else ""
+                entries.append({"account_id": a, "conn_id": conn_id, "conversions": count,
+                                "part": number, "parts": k, "after": lower,
+                                "upto": upper if number < k else None,
+                                "label": f"{title} ({space}, {count} conversions{of})"})
+    return entries
 
 
-__all__ = ["UploadSummary", "accounts_with_work", "upload_account"]
+__all__ = ["Part", "UploadSummary", "accounts_with_work", "upload_account"]

@@ -13,7 +13,7 @@ from include.msads_capi.pipeline.claim import claim
 from include.msads_capi.pipeline.hashing import hash_stage
 from include.msads_capi.pipeline.plan import plan
 from include.msads_capi.pipeline.summary import summarize
-from include.msads_capi.pipeline.upload import accounts_with_work, upload_account
+from include.msads_capi.pipeline.upload import Part, accounts_with_work, upload_account
 from include.msads_capi.runtime.common import fail_without_retry, task_warehouse
 from include.msads_capi.warehouse import transaction
 
@@ -43,7 +43,7 @@ def plan_conversions(run_id: str) -> dict:
 def hash_identifiers(run_id: str) -> dict:
     warehouse = task_warehouse()
     summary = hash_stage(warehouse, run_id, _now(), _config())
-    return {**summary.as_dict(), "accounts": accounts_with_work(warehouse, run_id)}
+    return {**summary.as_dict(), "accounts": accounts_with_work(warehouse, run_id, _config())}
 
 
 def upload_for_account(account: dict, run_id: str) -> dict:
@@ -53,9 +53,11 @@ def upload_for_account(account: dict, run_id: str) -> dict:
     with transaction(warehouse) as conn:
         linked = cfg.get_account(conn, account["account_id"])
     hook = MicrosoftAdsHook(linked.conn_id)
+    part = Part.of_entry(account)
     try:
-        return upload_account(warehouse, hook.client, linked.account_id, run_id,
-                              _config()).as_dict()
+        result = upload_account(warehouse, hook.client, linked.account_id, run_id, _config(),
+                                part=part).as_dict()
+        return {**result, "part": part.number, "parts": part.of}
     except AccountAuthError as exc:
         raise fail_without_retry(f"account {linked.account_id} is now auth_failed and its "
                                  f"conversions are held: {exc}") from exc

@@ -1,0 +1,78 @@
+"""Several uploaders for one account at once, outside Airflow.
+
+The SDK builds each request in Python (suds marshalling holds the GIL for about 0.25-0.7 s per
+1,000 conversions), so one process uploads at most one call's worth at a time, and threads do
+not help. A big backlog is therefore split into parts of consecutive events
+(:func:`~include.msads_capi.pipeline.upload.accounts_with_work`), which never overlap. In
+Airflow each part is a mapped ``upload_conversions`` task, so the executor runs them side by
+side and the ``msads_api`` pool caps how many calls are in flight. ``run_once`` (``msads run``,
+the demo, the benchmark) uploads part 1 itself and hands the other parts to these worker
+processes.
+
+Workers are started with ``spawn`` (no inherited connections, locks or threads) the first time a
+part is handed over, build their own API client from the connection id, and are kept for the
+next run until :meth:`PartWorkers.close`.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+
+from include.msads_capi.microsoft.client import AdsClient
+from include.msads_capi.microsoft.faults import AccountAuthError
+from include.msads_capi.pipeline.config import PipelineConfig
+from include.msads_capi.pipeline.upload import Part, upload_account
+from include.msads_capi.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+ClientFactory = Callable[[Warehouse, str], AdsClient]
+"""Builds the API client for a connection id; must be a module-level function (it is pickled)."""
+
+_clients: dict[tuple, AdsClient] = {}  # per worker process: one client per connection
+
+
+class PartWorkers:
+    """A pool of worker processes that upload parts of an account's outbox."""
+
+    def __init__(self, make_client: ClientFactory, processes: int) -> None:
+        self.make_client, self.processes = make_client, max(1, processes)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def submit(self, warehouse: Warehouse, entry: dict, run_id: str,
+               config: PipelineConfig) -> Future:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.processes,
+                                             mp_context=multiprocessing.get_context("spawn"))
+        return self._pool.submit(upload_part, self.make_client, warehouse, entry, run_id, config)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> PartWorkers:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def upload_part(make_client: ClientFactory, warehouse: Warehouse, entry: dict, run_id: str,
+                config: PipelineConfig) -> dict:
+    """Upload one part (an entry of ``accounts_with_work``); the summary as a dict."""
+    key = (make_client, warehouse.url, entry["conn_id"])
+    client = _clients.get(key)
+    if client is None:
+        client = _clients[key] = make_client(warehouse, entry["conn_id"])
+    part = Part.of_entry(entry)
+    try:
+        summary = upload_account(warehouse, client, entry["account_id"], run_id, config,
+                                 part=part).as_dict()
+    except AccountAuthError as exc:
+        log.error("account %s: %s", entry["account_id"], exc)
+        summary = {"account_id": entry["account_id"], "stopped": str(exc)}
+    return {**summary, "part": part.number, "parts": part.of}
