@@ -28,6 +28,20 @@ def test_upload_dag_sends_and_records_with_tasks_named_by_account(run_dag, shop)
     assert len(s.emu.admin.conversions()) == 3 and len(s.outcomes()) == 4
 
 
+def test_a_big_backlog_is_uploaded_by_one_task_per_part(run_dag, shop, monkeypatch):
+    s = shop
+    monkeypatch.setenv("MSADS_UPLOAD_PROCESSES", "2")
+    monkeypatch.setenv("MSADS_PART_MIN_CONVERSIONS", "4")
+    sent = [s.event() for _ in range(9)]
+    dag_run = run_dag("msads_upload_conversions")
+    assert dag_run.state == "success", task_states(dag_run)
+    names = [ti.rendered_map_index for ti in dag_run.get_task_instances()
+             if ti.task_id == "upload_conversions"]
+    assert sorted(n.rsplit(", ", 1)[1] for n in names) == ["part 1 of 2)", "part 2 of 2)"]
+    assert all(s.reason(e) == ["uploaded"] for e in sent)
+    assert len(s.emu.admin.conversions()) == 9 and s.emu.admin.duplicates() == []
+
+
 def test_replay_dag_dry_run_then_resend(run_dag, shop, msads):
     s = shop
     signup = s.event("Signup")
