@@ -25,16 +25,20 @@ from include.msads_capi.warehouse import Warehouse, transaction
 log = logging.getLogger(__name__)
 
 _CHUNK = """
+WITH o AS (  -- the next keys first, by the primary key: the joins then touch only these rows
+    SELECT event_id, account_id, goal_id, click_id, preflight_reason, preflight_detail,
+           defer_until
+    FROM msads.outbox
+    WHERE run_id = %(run)s AND NOT hashed
+      AND (event_id, account_id, goal_id) > (%(e)s, %(a)s, %(g)s)
+    ORDER BY event_id, account_id, goal_id
+    LIMIT %(n)s)
 SELECT o.event_id, o.account_id, o.goal_id, o.click_id, o.preflight_reason,
        o.preflight_detail, o.defer_until, e.email, e.phone, s.phone_region
-FROM msads.outbox o
-JOIN msads.results r USING (event_id, account_id, goal_id)
+FROM o
 LEFT JOIN {events} e ON e.event_id = o.event_id
-LEFT JOIN msads.spaces s ON s.space_id = r.space_id
-WHERE o.run_id = %(run)s AND NOT o.hashed AND (o.event_id, o.account_id, o.goal_id) >
-      (%(e)s, %(a)s, %(g)s)
+LEFT JOIN msads.spaces s ON s.space_id = e.space_id
 ORDER BY o.event_id, o.account_id, o.goal_id
-LIMIT %(n)s
 """
 
 
