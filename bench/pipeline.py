@@ -377,9 +377,10 @@ def main() -> int:
             rate = size / result["seconds"]
             print(f"  drained in {result['seconds']:.1f} s over {result['runs']} run(s): "
                   f"{rate:,.0f} events/s; peak RSS {result['peak_rss_mb']:.0f} MB", flush=True)
+            workers = (f"; peak RSS of a worker process {result['workers_rss_mb']:.0f} MB"
+                       if result["parts"] > 1 else "")
             print(f"  uploaders per account: up to {result['parts']} "
-                  f"(MSADS_UPLOAD_PROCESSES={result['processes']}); peak RSS of a worker "
-                  f"process {result['workers_rss_mb']:.0f} MB", flush=True)
+                  f"(MSADS_UPLOAD_PROCESSES={result['processes']}){workers}", flush=True)
             print(f"  outcomes: {result['outcomes']}", flush=True)
             for stage, seconds in result["stages"].items():
                 print(f"    {stage:<42} {seconds:8.1f} s  {seconds / result['seconds']:6.1%}",
