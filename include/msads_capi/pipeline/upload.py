@@ -7,6 +7,9 @@ rejected → ``rejected:<ErrorCode>``; 5615 → deferred (``goal_too_new``); 561
 that fails as a whole leaves its rows pending with a next attempt (exponential backoff) until
 24 hours of failures make them ``failed``. A sign-in failure stops the account for this run and
 marks it ``auth_failed``; other accounts are untouched.
+
+A big backlog is split into :class:`Part` s, ranges of event ids that several uploaders send at
+once (:func:`accounts_with_work`, :mod:`include.msads_capi.pipeline.parallel`).
 """
 
 from __future__ import annotations
