@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from decimal import Decimal
 
 import psycopg
 
@@ -144,3 +145,23 @@ def test_batch_errors_at_the_first_and_last_index(shop):
         code, message = conn.execute("SELECT ms_code, ms_message FROM msads.results "
                                      "WHERE event_id = 'a-first'").fetchone()
     assert code == 5604 and message
+
+
+def test_values_currencies_and_times_arrive_as_written(shop):
+    s = shop
+    when = (s.now() - timedelta(hours=1)).replace(microsecond=0)
+    cents = s.event(value="19.99", currency_code="eur", event_time=when)
+    whole = s.event(value=1234567, event_time=when)
+    none = s.event(value=None, event_time=when)
+    s.run()
+    with psycopg.connect(s.warehouse.url) as conn:
+        ledger = {e: rest for e, *rest in conn.execute(
+            "SELECT event_id, conversion_value, currency_code, conversion_time "
+            "FROM msads.results").fetchall()}
+    assert ledger[cents] == [Decimal("19.99"), "EUR", when]
+    assert ledger[whole] == [Decimal("1234567"), "USD", when]
+    assert ledger[none] == [None, None, when]
+    sent = {c["click_id"]: c for c in s.emu.admin.conversions()}
+    assert len(sent) == 3
+    values = sorted(((c["value"], c["currency"]) for c in sent.values()), key=repr)
+    assert values == sorted([(19.99, "EUR"), (1234567.0, "USD"), (None, None)], key=repr)
