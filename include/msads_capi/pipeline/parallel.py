@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from datetime import datetime
 
 from include.msads_capi.microsoft.client import AdsClient
 from include.msads_capi.microsoft.faults import AccountAuthError
@@ -68,11 +69,19 @@ def upload_part(make_client: ClientFactory, warehouse: Warehouse, entry: dict, r
     client = _clients.get(key)
     if client is None:
         client = _clients[key] = make_client(warehouse, entry["conn_id"])
-    part = Part.of_entry(entry)
+    return upload_one_part(warehouse, client, entry["account_id"], run_id, config,
+                           Part.of_entry(entry))
+
+
+def upload_one_part(warehouse: Warehouse, client: AdsClient, account_id: int, run_id: str,
+                    config: PipelineConfig, part: Part,
+                    clock: Callable[[], datetime] | None = None) -> dict:
+    """One part's upload summary as a dict; a sign-in failure is reported, not raised (the
+    account is already marked ``auth_failed``, and other accounts go on)."""
     try:
-        summary = upload_account(warehouse, client, entry["account_id"], run_id, config,
-                                 part=part).as_dict()
+        summary = upload_account(warehouse, client, account_id, run_id, config, clock,
+                                 part).as_dict()
     except AccountAuthError as exc:
-        log.error("account %s: %s", entry["account_id"], exc)
-        summary = {"account_id": entry["account_id"], "stopped": str(exc)}
+        log.error("account %s: %s", account_id, exc)
+        summary = {"account_id": account_id, "stopped": str(exc)}
     return {**summary, "part": part.number, "parts": part.of}

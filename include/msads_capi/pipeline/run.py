@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from itertools import groupby
 
 from include.msads_capi import configuration as cfg
 from include.msads_capi.microsoft.client import AdsClient
-from include.msads_capi.microsoft.faults import AccountAuthError
 from include.msads_capi.pipeline.claim import ClaimResult, claim
 from include.msads_capi.pipeline.config import PipelineConfig
 from include.msads_capi.pipeline.hashing import hash_stage
-from include.msads_capi.pipeline.parallel import PartWorkers
+from include.msads_capi.pipeline.parallel import PartWorkers, upload_one_part
 from include.msads_capi.pipeline.plan import plan
 from include.msads_capi.pipeline.summary import summarize
-from include.msads_capi.pipeline.upload import Part, accounts_with_work, upload_account
+from include.msads_capi.pipeline.upload import Part, accounts_with_work
 from include.msads_capi.warehouse import Warehouse, transaction
-
-log = logging.getLogger(__name__)
 
 
 def utcnow() -> datetime:
@@ -50,22 +46,11 @@ def run_once(warehouse: Warehouse, client_for: Callable[[cfg.Account], AdsClient
         handed = [workers.submit(warehouse, entry, run_id, config)
                   for entry in parts[1:]] if workers else []
         for entry in parts[:1] if workers else parts:
-            uploads.append(_upload_here(warehouse, client_for, account, run_id, config, clock,
-                                        Part.of_entry(entry)))
+            uploads.append(upload_one_part(warehouse, client_for(account), account_id, run_id,
+                                           config, Part.of_entry(entry), clock))
         uploads.extend(future.result() for future in handed)
     summary = summarize(warehouse, run_id, coverage=dict(hashed.coverage))
     summary["claimed"] = claimed.as_dict()
     summary["uploads"] = uploads
     return summary
 
-
-def _upload_here(warehouse: Warehouse, client_for: Callable[[cfg.Account], AdsClient],
-                 account: cfg.Account, run_id: str, config: PipelineConfig,
-                 clock: Callable[[], datetime], part: Part) -> dict:
-    try:
-        result = upload_account(warehouse, client_for(account), account.account_id, run_id,
-                                config, clock, part).as_dict()
-    except AccountAuthError as exc:
-        log.error("account %s: %s", account.account_id, exc)
-        result = {"account_id": account.account_id, "stopped": str(exc)}
-    return {**result, "part": part.number, "parts": part.of}
