@@ -9,12 +9,12 @@ from typing import Any
 
 from include.msads_emulator.campaign import (
     ATTRIBUTION_MODELS,
-    CONVERSION_CURRENCIES,
     COUNT_TYPES,
     MAX_WINDOW_MINUTES,
     OFFLINE_GOAL_CATEGORIES,
     REVENUE_TYPES,
 )
+from include.msads_emulator.currencies import CONVERSION_GOAL_REVENUE_CURRENCIES
 from include.msads_emulator.errors import CODES
 from include.msads_emulator.oauth import OAuth
 from include.msads_emulator.store import Store, StoreError
@@ -279,8 +279,9 @@ class Admin:
             if key in body and body[key] is not None and body[key] not in allowed:
                 raise StoreError(f"{key} must be one of {', '.join(sorted(allowed))}")
         currency = body.get("currency") or (account["currency"] if account else "USD")
-        if currency not in CONVERSION_CURRENCIES:
-            raise StoreError(f"currency {currency!r} is not an ISO 4217 code")
+        if currency not in CONVERSION_GOAL_REVENUE_CURRENCIES:
+            raise StoreError(f"currency {currency!r} is not on Microsoft's list of conversion "
+                             "goal revenue currencies")
         now = s.now()
         # Admin goals stand for goals that already exist: a day old unless told otherwise.
         created = parse_admin_time(body.get("created_at", {"ago": DAY}), now)

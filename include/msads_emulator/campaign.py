@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from include.msads_capi.codes import CURRENCIES
 from include.msads_emulator import errors
+from include.msads_emulator.currencies import CONVERSION_GOAL_REVENUE_CURRENCIES
 from include.msads_emulator.soap import (
     ARRAYS_NS,
     CM_NS,
@@ -40,8 +40,6 @@ LOOKBACK = 90 * DAY
 GOAL_QUIET_PERIOD = 2 * HOUR
 MAX_WINDOW_MINUTES = 129600
 
-# Microsoft's "Conversion Goal Revenue Currencies" list still has the legacy TRL and VEF.
-CONVERSION_CURRENCIES = CURRENCIES | {"TRL", "VEF"}
 HEX64 = re.compile(r"[0-9a-f]{64}")
 # MSCLKIDs are 32 hexadecimal characters (the examples Microsoft gives, and what it issues).
 CLICK_ID = re.compile(r"[0-9a-fA-F]{32}")
@@ -282,7 +280,7 @@ def _parse_goal(index: int, g: ET.Element, call: Call, names_in_batch: set[str]
             revenue_value = float(value)
         currency_raw = text(revenue, "CurrencyCode")
         if currency_raw not in (None, ""):
-            if currency_raw.strip() not in CONVERSION_CURRENCIES:
+            if currency_raw.strip() not in CONVERSION_GOAL_REVENUE_CURRENCIES:
                 return _goal_error(index, 5351), None
             currency = currency_raw.strip()
     if revenue_type == "FixedValue" and revenue_value is None:
@@ -456,7 +454,7 @@ def _check_conversion(index: int, item: ET.Element, goals: dict[str, dict], call
     if value is False:
         return fail(5610)
     currency = text(item, "ConversionCurrencyCode")
-    if currency is not None and currency.strip() not in CONVERSION_CURRENCIES:
+    if currency is not None and currency.strip() not in CONVERSION_GOAL_REVENUE_CURRENCIES:
         return fail(5611)
     credit = _number(text(item, "ExternalAttributionCredit"), 1.0)
     return {
@@ -599,7 +597,7 @@ def _check_adjustment(index: int, item: ET.Element, goals: dict[str, dict], call
         value = _number(raw_value, float(call.store.setting("max_conversion_value")))
         if value is False:
             return fail(5610)
-        if currency is not None and currency not in CONVERSION_CURRENCIES:
+        if currency is not None and currency not in CONVERSION_GOAL_REVENUE_CURRENCIES:
             return fail(5611)
     return {
         "item_index": index, "account_id": call.account["id"], "goal_id": goal["id"],

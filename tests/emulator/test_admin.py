@@ -53,6 +53,8 @@ def test_admin_errors_say_what_to_fix(emu, tenant):
         admin.create_account(tenant.customer_id, status="Asleep")
     with pytest.raises(AdminError, match="unknown setting"):
         admin.update_settings(colour="blue")
+    with pytest.raises(AdminError, match="conversion goal revenue currencies"):
+        admin.create_goal("Lira", account_id=tenant.account_id, currency="TRY")
     with pytest.raises(AdminError) as caught:
         admin.call("GET", "nothing-here")
     assert caught.value.status == 404

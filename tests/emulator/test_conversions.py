@@ -164,9 +164,12 @@ def test_conversion_value_rules(emu, cm, tenant, click, value, code):
     assert [c for _, c, _ in batch_errors(result)] == ([code] if code else [])
 
 
-@pytest.mark.parametrize("currency, ok", [("EUR", True), ("USD", True), ("usd", False),
-                                          ("USDollar", False), ("XXX", False), ("", False)])
-def test_currency_must_be_an_iso_4217_code(emu, cm, tenant, click, currency, ok):
+@pytest.mark.parametrize("currency, ok", [
+    ("EUR", True), ("USD", True), ("TRL", True), ("HRK", True), ("VEF", True),
+    ("TRY", False),  # ISO 4217, but not on Microsoft's list
+    ("usd", False), ("USDollar", False), ("XXX", False), ("", False)])
+def test_currency_must_be_on_microsofts_conversion_currency_list(emu, cm, tenant, click,
+                                                                  currency, ok):
     result = upload(cm, [conversion(tenant, ago(emu, hours=1), MicrosoftClickId=click,
                                     ConversionCurrencyCode=currency)])
     assert [c for _, c, _ in batch_errors(result)] == ([] if ok else [5611])

@@ -155,6 +155,18 @@ def test_goal_rules_give_batch_errors_at_their_index(emu, cm, tenant):
                      (7, 5355), (8, 5333), (9, 5364), (10, 5351)]
 
 
+@pytest.mark.parametrize("currency, ok", [("TRL", True), ("HRK", True), ("VEF", True),
+                                          ("EUR", True), ("TRY", False), ("eur", False)])
+def test_goal_revenue_currency_must_be_on_microsofts_list(cm, tenant, currency, ok):
+    response = add(cm, offline_goal(cm, Name=f"Revenue in {currency}", CurrencyCode=currency))
+    if ok:
+        assert isinstance(response.ConversionGoalIds.long[0], int)
+    else:
+        [error] = response.PartialErrors.BatchError
+        assert (error.Index, error.Code, error.ErrorCode) == (0, 5351,
+                                                              "InvalidGoalCurrencyCode")
+
+
 def test_an_empty_enum_member_is_a_deserialization_fault(cm, tenant):
     goal = cm.factory.create("OfflineConversionGoal")  # members left unset go out empty
     goal.Name = "Forgot set_elements_to_none"
