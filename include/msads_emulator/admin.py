@@ -10,6 +10,7 @@ from typing import Any
 from include.msads_emulator.campaign import (
     ATTRIBUTION_MODELS,
     COUNT_TYPES,
+    GOAL_STATUSES,
     MAX_WINDOW_MINUTES,
     OFFLINE_GOAL_CATEGORIES,
     REVENUE_TYPES,
@@ -32,6 +33,17 @@ def _int(value, what: str) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise StoreError(f"{what} must be a whole number, not {value!r}") from None
+
+
+def _window(value) -> int:
+    window = _int(value, "window_minutes")
+    if not 1 <= window <= MAX_WINDOW_MINUTES:
+        raise StoreError(f"window_minutes must be 1..{MAX_WINDOW_MINUTES}")
+    return window
+
+
+GOAL_CHANGES = ("status", "enhanced_conversions", "externally_attributed", "window_minutes",
+                "count_type")
 
 
 def _times(row: dict, *keys: str) -> dict:
@@ -70,6 +82,7 @@ class Admin:
             r("POST", "access-tokens", self.issue_access_token),
             r("GET", "goals", self.list_goals),
             r("POST", "goals", self.create_goal),
+            r("PATCH", r"goals/(\d+)", self.update_goal),
             r("POST", "clicks", self.issue_clicks),
             r("GET", "conversions", self.list_conversions),
             r("GET", "duplicates", self.list_duplicates),
@@ -269,11 +282,9 @@ class Admin:
         if s.goal_name_taken(int(customer_id), name):
             raise StoreError(f"a goal named {name!r} exists already for customer "
                              f"{customer_id} (names are unique per customer)", 409)
-        window = int(body.get("window_minutes", 43200))
-        if not 1 <= window <= MAX_WINDOW_MINUTES:
-            raise StoreError(f"window_minutes must be 1..{MAX_WINDOW_MINUTES}")
+        window = _window(body.get("window_minutes", 43200))
         checks = {"count_type": COUNT_TYPES, "revenue_type": REVENUE_TYPES,
-                  "category": OFFLINE_GOAL_CATEGORIES, "status": ("Active", "Paused"),
+                  "category": OFFLINE_GOAL_CATEGORIES, "status": GOAL_STATUSES,
                   "attribution_model": ATTRIBUTION_MODELS}
         for key, allowed in checks.items():
             if key in body and body[key] is not None and body[key] not in allowed:
@@ -302,6 +313,29 @@ class Admin:
 
     def create_goal(self, req: Request) -> dict:
         return _times(self._insert_goal(req.json()), "created_at")
+
+    def update_goal(self, req: Request, gid: str) -> dict:
+        """Change what a user can change in the web UI: status, enhanced conversions,
+        external attribution, window, count type."""
+        body = req.json()
+        bad = sorted(set(body) - set(GOAL_CHANGES))
+        if bad:
+            raise StoreError(f"cannot change {', '.join(bad)}; only "
+                             f"{', '.join(GOAL_CHANGES)}")
+        changes: dict[str, Any] = {}
+        for key, value in body.items():
+            if key == "status":
+                if value not in GOAL_STATUSES:
+                    raise StoreError(f"status must be one of {', '.join(GOAL_STATUSES)}")
+            elif key == "count_type":
+                if value not in COUNT_TYPES:
+                    raise StoreError(f"count_type must be one of {', '.join(COUNT_TYPES)}")
+            elif key == "window_minutes":
+                value = _window(value)
+            elif not isinstance(value, bool):
+                raise StoreError(f"{key} must be true or false")
+            changes[key] = int(value) if isinstance(value, bool) else value
+        return _times(self.store.update_goal(int(gid), changes), "created_at")
 
     def list_goals(self, req: Request) -> list[dict]:
         return [_times(g, "created_at") for g in self.store.query("SELECT * FROM goals")]

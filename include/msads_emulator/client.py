@@ -156,6 +156,12 @@ class AdminClient:
         return self.call("POST", "goals", {"name": name, "account_id": account_id,
                                            "customer_id": customer_id, **fields})
 
+    def update_goal(self, goal_id: int, **changes) -> dict:
+        """Change a goal as a user would in the web UI. changes: status (Active, Paused),
+        enhanced_conversions, externally_attributed (true/false), window_minutes,
+        count_type (All, Unique)."""
+        return self.call("PATCH", f"goals/{goal_id}", changes)
+
     def goals(self) -> list[dict]:
         return self.call("GET", "goals")
 

@@ -461,6 +461,15 @@ class Store:
     def goal(self, gid: int) -> dict | None:
         return self.one("SELECT * FROM goals WHERE id = ?", (gid,))
 
+    def update_goal(self, gid: int, changes: dict) -> dict:
+        """Change columns of a goal (the caller has checked names and values)."""
+        with self.lock:
+            if not self.goal(gid):
+                raise StoreError(f"goal {gid} does not exist", 404)
+            for key, value in changes.items():
+                self.db.execute(f"UPDATE goals SET {key} = ? WHERE id = ?", (value, gid))
+            return self.goal(gid)
+
     def goals_for_account(self, account: dict) -> list[dict]:
         """Goals an account sees: its own, and the customer-scoped ones of its customer."""
         return self.query(

@@ -60,6 +60,41 @@ def test_admin_errors_say_what_to_fix(emu, tenant):
     assert caught.value.status == 404
 
 
+def test_goals_change_like_in_the_web_ui(emu, cm, tenant):
+    changed = emu.admin.update_goal(tenant.goal_id, status="Paused", enhanced_conversions=False,
+                                    externally_attributed=True, window_minutes=1440,
+                                    count_type="Unique")
+    assert (changed["status"], changed["enhanced_conversions"], changed["externally_attributed"],
+            changed["window_minutes"], changed["count_type"]) == ("Paused", 0, 1, 1440, "Unique")
+    [goal] = cm.GetConversionGoalsByIds(
+        ConversionGoalTypes="OfflineConversion",
+        ReturnAdditionalFields="IsExternallyAttributed IsEnhancedConversionsEnabled"
+    ).ConversionGoals.ConversionGoal
+    assert (goal.Status, goal.IsEnhancedConversionsEnabled, goal.IsExternallyAttributed,
+            goal.ConversionWindowInMinutes, goal.CountType) == ("Paused", False, True, 1440,
+                                                                "Unique")
+    assert emu.admin.update_goal(tenant.goal_id, status="Active")["status"] == "Active"
+
+
+@pytest.mark.parametrize("changes, status, words", [
+    ({"name": "Renamed"}, 400, "cannot change name"),
+    ({"status": "Deleted"}, 400, "status must be"),
+    ({"count_type": "Some"}, 400, "count_type must be"),
+    ({"window_minutes": 0}, 400, "window_minutes must be"),
+    ({"enhanced_conversions": "yes"}, 400, "true or false"),
+])
+def test_bad_goal_changes_are_refused(emu, tenant, changes, status, words):
+    with pytest.raises(AdminError, match=words) as caught:
+        emu.admin.update_goal(tenant.goal_id, **changes)
+    assert caught.value.status == status
+
+
+def test_an_unknown_goal_cannot_change(emu, tenant):
+    with pytest.raises(AdminError, match="does not exist") as caught:
+        emu.admin.update_goal(1, status="Paused")
+    assert caught.value.status == 404
+
+
 def test_accounts_change_status(emu, tenant):
     changed = emu.admin.update_account(tenant.account_id, status="Paused")
     assert changed["status"] == "Pause"
