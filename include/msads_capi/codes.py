@@ -1,4 +1,4 @@
-"""Reference codes: ISO 4217 currencies in circulation and ISO 3166-1 regions for phones."""
+"""Reference codes: the currencies Microsoft takes for conversions, ISO 3166-1 phone regions."""
 
 from __future__ import annotations
 
@@ -6,16 +6,19 @@ from functools import cache
 
 from include.msads_capi.errors import MsadsError
 
-# ISO 4217 currencies in circulation (no fund, metal, testing or withdrawn codes), 2025 list.
+# Microsoft's "Conversion Goal Revenue Currencies": the codes it takes for a conversion's or a
+# goal's currency (learn.microsoft.com/en-us/advertising/guides/currencies#conversiongoalrevenue).
+# Not all of ISO 4217: it lists the legacy TRL for the Turkish lira, not TRY, and keeps HRK and
+# VEF. A code outside it is refused by Microsoft (5611), so it never leaves the warehouse.
 CURRENCIES = frozenset("""
-AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD
-CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP
-GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD
-KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN
-NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP
-SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND
-VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
+AED ALL AMD ARS AUD AZN BDT BGN BHD BND BOB BRL BWP BZD CAD CHF CLP CNY COP CRC CZK DKK DOP DZD
+EGP ETB EUR FJD GBP GEL GHS GTQ HKD HNL HRK HUF IDR ILS INR IQD ISK JMD JOD JPY KES KGS KRW KWD
+KZT LBP LKR LYD MAD MKD MNT MOP MUR MVR MWK MXN MYR NGN NIO NOK NZD OMR PAB PEN PHP PKR PLN PYG
+QAR RON RSD RUB RWF SAR SEK SGD THB TND TOP TRL TTD TWD TZS UAH UGX USD UYU UZS VEF VND XAF XCD
+XOF YER ZAR ZMW
 """.split())
+CURRENCY_LIST_URL = ("https://learn.microsoft.com/en-us/advertising/guides/currencies"
+                     "#conversiongoalrevenue")
 
 
 @cache
@@ -27,11 +30,12 @@ def regions() -> frozenset[str]:
 
 
 def currency(value: str, *, what: str = "currency") -> str:
-    """An ISO 4217 code, upper-cased; a clear error otherwise."""
+    """A currency Microsoft takes for conversions, upper-cased; a clear error otherwise."""
     code = (value or "").strip().upper()
     if code not in CURRENCIES:
-        raise MsadsError(f"{what} {value!r} is not an ISO 4217 currency code in use; "
-                         "use three letters such as USD, EUR or GBP")
+        raise MsadsError(f"{what} {value!r} is not a currency Microsoft Advertising takes for "
+                         f"conversions; use one of its list ({CURRENCY_LIST_URL}), such as USD, "
+                         "EUR or GBP")
     return code
 
 
