@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from include.msads_capi.microsoft.faults import (
     ROW_TRANSIENT_CODES,
+    ApiError,
     RequestError,
     TokenExpiredError,
     TransientError,
@@ -56,6 +57,8 @@ class RemoteGoal:
     revenue_value: Decimal | None
     revenue_currency: str | None
     category: str | None
+    enhanced_conversions: bool | None = None   # IsEnhancedConversionsEnabled
+    externally_attributed: bool | None = None  # IsExternallyAttributed
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,15 @@ def _as_list(value) -> list:
     if value is None or isinstance(value, str):
         return []
     return value if isinstance(value, list) else [value]
+
+
+def _flag(value) -> bool | None:
+    """An xs:boolean as suds gives it (bool, or text when the schema type is not known)."""
+    if value is None or str(value) == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("true", "1")
 
 
 class AdsClient:
@@ -225,7 +237,9 @@ class AdsClient:
                 revenue_type=_text(getattr(revenue, "Type", None)) if revenue else None,
                 revenue_value=Decimal(str(value)) if value is not None else None,
                 revenue_currency=_text(getattr(revenue, "CurrencyCode", None)) if revenue else None,
-                category=_text(getattr(g, "GoalCategory", None))))
+                category=_text(getattr(g, "GoalCategory", None)),
+                enhanced_conversions=_flag(getattr(g, "IsEnhancedConversionsEnabled", None)),
+                externally_attributed=_flag(getattr(g, "IsExternallyAttributed", None))))
         return goals
 
     def add_offline_goal(self, account_id: int, customer_id: int, *, name: str,
@@ -290,13 +304,13 @@ class AdsClient:
         rejected: dict[int, RowOutcome] = {}
         for e in _as_list(getattr(response, "BatchError", None)):
             index = getattr(e, "Index", None)
-            outcome = RowOutcome(int(index) if index is not None else -1, False, int(e.Code),
-                                 _text(e.ErrorCode), _text(e.Message))
             if index is None or not 0 <= int(index) < len(rows):
-                # An error that names no row applies to the whole call.
-                return UploadResult([RowOutcome(i, False, outcome.code, outcome.error_code,
-                                                outcome.message) for i in range(len(rows))],
-                                    tracking)
-            rejected.setdefault(int(index), outcome)
+                # An error that names no row is about the whole call: refused, not the rows'
+                # fault (the uploader keeps them waiting and finds out which one it was).
+                error = ApiError(int(e.Code), _text(e.ErrorCode) or "", _text(e.Message) or "")
+                raise RequestError(f"Microsoft Advertising answered {error} for the whole "
+                                   f"request (TrackingId {tracking})", (error,), tracking)
+            rejected.setdefault(int(index), RowOutcome(int(index), False, int(e.Code),
+                                                       _text(e.ErrorCode), _text(e.Message)))
         return UploadResult([rejected.get(i, RowOutcome(i, True)) for i in range(len(rows))],
                             tracking)

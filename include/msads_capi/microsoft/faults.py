@@ -6,9 +6,13 @@ Classes (msads-api.md §3, §8):
 - :class:`TokenExpiredError`: 109 AuthenticationTokenExpired. Refresh once, then retry.
 - :class:`AccountAuthError`: 105 InvalidCredentials, 106 UserIsNotAuthorized, ``invalid_grant``
   and other OAuth refusals. The account becomes ``auth_failed``; a person must reconnect.
-- :class:`AccountNotFoundError`: the account id is unknown to Microsoft (1102 and friends).
-- :class:`RequestError`: anything else at request level (e.g. 5601 more than 1,000 items).
-Per-row data errors arrive as batch errors and are outcomes, not exceptions.
+- :class:`AccountNotFoundError`: the account id is unknown to Microsoft (1102, 1030).
+- :class:`RequestError`: Microsoft refused the request as a whole: an HTTP error such as 400 or
+  404, a fault that names no item (5601 more than 1,000 items, 303 a retired API version, 513
+  too many ids, a message WCF could not read). Not the fault of the items in it: the uploader
+  keeps them waiting and splits the request to find an item Microsoft refuses on its own.
+Per-row data errors arrive as batch errors and are outcomes, not exceptions. A programming error
+in our code (``AttributeError``, ``TypeError`` ...) is not classified: it is a bug, never retried.
 """
 
 from __future__ import annotations
@@ -25,8 +29,16 @@ THROTTLE_CODES = {117}
 TRANSIENT_CODES = {0, 5612, 2928}
 TOKEN_EXPIRED_CODES = {109}
 AUTH_CODES = {105, 106, 108, 120, 122, 123, 124, 125}
-ACCOUNT_NOT_FOUND_CODES = {1102, 1030, 513, 514}
-ROW_TRANSIENT_CODES = {5612}
+# 513 is CampaignServiceEntityIdsArrayExceedsLimit and 514 "ids are null or empty": requests
+# Microsoft refuses, not unknown accounts (operation error codes page).
+ACCOUNT_NOT_FOUND_CODES = {1102, 1030}
+# A batch error with one of these codes is retried for its row: 0 InternalError, 5612 "failed to
+# send offline conversions to internal server".
+ROW_TRANSIENT_CODES = {0, 5612}
+# SOAP fault codes of a request the service could not read or route: refused, not transient.
+REFUSED_FAULT_CODES = ("DeserializationFailed", "ActionNotSupported", "Client")
+# Exceptions that mean our own code is wrong; retrying cannot help.
+BUGS = (AttributeError, TypeError, NameError, KeyError, IndexError, AssertionError)
 
 
 @dataclass(frozen=True)
@@ -40,21 +52,35 @@ class ApiError:
 
     def __str__(self) -> str:
         where = f" at index {self.index}" if self.index is not None else ""
-        return f"{self.code} {self.error_code}{where}: {self.message}"
+        code = f"{self.code} " if self.code >= 0 else ""
+        return f"{code}{self.error_code}{where}: {self.message}"
 
 
 class MicrosoftError(MsadsError):
     """Microsoft refused or failed a call; ``errors`` and ``tracking_id`` say how."""
 
     def __init__(self, message: str, errors: tuple[ApiError, ...] = (),
-                 tracking_id: str | None = None) -> None:
+                 tracking_id: str | None = None, http_status: int | None = None) -> None:
         super().__init__(message)
         self.errors = errors
         self.tracking_id = tracking_id
+        self.http_status = http_status
 
     @property
     def first(self) -> ApiError | None:
         return self.errors[0] if self.errors else None
+
+    @property
+    def signature(self) -> str:
+        """What kind of refusal this is, the same for every request refused the same way:
+        ``HTTP 404`` or ``303 ApiVersionNoLongerSupported``."""
+        first = self.first
+        if first is not None:
+            return f"{first.code} {first.error_code}".strip() if first.code >= 0 else (
+                first.error_code or type(self).__name__)
+        if self.http_status:
+            return f"HTTP {self.http_status}"
+        return type(self).__name__
 
 
 class TransientError(MicrosoftError):
@@ -101,10 +127,18 @@ def _text(value) -> str:
 
 
 def fault_errors(fault) -> tuple[list[ApiError], str | None]:
-    """Errors and TrackingId from a suds fault's detail (AdApiFaultDetail or ApiFaultDetail)."""
+    """Errors and TrackingId from a suds fault's detail (AdApiFaultDetail or ApiFaultDetail).
+
+    A fault with neither (WCF's own ``DeserializationFailed``, ``ActionNotSupported``) gives one
+    error with code -1 named after its fault code, when that says the request was refused.
+    """
     detail = getattr(fault, "detail", None)
     errors, tracking = [], None
-    if detail is None:
+    code = _text(getattr(fault, "faultcode", None)).rsplit(":", 1)[-1]
+    if detail is None or not any(getattr(detail, n, None) is not None
+                                 for n in ("AdApiFaultDetail", "ApiFaultDetail")):
+        if code in REFUSED_FAULT_CODES:
+            errors.append(ApiError(-1, code, _text(getattr(fault, "faultstring", None))))
         return errors, tracking
     ad = getattr(detail, "AdApiFaultDetail", None)
     if ad is not None:
@@ -122,10 +156,15 @@ def fault_errors(fault) -> tuple[list[ApiError], str | None]:
     return errors, tracking
 
 
-def classify(exc: BaseException) -> MicrosoftError:
-    """Turn whatever the SDK raised into one of our error classes (never leaks tokens)."""
+def classify(exc: BaseException) -> MicrosoftError | None:
+    """Turn whatever the SDK raised into one of our error classes (never leaks tokens).
+
+    None for a bug in our own code (:data:`BUGS`): the caller lets it fail the task.
+    """
     if isinstance(exc, MicrosoftError):
         return exc
+    if isinstance(exc, BUGS):
+        return None
     from suds import WebFault
 
     if isinstance(exc, WebFault):
@@ -150,14 +189,15 @@ def classify(exc: BaseException) -> MicrosoftError:
     # suds raises Exception((status, reason)) for an HTTP error without a SOAP body.
     if type(exc) is Exception and exc.args and isinstance(exc.args[0], tuple):
         status, reason = (list(exc.args[0]) + [None, None])[:2]
+        message = f"Microsoft Advertising answered HTTP {status} {reason}"
         if _int(status) >= 500 or _int(status) in (408, 429):
-            return TransientError(f"Microsoft Advertising answered HTTP {status} {reason}")
-        return RequestError(f"Microsoft Advertising answered HTTP {status} {reason}")
+            return TransientError(message, http_status=_int(status))
+        return RequestError(message, http_status=_int(status))
     if isinstance(exc, socket.timeout | TimeoutError):
         return TransientError(f"Microsoft Advertising did not answer in time ({exc})")
     if isinstance(exc, urllib.error.URLError | ConnectionError | ssl.SSLError | OSError):
         return TransientError(f"cannot reach Microsoft Advertising ({exc})")
-    if isinstance(exc, SAXParseException | AttributeError):
+    if isinstance(exc, SAXParseException):
         return TransientError(f"Microsoft Advertising sent an unreadable answer ({exc})")
     return RequestError(f"unexpected error calling Microsoft Advertising: "
                         f"{type(exc).__name__}: {exc}")

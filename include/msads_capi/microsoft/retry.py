@@ -47,6 +47,8 @@ class RetryPolicy:
                 return fn()
             except Exception as exc:  # classified below; non-transient ones are re-raised
                 error = classify(exc)
+                if error is None:  # a bug in our code: never retried
+                    raise
                 if not isinstance(error, TransientError):
                     if error is exc:
                         raise
