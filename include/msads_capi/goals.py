@@ -83,11 +83,14 @@ def record_goals(conn, account_id: int, goals: Sequence[RemoteGoal], now: dateti
         conn.execute(
             """INSERT INTO msads.goals (account_id, goal_id, name, status, scope, count_type,
                    window_minutes, revenue_type, revenue_value, revenue_currency, created_at,
-                   first_seen_at, last_seen_at, missing_since)
+                   first_seen_at, last_seen_at, missing_since, enhanced_conversions,
+                   externally_attributed)
                VALUES (%(a)s, %(g)s, %(n)s, %(st)s, %(sc)s, %(ct)s, %(w)s, %(rt)s, %(rv)s,
-                       %(rc)s, %(created)s, %(now)s, %(now)s, NULL)
+                       %(rc)s, %(created)s, %(now)s, %(now)s, NULL, %(ec)s, %(ea)s)
                ON CONFLICT (account_id, goal_id) DO UPDATE SET name = EXCLUDED.name,
                    status = EXCLUDED.status, scope = EXCLUDED.scope,
+                   enhanced_conversions = EXCLUDED.enhanced_conversions,
+                   externally_attributed = EXCLUDED.externally_attributed,
                    count_type = EXCLUDED.count_type, window_minutes = EXCLUDED.window_minutes,
                    revenue_type = EXCLUDED.revenue_type, revenue_value = EXCLUDED.revenue_value,
                    revenue_currency = EXCLUDED.revenue_currency,
@@ -96,6 +99,7 @@ def record_goals(conn, account_id: int, goals: Sequence[RemoteGoal], now: dateti
             {"a": account_id, "g": g.goal_id, "n": g.name, "st": g.status, "sc": g.scope,
              "ct": g.count_type, "w": g.window_minutes, "rt": g.revenue_type,
              "rv": g.revenue_value, "rc": g.revenue_currency,
+             "ec": g.enhanced_conversions, "ea": g.externally_attributed,
              "created": (created_at or {}).get(g.goal_id), "now": now})
     # Mappings held only because their goal had vanished are released when it is back.
     conn.execute(
@@ -128,7 +132,8 @@ def record_goals(conn, account_id: int, goals: Sequence[RemoteGoal], now: dateti
 def list_goals(conn, account_id: int) -> list[dict]:
     rows = conn.execute(
         "SELECT goal_id, name, status, scope, count_type, window_minutes, revenue_type, "
-        "revenue_value, revenue_currency, created_at, first_seen_at, last_seen_at, missing_since "
+        "revenue_value, revenue_currency, enhanced_conversions, externally_attributed, "
+        "created_at, first_seen_at, last_seen_at, missing_since "
         "FROM msads.goals WHERE account_id = %s ORDER BY name, goal_id", (account_id,))
     cols = [d.name for d in rows.description]
     return [dict(zip(cols, r, strict=True)) for r in rows.fetchall()]

@@ -11,7 +11,7 @@ from include.msads_capi.errors import MsadsError
 
 _TWO_HOURS = timedelta(hours=2)
 GOAL_COLS = ["goal_id", "name", "status", "count_type", "window_minutes", "revenue_type",
-             "created_at", "state"]
+             "enhanced_conversions", "externally_attributed", "created_at", "state"]
 
 
 def register(sub) -> None:
