@@ -19,13 +19,14 @@ class PipelineConfig:
     upload_processes: int = 2               # uploaders per account at once, for big backlogs
     part_min_conversions: int = 10_000      # an account is split only with this many per part
     account_hold: timedelta = timedelta(days=7)      # account_inactive: how long events wait
+    goal_hold: timedelta = timedelta(days=7)         # goal_paused: how long events wait
     unverified_hold: timedelta = timedelta(hours=24)  # goals not fetched yet
     hold_recheck: timedelta = timedelta(minutes=15)
     retry_base: timedelta = timedelta(minutes=1)
     retry_max: timedelta = timedelta(hours=1)
     give_up_after: timedelta = timedelta(hours=24)
-    future_tolerance: timedelta = timedelta(minutes=5)
-    max_age: timedelta = timedelta(days=90)
+    future_tolerance: timedelta = timedelta(minutes=5)  # ahead of now by less: held, not skipped
+    max_age: timedelta = timedelta(days=90)         # Microsoft: "within the last 90 days"
     goal_min_age: timedelta = timedelta(hours=2)
     max_value: float = 1e12
     attributed_platforms: frozenset[str] = field(default_factory=lambda: frozenset(

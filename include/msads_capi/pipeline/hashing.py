@@ -3,8 +3,9 @@
 For each planned conversion the event's raw email and phone are read here, in the warehouse's
 process, hashed in pandas (:mod:`include.msads_capi.identity`) and only the digests are written
 to the outbox. Then, in the troubleshooting order: no usable click id, email or phone →
-``no_identifier``; the checks the plan stage prepared → ``goal_too_new`` (deferred until the
-goal is 2 hours old), ``outside_window``, ``future_time``, ``invalid_value``.
+``no_identifier``; only a hashed email or phone for a goal without enhanced conversions →
+``enhanced_conversions_off``; the checks the plan stage prepared (deferred until their time when
+they carry one: ``goal_too_new``, ``not_due_yet``; final otherwise).
 """
 
 from __future__ import annotations
@@ -27,17 +28,19 @@ log = logging.getLogger(__name__)
 _CHUNK = """
 WITH o AS (  -- the next keys first, by the primary key: the joins then touch only these rows
     SELECT event_id, account_id, goal_id, click_id, preflight_reason, preflight_detail,
-           defer_until
+           defer_until, conversion_name
     FROM msads.outbox
     WHERE run_id = %(run)s AND NOT hashed
       AND (event_id, account_id, goal_id) > (%(e)s, %(a)s, %(g)s)
     ORDER BY event_id, account_id, goal_id
     LIMIT %(n)s)
 SELECT o.event_id, o.account_id, o.goal_id, o.click_id, o.preflight_reason,
-       o.preflight_detail, o.defer_until, e.email, e.phone, s.phone_region
+       o.preflight_detail, o.defer_until, o.conversion_name, e.email, e.phone, s.phone_region,
+       g.enhanced_conversions IS NOT FALSE AS enhanced  -- unknown until goals are refreshed
 FROM o
 LEFT JOIN {events} e ON e.event_id = o.event_id
 LEFT JOIN msads.spaces s ON s.space_id = e.space_id
+LEFT JOIN msads.goals g ON g.account_id = o.account_id AND g.goal_id = o.goal_id
 ORDER BY o.event_id, o.account_id, o.goal_id
 """
 
@@ -91,10 +94,15 @@ def hash_stage(warehouse: Warehouse, run_id: str, now: datetime,
                 if not ok:
                     decided.append(key + ("skipped", "no_identifier", _why_absent(row), None,
                                           now))
+                elif not isinstance(row.click_id, str) and not row.enhanced:
+                    decided.append(key + ("skipped", "enhanced_conversions_off",
+                                          f"no click id, only a hashed email or phone, and goal "
+                                          f"{row.goal_id} ({row.conversion_name}) does not have "
+                                          "enhanced conversions turned on", None, now))
                 elif isinstance(row.preflight_reason, str):
-                    if row.preflight_reason == "goal_too_new":
-                        decided.append(key + ("deferred", "goal_too_new", row.preflight_detail,
-                                              row.defer_until, None))
+                    if not pd.isna(row.defer_until):  # goal_too_new, not_due_yet: held
+                        decided.append(key + ("deferred", row.preflight_reason,
+                                              row.preflight_detail, row.defer_until, None))
                     else:
                         decided.append(key + ("skipped", row.preflight_reason,
                                               row.preflight_detail, None, now))

@@ -4,10 +4,16 @@
 2. no enabled mapping for the event name in its Space → ``not_mapped``;
 3. mapping or goal broken → ``goal_missing`` (held while goals are not fetched yet);
 4. account not active → ``account_inactive`` (held up to 7 days, then final);
-5. send rule ``attributed_only`` and not attributed to Microsoft → ``not_attributed``.
-What passes goes to the outbox with the checks that come after identity hashing
-(``goal_too_new``, ``outside_window``, ``future_time``, ``invalid_value``) worked out in advance;
-the hash stage applies them after ``no_identifier``. Raw email and phone are not read here.
+5. goal paused in Microsoft Advertising → ``goal_paused`` (held up to 7 days, then final);
+6. send rule ``attributed_only`` and not attributed to Microsoft → ``not_attributed``.
+What passes goes to the outbox with the checks that come after identity hashing worked out in
+advance (``goal_too_new``, ``no_time_zone``, ``outside_window``, ``future_time`` /
+``not_due_yet``, ``invalid_value``, ``attribution_missing`` / ``attribution_invalid``); the hash
+stage applies them after ``no_identifier``. Raw email and phone are not read here.
+
+Microsoft's rules, as documented (docs/pipeline.md): a conversion more than 90 days old at upload
+is refused; the goal's conversion window runs from the click, which only Microsoft knows, so it
+is not checked here; a time in the future is refused, so a time a little ahead of now waits.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from include.msads_capi import codes
+from include.msads_capi.events import select_optional
 from include.msads_capi.pipeline.config import PipelineConfig
 from include.msads_capi.pipeline.store import delete_keys, upsert
 from include.msads_capi.settings import events_table
@@ -36,14 +43,16 @@ RESULT_COLUMNS = ("event_id", "account_id", "goal_id", "space_id", "event_name",
 OUTBOX_COLUMNS = ("event_id", "account_id", "goal_id", "customer_id", "run_id",
                   "conversion_name", "conversion_time", "conversion_value", "currency_code",
                   "click_id", "email_sha256", "phone_sha256", "hashed", "preflight_reason",
-                  "preflight_detail", "defer_until", "sent_at")
+                  "preflight_detail", "defer_until", "sent_at", "attribution_credit",
+                  "attribution_model")
 
 _MAPPINGS = """
 SELECT m.account_id, m.goal_id, a.space_id, m.event_name, m.send_rule, m.broken_reason,
        a.customer_id, a.status AS account_status, a.status_reason AS account_reason,
        a.goals_fetched_at IS NOT NULL AS goals_fetched, g.goal_id IS NOT NULL AS goal_present,
        g.missing_since, g.status AS goal_status, COALESCE(g.name, m.goal_name) AS goal_name,
-       g.created_at AS goal_created_at, g.window_minutes
+       g.created_at AS goal_created_at, g.window_minutes,
+       COALESCE(g.externally_attributed, false) AS externally_attributed
 FROM msads.mappings m
 JOIN msads.accounts a USING (account_id)
 LEFT JOIN msads.goals g ON g.account_id = m.account_id AND g.goal_id = m.goal_id
@@ -61,7 +70,7 @@ _LEDGER_OF = ("SELECT event_id, account_id, goal_id, first_seen_at, attempts FRO
               "WHERE run_id = %(run)s AND status = 'pending' AND reason = 'claimed' "
               "AND event_id = %(e)s")
 _EVENTS = ("SELECT event_id, space_id, event_name, event_time, value, currency_code, msclkid, "
-           "attributed_platform FROM {events} WHERE event_id IN (SELECT event_id "
+           "attributed_platform, {optional} FROM {events} WHERE event_id IN (SELECT event_id "
            + _CLAIMED + " AND event_id <= %(upto)s)")
 _DECIDED = ("SELECT r.event_id, r.account_id, r.goal_id FROM msads.results r WHERE r.event_id "
             "IN (SELECT event_id " + _CLAIMED + " AND event_id <= %(upto)s) AND r.goal_id <> 0 "
@@ -164,6 +173,7 @@ class Planner:
                            | df["goal_status"].eq("Deleted"))
         unverified = mapped & ~df["goals_fetched"].fillna(False).astype(bool)
         inactive = mapped & df["account_status"].ne("active")
+        paused = mapped & df["goal_status"].eq("Paused")
         platform = df["attributed_platform"].astype("string").str.strip().str.lower()
         not_attributed = mapped & df["send_rule"].eq("attributed_only") & ~platform.isin(
             cfg.attributed_platforms).fillna(False)
@@ -171,17 +181,23 @@ class Planner:
         now_ts = pd.Timestamp(now)
         unverified_over = first_seen + cfg.unverified_hold <= now_ts
         inactive_over = first_seen + cfg.account_hold <= now_ts
+        paused_over = first_seen + cfg.goal_hold <= now_ts
 
         reason = np.select(
-            [missing_event, capi_off, ~mapped, broken, unverified, inactive, not_attributed],
+            [missing_event, capi_off, ~mapped, broken, unverified, inactive, paused,
+             not_attributed],
             ["event_deleted", "capi_off", "not_mapped", "goal_missing", "goal_missing",
-             "account_inactive", "not_attributed"], default="ready")
-        held = ((reason == "goal_missing") & unverified.to_numpy() & ~unverified_over.to_numpy()
-                & ~broken.to_numpy()) | ((reason == "account_inactive") & ~inactive_over.to_numpy())
+             "account_inactive", "goal_paused", "not_attributed"], default="ready")
+        held = (((reason == "goal_missing") & unverified.to_numpy() & ~unverified_over.to_numpy()
+                 & ~broken.to_numpy())
+                | ((reason == "account_inactive") & ~inactive_over.to_numpy())
+                | ((reason == "goal_paused") & ~paused_over.to_numpy()))
         df["reason"] = reason
         df["held"] = held
-        hold_until = np.where(df["reason"].eq("account_inactive"), first_seen + cfg.account_hold,
-                              first_seen + cfg.unverified_hold)
+        hold_until = np.select(
+            [df["reason"].eq("account_inactive"), df["reason"].eq("goal_paused")],
+            [first_seen + cfg.account_hold, first_seen + cfg.goal_hold],
+            default=first_seen + cfg.unverified_hold)
         clean, values, currencies = self._clean(df)
         times = [pd.Timestamp(t).to_pydatetime() if not pd.isna(t) else None
                  for t in df["event_time"]] if not clean.any() else list(
@@ -213,15 +229,16 @@ class Planner:
                 continue
             if clean[i]:  # the common case, decided column-wise in _clean
                 value, currency, pre, pre_detail, defer = values[i], currencies[i], None, None, None
+                credit = model = None
             else:
-                value, currency, pre, pre_detail, defer = self._preflight(rows[i])
+                value, currency, pre, pre_detail, defer, credit, model = self._preflight(rows[i])
             conv_time, goal_name, click = times[i], col["goal_name"][i], col["msclkid"][i]
             click = click.strip() if isinstance(click, str) else None
             ledger.append(base + ("pending", "ready", None, None, None, goal_name, conv_time,
                                   value, currency) + tail)
             outbox.append((event_id, accounts[i], goals[i], int(customers[i]), run_id,
                            goal_name, conv_time, value, currency, click or None, None, None,
-                           False, pre, pre_detail, defer, None))
+                           False, pre, pre_detail, defer, None, credit, model))
         return ledger, outbox
 
     def _detail(self, row) -> str | None:
@@ -242,6 +259,9 @@ class Planner:
         if reason == "account_inactive":
             why = f": {row.account_reason}" if isinstance(row.account_reason, str) else ""
             return f"account {row.account_id} is {row.account_status}{why}"
+        if reason == "goal_paused":
+            return (f"goal {row.goal_id} ({row.goal_name}) of account {row.account_id} is paused "
+                    "in Microsoft Advertising, where it counts nothing")
         if reason == "not_attributed":
             platform = row.attributed_platform if isinstance(row.attributed_platform, str) else None
             return (f"attributed to {platform!r}" if platform else "not attributed to any "
@@ -252,7 +272,8 @@ class Planner:
         """Which rows pass every later check, decided column-wise, with their value/currency.
 
         Rows not clean (or not knowable here) go through :meth:`_preflight` one by one, which
-        also writes the detail; the results are the same either way.
+        also writes the detail; the results are the same either way. Conversions for externally
+        attributed goals always go that way (they are few, and carry two more fields).
         """
         cfg, now = self.config, pd.Timestamp(self.now)
         raw = df["value"].tolist()
@@ -270,18 +291,19 @@ class Planner:
         times = pd.to_datetime(df["event_time"], utc=True) if aware else None
         if times is None:  # naive or mixed times: _preflight looks at each one
             return np.zeros(len(df), dtype=bool), [None] * len(df), [None] * len(df)
-        window = pd.to_timedelta(df["window_minutes"].astype("float64"), unit="min")
-        limit = window.fillna(cfg.max_age).clip(upper=cfg.max_age)
-        in_time = ((times >= now - limit) & (times <= now + cfg.future_tolerance)).to_numpy()
+        in_time = ((times >= now - cfg.max_age) & (times <= now)).to_numpy()
         created = pd.to_datetime(df["goal_created_at"], utc=True)
         old_enough = (created.isna() | (created + cfg.goal_min_age <= now)).to_numpy()
-        clean = good_value & good_currency & in_time & old_enough & times.notna().to_numpy()
+        internal = ~df["externally_attributed"].fillna(False).astype(bool).to_numpy()
+        clean = (good_value & good_currency & in_time & old_enough & internal
+                 & times.notna().to_numpy())
         values = [None if m else float(n) for m, n in zip(missing, number, strict=True)]
         currencies = [None if m else c for m, c in zip(missing, currency.tolist(), strict=True)]
         return clean, values, currencies
 
     def _preflight(self, row) -> tuple:
-        """(value, currency, reason, detail, defer_until) for a conversion that may be sent."""
+        """(value, currency, reason, detail, defer_until, attribution credit, attribution model)
+        for a conversion that may be sent; the first failed check gives the reason."""
         now, cfg = self.now, self.config
         raw_value = row.value
         # A float NaN here is pandas' "no value"; the warehouse's own NaN arrives as Decimal.
@@ -299,18 +321,21 @@ class Planner:
         event_time = pd.Timestamp(row.event_time).to_pydatetime()
         if event_time.tzinfo is None:
             # A custom events table with `timestamp` columns: the zone is never guessed.
-            return (None, None, "future_time", f"event_time {event_time:%Y-%m-%d %H:%M} has no "
+            return (None, None, "no_time_zone", f"event_time {event_time:%Y-%m-%d %H:%M} has no "
                     "time zone (the column is timestamp, not timestamptz); write timestamptz",
-                    None)
-        window = timedelta(minutes=int(row.window_minutes)) if not pd.isna(
-            row.window_minutes) else cfg.max_age
-        limit = min(window, cfg.max_age)
-        if event_time < now - limit:
+                    None, None, None)
+        if event_time < now - cfg.max_age:
             reasons.append(("outside_window", f"the event is {(now - event_time).days} day(s) "
-                            f"old; the limit is {limit.days or 1} day(s)", None))
+                            f"old; Microsoft accepts conversions up to {cfg.max_age.days} days "
+                            "old", None))
         elif event_time > now + cfg.future_tolerance:
             reasons.append(("future_time", f"event_time {event_time:%Y-%m-%d %H:%M} UTC is "
-                            "in the future", None))
+                            f"more than {_minutes(cfg.future_tolerance)} ahead of now "
+                            f"({now:%Y-%m-%d %H:%M} UTC)", None))
+        elif event_time > now:
+            reasons.append(("not_due_yet", f"event_time {event_time:%H:%M:%S} UTC is ahead of "
+                            f"now ({now:%H:%M:%S} UTC); it is sent once that time has passed",
+                            event_time))
         if value is not None and not (isinstance(value, Decimal) and value.is_nan()):
             number = _as_float(value)
             cur_raw = row.currency_code if isinstance(row.currency_code, str) else None
@@ -319,17 +344,45 @@ class Planner:
                 reasons.append(("invalid_value", f"value {value} is not a non-negative amount",
                                 None))
             elif currency not in codes.CURRENCIES:
-                reasons.append(("invalid_value", f"currency {currency!r} is not an ISO 4217 "
-                                "code", None))
+                reasons.append(("invalid_value", f"currency {currency!r} is not one Microsoft "
+                                f"takes for conversions (its list: {codes.CURRENCY_LIST_URL})",
+                                None))
             value = number
         elif value is not None:
             reasons.append(("invalid_value", "value is NaN (not a number)", None))
             value = None
+        credit, model = self._attribution(row, reasons)
         if not reasons:
-            return value, currency or None, None, None, None
+            return value, currency or None, None, None, None, credit, model
         reason, detail, defer = reasons[0]
         return (value if reason != "invalid_value" else None,
-                currency if reason != "invalid_value" else None, reason, detail, defer)
+                currency if reason != "invalid_value" else None, reason, detail, defer,
+                credit, model)
+
+    @staticmethod
+    def _attribution(row, reasons: list) -> tuple[float | None, str | None]:
+        """ExternalAttributionCredit and Model, sent only for an externally attributed goal,
+        which needs both (and a credit from 0 to 1)."""
+        if not bool(row.externally_attributed):
+            return None, None
+        raw_credit, raw_model = row.external_attribution_credit, row.external_attribution_model
+        model = raw_model.strip() if isinstance(raw_model, str) and raw_model.strip() else None
+        credit = None if raw_credit is None or pd.isna(raw_credit) else _as_float(raw_credit)
+        if credit is None or model is None:
+            absent = " and ".join(n for n, v in (("external_attribution_credit", credit),
+                                                 ("external_attribution_model", model))
+                                  if v is None)
+            reasons.append(("attribution_missing", f"goal {row.goal_id} uses external "
+                            f"attribution; the event has no {absent}", None))
+        elif not 0 <= credit <= 1:
+            reasons.append(("attribution_invalid", f"external_attribution_credit {raw_credit} "
+                            "is not between 0 and 1", None))
+        return credit, model
+
+
+def _minutes(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 def plan(warehouse: Warehouse, run_id: str, now: datetime, config: PipelineConfig) -> Counter:
@@ -337,6 +390,7 @@ def plan(warehouse: Warehouse, run_id: str, now: datetime, config: PipelineConfi
     counts: Counter = Counter()
     with transaction(warehouse) as conn:
         spaces, mappings = load_configuration(conn)
+        optional = select_optional(conn)
     planner = Planner(spaces, mappings, run_id, now, config)
     after = ""
     while True:
@@ -353,7 +407,8 @@ def plan(warehouse: Warehouse, run_id: str, now: datetime, config: PipelineConfi
                     ledger = _frame(conn.execute(_LEDGER_OF, {"run": run_id, "e": last}))
             chunk = {"run": run_id, "after": after, "upto": ledger.event_id.iloc[-1]}
             after = chunk["upto"]
-            events = _frame(conn.execute(_EVENTS.format(events=events_table()), chunk))
+            events = _frame(conn.execute(_EVENTS.format(events=events_table(),
+                                                        optional=optional), chunk))
             events = events.drop_duplicates("event_id")
             decided = set(conn.execute(_DECIDED, chunk).fetchall())
             finals, pairs, drop = planner.expand(events, ledger, decided)
