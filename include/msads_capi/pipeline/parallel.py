@@ -25,7 +25,7 @@ from datetime import datetime
 from include.msads_capi.microsoft.client import AdsClient
 from include.msads_capi.microsoft.faults import AccountAuthError
 from include.msads_capi.pipeline.config import PipelineConfig
-from include.msads_capi.pipeline.upload import Part, upload_account
+from include.msads_capi.pipeline.upload import AccountRefusedError, Part, upload_account
 from include.msads_capi.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -76,12 +76,13 @@ def upload_part(make_client: ClientFactory, warehouse: Warehouse, entry: dict, r
 def upload_one_part(warehouse: Warehouse, client: AdsClient, account_id: int, run_id: str,
                     config: PipelineConfig, part: Part,
                     clock: Callable[[], datetime] | None = None) -> dict:
-    """One part's upload summary as a dict; a sign-in failure is reported, not raised (the
-    account is already marked ``auth_failed``, and other accounts go on)."""
+    """One part's upload summary as a dict; a sign-in failure or an account whose requests
+    Microsoft refuses is reported, not raised (its conversions wait, and other accounts go
+    on)."""
     try:
         summary = upload_account(warehouse, client, account_id, run_id, config, clock,
                                  part).as_dict()
-    except AccountAuthError as exc:
+    except (AccountAuthError, AccountRefusedError) as exc:
         log.error("account %s: %s", account_id, exc)
         summary = {"account_id": account_id, "stopped": str(exc)}
     return {**summary, "part": part.number, "parts": part.of}

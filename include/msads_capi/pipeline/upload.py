@@ -3,10 +3,20 @@
 Before each call the rows are stamped as sent (a re-run after a crash knows they may be a
 resend; Microsoft ignores duplicates of click id, time and goal). After it, each row gets its
 outcome from Microsoft's batch errors by ``Index``: accepted → ``uploaded`` with the TrackingId;
-rejected → ``rejected:<ErrorCode>``; 5615 → deferred (``goal_too_new``); 5612 → retried. A call
-that fails as a whole leaves its rows pending with a next attempt (exponential backoff) until
-24 hours of failures make them ``failed``. A sign-in failure stops the account for this run and
-marks it ``auth_failed``; other accounts are untouched.
+rejected → ``rejected:<ErrorCode>``; 5615 → deferred (``goal_too_new``); 5614 → deferred
+(``not_due_yet``); 0 and 5612 → retried. A call that fails as a whole leaves its rows pending
+with a next attempt (exponential backoff) until 24 hours of failures make them ``failed``. A
+sign-in failure stops the account for this run and marks it ``auth_failed``; other accounts are
+untouched.
+
+A request Microsoft refuses as a whole (an HTTP error such as 400 or 404, a fault that names no
+item) is not the fault of the conversions in it. They wait (``refused``), and the request is
+split in halves, down to single items, so that one malformed conversion cannot hold back the
+others: only a conversion Microsoft refuses when sent alone, while other requests pass, is
+rejected. When single conversions are refused the same way again and again with nothing
+accepted in between, the fault is systemic: the account stops for this run (a circuit breaker),
+everything waits with its next attempt, and the task fails with one line that says what to
+check (:class:`AccountRefusedError`).
 
 A big backlog is split into :class:`Part` s, ranges of event ids that several uploaders send at
 once (:func:`accounts_with_work`, :mod:`include.msads_capi.pipeline.parallel`).
@@ -16,20 +26,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import NamedTuple
 
+from include.msads_capi.errors import MsadsError
 from include.msads_capi.goals import set_account_status
 from include.msads_capi.microsoft.client import MAX_CONVERSIONS_PER_CALL, AdsClient, UploadResult
 from include.msads_capi.microsoft.faults import (
     AccountAuthError,
     AccountNotFoundError,
     MicrosoftError,
-    TransientError,
+    RequestError,
 )
 from include.msads_capi.pipeline.config import PipelineConfig
 from include.msads_capi.pipeline.store import delete_keys, update
@@ -43,7 +56,7 @@ RESULT_UPDATE = ("event_id", "account_id", "goal_id", "status", "reason", "detai
 _BATCH = """
 SELECT o.event_id, o.account_id, o.goal_id, o.customer_id, o.conversion_name, o.conversion_time,
        o.conversion_value, o.currency_code, o.click_id, o.email_sha256, o.phone_sha256,
-       r.attempts, r.first_seen_at
+       o.attribution_credit, o.attribution_model, r.attempts, r.first_seen_at
 FROM msads.outbox o JOIN msads.results r USING (event_id, account_id, goal_id)
 WHERE o.account_id = %(a)s AND o.run_id = %(run)s AND o.hashed
   AND (o.event_id, o.goal_id) > (%(e)s, %(g)s){part}
@@ -51,6 +64,45 @@ ORDER BY o.event_id, o.goal_id
 LIMIT %(n)s
 FOR UPDATE OF o SKIP LOCKED
 """
+# Calls one refused request may take to find the conversions Microsoft refuses on their own
+# (splitting 1,000 down to one takes 10 levels; a few bad items cost about 20 calls each).
+SPLIT_CALLS = 64
+# Single conversions refused the same way, with nothing accepted in between: systemic.
+SYSTEMIC_AFTER = 3
+
+
+class AccountRefusedError(MsadsError):
+    """Microsoft refuses the account's requests as a whole, whatever is in them."""
+
+
+class OutboxRow(NamedTuple):
+    """One conversion ready to send, as the upload reads it from the outbox and the ledger."""
+
+    event_id: str
+    account_id: int
+    goal_id: int
+    customer_id: int
+    conversion_name: str
+    conversion_time: datetime
+    conversion_value: Decimal | None
+    currency_code: str | None
+    click_id: str | None
+    email_sha256: str | None
+    phone_sha256: str | None
+    attribution_credit: Decimal | None
+    attribution_model: str | None
+    attempts: int
+    first_seen_at: datetime
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return self.event_id, self.account_id, self.goal_id
+
+    @property
+    def flags(self) -> tuple[bool, bool, bool]:
+        """Which identifiers were sent (the ledger keeps these, never the values)."""
+        return (self.click_id is not None, self.email_sha256 is not None,
+                self.phone_sha256 is not None)
 
 
 @dataclass(frozen=True)
@@ -97,17 +149,32 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def conversion(row: tuple) -> dict:
+def conversion(row: OutboxRow) -> dict:
     """The OfflineConversion fields for one outbox row (None fields are left out)."""
-    (_e, _a, _g, _c, name, when, value, currency, click, email, phone, _n, _f) = row
-    return {"ConversionName": name, "ConversionTime": _iso(when),
-            "ConversionValue": float(value) if value is not None else None,
-            "ConversionCurrencyCode": currency if value is not None else None,
-            "MicrosoftClickId": click, "HashedEmailAddress": email, "HashedPhoneNumber": phone}
+    valued = row.conversion_value is not None
+    return {"ConversionName": row.conversion_name, "ConversionTime": _iso(row.conversion_time),
+            "ConversionValue": float(row.conversion_value) if valued else None,
+            "ConversionCurrencyCode": row.currency_code if valued else None,
+            "MicrosoftClickId": row.click_id, "HashedEmailAddress": row.email_sha256,
+            "HashedPhoneNumber": row.phone_sha256,
+            "ExternalAttributionCredit": float(row.attribution_credit)
+            if row.attribution_credit is not None else None,
+            "ExternalAttributionModel": row.attribution_model}
 
 
-def _flags(row: tuple) -> tuple[bool, bool, bool]:
-    return row[8] is not None, row[9] is not None, row[10] is not None
+def _decided(row: OutboxRow, status: str, reason: str, detail: str | None = None, *,
+             error: tuple[int | None, str | None, str | None] = (None, None, None),
+             tracking: str | None = None, next_at: datetime | None = None,
+             decided_at: datetime | None = None) -> tuple:
+    """A ledger update for one row, in :data:`RESULT_UPDATE` order."""
+    return (*row.key, status, reason, detail, *error, tracking, next_at, decided_at, *row.flags)
+
+
+def _error_fields(exc: MicrosoftError) -> tuple[int | None, str | None, str]:
+    """(ms_code, ms_error_code, ms_message) of an exception about a whole request."""
+    first = exc.first
+    code = first.code if first and first.code >= 0 else exc.http_status
+    return code, (first.error_code if first else None) or exc.signature, str(exc)
 
 
 class Uploader:
@@ -124,6 +191,11 @@ class Uploader:
         self._after: tuple[str, int] = ("", 0)  # keyset: the last outbox key taken
         self._batch_sql = _BATCH.format(part=self.part.sql())
         self._conn = None
+        # conversions refused when sent alone since the last accepted call: (row, error)
+        self._alone: list[tuple[OutboxRow, RequestError]] = []
+        self._refused_at: datetime | None = None  # first refusal since the last accepted call
+        self._refused_since: datetime | None = None  # the account's, as recorded
+        self._tripped: RequestError | None = None  # the circuit breaker's cause
 
     @contextmanager
     def _tx(self) -> Iterator:
@@ -156,10 +228,16 @@ class Uploader:
     def run(self) -> UploadSummary:
         """Upload batch after batch, one call in flight at a time. While a call is with
         Microsoft, the next batch is taken from the warehouse; the next call starts as soon as
-        the current one succeeded, and the current one is recorded while it runs."""
+        the current one succeeded, and the current one is recorded while it runs. A request
+        refused as a whole is taken apart before the next one goes."""
         self._started, self._go = time.monotonic(), True
-        self._left: tuple[str, timedelta] | None = None
+        # what is left goes to the next run: (why, delay, reason, detail)
+        self._left: tuple[str, timedelta, str | None, str | None] | None = None
         self._error: BaseException | None = None
+        with self._tx() as conn:
+            self._refused_since = conn.execute(
+                "SELECT refused_since FROM msads.accounts WHERE account_id = %s",
+                (self.account_id,)).fetchone()[0]
         pool = _sender(self.client)
         rows = self._next_batch()
         current = (rows, pool.submit(self._send, rows)) if rows else None
@@ -171,37 +249,47 @@ class Uploader:
             except Exception as exc:  # classified in _settle
                 result, error = None, exc
             current = None
-            if rows and _keep_going(error):
+            if isinstance(error, RequestError):
+                self._isolate(pool, sent, error)  # may stop the account
+            if rows and self._go and _keep_going(error):
                 current = (rows, pool.submit(self._send, rows))  # next call starts now...
             elif rows:
-                self._left = self._left or ("Microsoft failed", timedelta(0))
-            self._settle(sent, result, error)  # ...while this one is recorded
-        if self._left:
-            self._release(*self._left)
+                self._left = self._left or ("Microsoft failed", timedelta(0), None, None)
+            if not isinstance(error, RequestError):
+                self._settle(sent, result, error)  # ...while this one is recorded
+        if self._alone:  # refused alone, and nothing accepted since: not known to be theirs
+            self._wait([row for row, _ in self._alone], self._alone[-1][1])
+            self._alone.clear()
+        released = self._release(*self._left) if self._left else 0
+        if self._tripped is not None:
+            self._error = self._error or self._refused_error(
+                self._tripped, released + self.summary.outcomes["refused"])
         if self._error is not None:
             raise self._error
         return self.summary
 
-    def _send(self, rows: list[tuple]) -> UploadResult:
-        return self.client.upload(self.account_id, rows[0][3], [conversion(r) for r in rows])
+    def _send(self, rows: list[OutboxRow]) -> UploadResult:
+        return self.client.upload(self.account_id, rows[0].customer_id,
+                                  [conversion(r) for r in rows])
 
-    def _next_batch(self) -> list[tuple]:
+    def _next_batch(self) -> list[OutboxRow]:
         if not self._go:
             return []
         if time.monotonic() - self._started > self.config.upload_budget_seconds:
             self._go, self._left = False, ("the run's upload time budget was spent",
-                                           timedelta(0))
+                                           timedelta(0), None, None)
             return []
         rows = self._take_batch()
         if not rows:
             self._go = False
         return rows
 
-    def _settle(self, rows: list[tuple], result: UploadResult | None,
+    def _settle(self, rows: list[OutboxRow], result: UploadResult | None,
                 error: Exception | None) -> None:
         """Record what Microsoft said about one call, or what went wrong with it."""
         if error is None:
             self.summary.calls += 1
+            self._accepted()
             self._record(rows, result)
             return
         if not _keep_going(error):
@@ -211,25 +299,150 @@ class Uploader:
             self._error = self._error or error
         elif isinstance(error, AccountNotFoundError):
             self._account_down(rows, "not_found", error)
-        elif isinstance(error, TransientError):
+        elif isinstance(error, MicrosoftError):  # transient: busy, unreachable, 5xx
             self._retry_later(rows, error)
             # the rest waits as long as the failed batch, not for the run's lease to pass
-            self._left = ("Microsoft failed", self.config.retry_delay(1))
+            self._left = ("Microsoft failed", self.config.retry_delay(1), None, None)
             self.summary.stopped = f"Microsoft failed: {error}"
-        elif isinstance(error, MicrosoftError):
-            self._reject_all(rows, error)
-        else:
+        else:  # a bug in our code: fail the task, never retry it as if Microsoft failed
             raise error
 
-    def _take_batch(self) -> list[tuple]:
+    # ---------------------------------------------------------------- refused requests
+
+    def _isolate(self, pool: ThreadPoolExecutor, rows: list[OutboxRow],
+                 error: RequestError) -> None:
+        """Microsoft refused ``rows`` as a whole. Send them again in smaller requests (halves,
+        down to single conversions, at most :data:`SPLIT_CALLS` calls) to record what it
+        accepts and find what it refuses on its own; everything else waits."""
+        self._refused_at = self._refused_at or self.clock()
+        work: deque[tuple[list[OutboxRow], RequestError | None]] = deque([(rows, error)])
+        calls = 0
+        while work:
+            part, refused = work.popleft()
+            if refused is not None:
+                named = self._named(part, refused)
+                if named:  # Microsoft named the items at fault: theirs; the others go again
+                    rest = [r for r in part if r.key not in named]
+                    self._write([self._rejected(r, named[r.key], refused) for r in part
+                                 if r.key in named])
+                    if rest:
+                        work.appendleft((rest, None))
+                elif len(part) == 1:
+                    self._refused_alone(part[0], refused)
+                    if not self._go:  # systemic: stop
+                        break
+                else:
+                    middle = len(part) // 2
+                    work.appendleft((part[middle:], None))
+                    work.appendleft((part[:middle], None))
+                continue
+            if calls >= SPLIT_CALLS:
+                work.appendleft((part, None))
+                break
+            calls += 1
+            try:
+                result = pool.submit(self._send, part).result()
+            except RequestError as again:
+                work.appendleft((part, again))
+                continue
+            except Exception as other:  # busy, signed out, a bug: as for any call
+                self._settle(part, None, other)
+                break
+            self._settle(part, result, None)
+        left = [r for part, _ in work for r in part]
+        if left:
+            self._wait(left, error)
+        log.warning("account %s: Microsoft refused a request of %d conversion(s) as a whole "
+                    "(%s); sent again in %d smaller request(s)", self.account_id, len(rows),
+                    error.signature, calls)
+
+    @staticmethod
+    def _named(rows: list[OutboxRow], error: RequestError) -> dict[tuple, tuple]:
+        """The items a refusal names by index (a fault's BatchErrors): their keys → error."""
+        named = {}
+        for e in error.errors:
+            if e.index is not None and 0 <= e.index < len(rows):
+                named.setdefault(rows[e.index].key, (e.code, e.error_code, e.message))
+        return named
+
+    def _rejected(self, row: OutboxRow, err: tuple, exc: RequestError) -> tuple:
+        code, error_code, message = err
+        return _decided(row, "rejected", f"rejected:{error_code or code}", None,
+                        error=(code, error_code, message), tracking=exc.tracking_id,
+                        decided_at=self.clock())
+
+    def _refused_alone(self, row: OutboxRow, error: RequestError) -> None:
+        """A conversion refused when sent alone. Its own fault once another call passes; if
+        several are refused the same way with nothing accepted in between, no item is at
+        fault: trip the circuit breaker."""
+        self._alone.append((row, error))
+        same = {r.key for r, e in self._alone if e.signature == error.signature}
+        if len(same) >= SYSTEMIC_AFTER:
+            self._trip(error)
+
+    def _accepted(self) -> None:
+        """Microsoft accepted a call: what it refused alone before was the items' own fault,
+        and the account is no longer refused."""
+        if self._alone:
+            now = self.clock()
+            self._write([_decided(row, "rejected", f"rejected:{_error_fields(e)[1]}",
+                                  "Microsoft refused this conversion when it was sent alone, "
+                                  "while it accepted other requests",
+                                  error=_error_fields(e), tracking=e.tracking_id, decided_at=now)
+                         for row, e in self._alone])
+            self._alone.clear()
+        self._refused_at = None
+        if self._refused_since is not None:
+            with self._tx() as conn:
+                conn.execute("UPDATE msads.accounts SET refused_since = NULL, refusal = NULL, "
+                             "updated_at = now() WHERE account_id = %s", (self.account_id,))
+            self._refused_since = None
+
+    def _trip(self, error: RequestError) -> None:
+        """Systemic: record the refusal on the account, keep everything waiting, stop."""
         with self._tx() as conn:
-            rows = conn.execute(self._batch_sql, {
+            (since,) = conn.execute(
+                "UPDATE msads.accounts SET refused_since = COALESCE(refused_since, %s), "
+                "refusal = %s, updated_at = now() WHERE account_id = %s RETURNING refused_since",
+                (self._refused_at or self.clock(), f"{error.signature}: {error}",
+                 self.account_id)).fetchone()
+        self._refused_since, self._tripped, self._go = since, error, False
+        self._wait([row for row, _ in self._alone], error)
+        self._alone.clear()
+        self._left = (f"Microsoft refuses every request ({error.signature})",
+                      self.config.retry_delay(1), "refused", self._refusal_detail(error))
+        self.summary.stopped = f"Microsoft refuses every request: {error.signature}"
+
+    def _refused_error(self, error: RequestError, waiting: int) -> AccountRefusedError:
+        return AccountRefusedError(
+            f"account {self.account_id}: Microsoft Advertising has refused whole requests since "
+            f"{self._refused_since:%Y-%m-%d %H:%M} UTC ({error.signature}: {error}); {waiting} "
+            "conversion(s) wait and are retried with backoff, none was rejected. Check that "
+            "msads-capi is current (Microsoft retires API versions and endpoints) and that the "
+            "account can be reached; msads why EVENT_ID shows the last answer")
+
+    def _refusal_detail(self, error: RequestError) -> str:
+        since = self._refused_since or self._refused_at or self.clock()
+        return (f"waiting: Microsoft refused whole requests since {since:%Y-%m-%d %H:%M} UTC "
+                f"({error.signature}: {error})")
+
+    def _wait(self, rows: list[OutboxRow], error: RequestError) -> None:
+        """Rows refused as part of whole requests: pending, retried with backoff."""
+        now, detail = self.clock(), self._refusal_detail(error)
+        self._write([self._retry_row(r, now, _error_fields(error), error.tracking_id,
+                                     reason="refused", detail=detail) for r in rows])
+
+    # ---------------------------------------------------------------- the ledger
+
+    def _take_batch(self) -> list[OutboxRow]:
+        with self._tx() as conn:
+            rows = [OutboxRow._make(r) for r in conn.execute(self._batch_sql, {
                 "a": self.account_id, "run": self.run_id, "e": self._after[0],
                 "g": self._after[1], "n": MAX_CONVERSIONS_PER_CALL, **self.part.params()},
-            ).fetchall()
+            ).fetchall()]
             if rows:
-                self._after = (rows[-1][0], rows[-1][2])
-                keys = [r[:3] for r in rows]
+                self._after = (rows[-1].event_id, rows[-1].goal_id)
+                keys = [r.key for r in rows]
                 conn.execute(
                     "UPDATE msads.outbox o SET sent_at = %s FROM unnest(%s::text[], %s::bigint[], "
                     "%s::bigint[]) AS k(e, a, g) WHERE o.event_id = k.e AND o.account_id = k.a "
@@ -242,92 +455,97 @@ class Uploader:
         return rows
 
     def _write(self, decided: list[tuple]) -> None:
+        if not decided:
+            return
         with self._tx() as conn:
             update(conn, "msads.results", RESULT_UPDATE, decided, touch_updated_at=True)
             delete_keys(conn, "msads.outbox", [d[:3] for d in decided])
         self.summary.outcomes.update(d[4] for d in decided)
 
-    def _record(self, rows: list[tuple], result: UploadResult) -> None:
-        now, decided = self.clock(), []
-        if result.tracking_id:
-            self.summary.tracking_ids.append(result.tracking_id)
+    def _record(self, rows: list[OutboxRow], result: UploadResult) -> None:
+        now, decided, tracking = self.clock(), [], result.tracking_id
+        if tracking:
+            self.summary.tracking_ids.append(tracking)
         for row, out in zip(rows, result.outcomes, strict=True):
-            key, flags = row[:3], _flags(row)
+            error = (out.code, out.error_code, out.message)
             if out.accepted:
-                decided.append(key + ("uploaded", "uploaded", None, None, None, None,
-                                      result.tracking_id, None, now) + flags)
+                decided.append(_decided(row, "uploaded", "uploaded", tracking=tracking,
+                                        decided_at=now))
             elif out.code == 5615:
-                decided.append(key + ("deferred", "goal_too_new", out.message, out.code,
-                                      out.error_code, out.message, result.tracking_id,
-                                      now + self.config.goal_min_age, None) + flags)
+                decided.append(_decided(row, "deferred", "goal_too_new", out.message,
+                                        error=error, tracking=tracking,
+                                        next_at=now + self.config.goal_min_age))
+            elif out.code == 5614:  # Microsoft's clock says the time has not come yet
+                decided.append(self._retry_row(
+                    row, now, error, tracking, status="deferred", reason="not_due_yet",
+                    detail="Microsoft said the conversion time is in the future; it is sent "
+                           "again once that time has passed",
+                    not_before=row.conversion_time))
             elif out.transient:
-                decided.append(self._retry_row(row, now, out.code, out.error_code, out.message,
-                                               result.tracking_id))
+                decided.append(self._retry_row(row, now, error, tracking))
             else:
-                decided.append(key + ("rejected", f"rejected:{out.error_code or out.code}",
-                                      None, out.code, out.error_code, out.message,
-                                      result.tracking_id, None, now) + flags)
+                decided.append(_decided(row, "rejected",
+                                        f"rejected:{out.error_code or out.code}", error=error,
+                                        tracking=tracking, decided_at=now))
         self._write(decided)
 
-    def _retry_row(self, row: tuple, now: datetime, code, error_code, message,
-                   tracking) -> tuple:
-        attempts, first_seen = row[11] + 1, row[12]
-        if first_seen + self.config.give_up_after <= now:
-            return row[:3] + ("failed", "failed", f"gave up after {attempts} attempt(s)", code,
-                              error_code, message, tracking, None, now) + _flags(row)
+    def _retry_row(self, row: OutboxRow, now: datetime, error: tuple, tracking: str | None, *,
+                   status: str = "pending", reason: str = "retry", detail: str | None = None,
+                   not_before: datetime | None = None) -> tuple:
+        """Try again later with backoff; after 24 hours of trying, ``failed``."""
+        attempts = row.attempts + 1
+        if row.first_seen_at + self.config.give_up_after <= now:
+            return _decided(row, "failed", "failed", f"gave up after {attempts} attempt(s)"
+                            + (f"; {detail}" if detail else ""), error=error, tracking=tracking,
+                            decided_at=now)
         next_at = now + self.config.retry_delay(attempts)
-        return row[:3] + ("pending", "retry", f"attempt {attempts} failed; next at "
-                          f"{next_at:%H:%M:%S} UTC", code, error_code, message, tracking,
-                          next_at, None) + _flags(row)
+        if not_before is not None:
+            next_at = max(next_at, not_before + self.config.retry_base)
+        return _decided(row, status, reason, detail or f"attempt {attempts} failed; next at "
+                        f"{next_at:%H:%M:%S} UTC", error=error, tracking=tracking,
+                        next_at=next_at)
 
-    def _retry_later(self, rows: list[tuple], exc: MicrosoftError) -> None:
+    def _retry_later(self, rows: list[OutboxRow], exc: MicrosoftError) -> None:
         now, first = self.clock(), exc.first
-        self._write([self._retry_row(r, now, first.code if first else None,
-                                     first.error_code if first else None, str(exc),
-                                     exc.tracking_id) for r in rows])
+        error = (first.code if first else None, first.error_code if first else None, str(exc))
+        self._write([self._retry_row(r, now, error, exc.tracking_id) for r in rows])
 
-    def _reject_all(self, rows: list[tuple], exc: MicrosoftError) -> None:
-        now, first = self.clock(), exc.first
-        code = first.code if first else None
-        error = first.error_code if first else "RequestError"
-        self._write([r[:3] + ("rejected", f"rejected:{error}", None, code, error, str(exc),
-                              exc.tracking_id, None, now) + _flags(r) for r in rows])
-
-    def _account_down(self, rows: list[tuple], status: str, exc: MicrosoftError) -> None:
+    def _account_down(self, rows: list[OutboxRow], status: str, exc: MicrosoftError) -> None:
         now = self.clock()
         with self._tx() as conn:
             set_account_status(conn, self.account_id, status, str(exc))
-        self._write([r[:3] + ("deferred", "account_inactive", f"account {self.account_id} is "
-                              f"{status}: {exc}", None, None, None, None,
-                              now + self.config.hold_recheck, None) + _flags(r) for r in rows])
-        self._release(f"account {self.account_id} is {status}")
+        self._write([_decided(r, "deferred", "account_inactive", f"account {self.account_id} "
+                              f"is {status}: {exc}", next_at=now + self.config.hold_recheck)
+                     for r in rows])
+        self._release(f"account {self.account_id} is {status}", timedelta(0), None, None)
         self.summary.stopped = f"account {status}: {exc}"
 
-    def _release(self, why: str, delay: timedelta = timedelta(0)) -> None:
-        """Hand what is left to the next run (it re-plans and re-hashes those rows)."""
+    def _release(self, why: str, delay: timedelta, reason: str | None,
+                 detail: str | None) -> int:
+        """Hand what is left to the next run (it re-plans and re-hashes those rows), after
+        ``delay``, with ``reason`` and ``detail`` when they say more than ``ready``."""
         now = self.clock() + delay
         with self._tx() as conn:
             n = conn.execute(
-                "UPDATE msads.results r SET next_attempt_at = %(at)s, updated_at = now() "
+                "UPDATE msads.results r SET next_attempt_at = %(at)s, updated_at = now(), "
+                "reason = COALESCE(%(reason)s, r.reason), detail = COALESCE(%(detail)s, r.detail) "
                 "FROM msads.outbox o WHERE o.account_id = %(a)s AND o.run_id = %(run)s "
                 "AND r.event_id = o.event_id AND r.account_id = o.account_id "
                 "AND r.goal_id = o.goal_id AND r.status = 'pending'" + self.part.sql(),
-                {"at": now, "a": self.account_id, "run": self.run_id,
-                 **self.part.params()}).rowcount
+                {"at": now, "a": self.account_id, "run": self.run_id, "reason": reason,
+                 "detail": detail, **self.part.params()}).rowcount
         if n:
             log.info("account %s: %d conversion(s) left for the next run (%s)", self.account_id,
                      n, why)
             self.summary.outcomes["left_for_next_run"] += n
+        return n
 
 
 def _keep_going(error: Exception | None) -> bool:
-    """After this outcome of a call, may the next batch go? Not after trouble with Microsoft
-    or the account; yes after success, or after a request refused as a whole (its rows are
-    recorded as rejected and the next request may well pass)."""
-    if error is None:
-        return True
-    return isinstance(error, MicrosoftError) and not isinstance(
-        error, AccountAuthError | AccountNotFoundError | TransientError)
+    """After this outcome of a call, may the next batch go? Yes after success, or after a
+    request refused as a whole (taken apart, and the next may well pass); not after trouble
+    with Microsoft or the account, or a bug."""
+    return error is None or isinstance(error, RequestError)
 
 
 def _sender(client: AdsClient) -> ThreadPoolExecutor:

@@ -7,13 +7,18 @@ from datetime import UTC, datetime
 
 from include.msads_capi import configuration as cfg
 from include.msads_capi import migrations
-from include.msads_capi.microsoft.faults import AccountAuthError
+from include.msads_capi.microsoft.faults import BUGS, AccountAuthError
 from include.msads_capi.pipeline import config as pipeline_config
 from include.msads_capi.pipeline.claim import claim
 from include.msads_capi.pipeline.hashing import hash_stage
 from include.msads_capi.pipeline.plan import plan
 from include.msads_capi.pipeline.summary import summarize
-from include.msads_capi.pipeline.upload import Part, accounts_with_work, upload_account
+from include.msads_capi.pipeline.upload import (
+    AccountRefusedError,
+    Part,
+    accounts_with_work,
+    upload_account,
+)
 from include.msads_capi.runtime.common import fail_without_retry, task_warehouse
 from include.msads_capi.warehouse import transaction
 
@@ -61,6 +66,13 @@ def upload_for_account(account: dict, run_id: str) -> dict:
     except AccountAuthError as exc:
         raise fail_without_retry(f"account {linked.account_id} is now auth_failed and its "
                                  f"conversions are held: {exc}") from exc
+    except AccountRefusedError as exc:  # the next run tries again, after the backoff
+        raise fail_without_retry(str(exc)) from exc
+    except BUGS as exc:  # retrying cannot fix our own code; the rows wait for the next run
+        raise fail_without_retry(f"a bug in msads-capi while uploading account "
+                                 f"{linked.account_id} ({type(exc).__name__}: {exc}); the "
+                                 "conversions are kept and taken again by the next run; please "
+                                 "report it with this log") from exc
 
 
 def record_and_summarise(run_id: str, hashed: dict | None) -> dict:
