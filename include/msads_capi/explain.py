@@ -106,8 +106,10 @@ def explain(conn, event_id: str) -> Explanation:
         if mappings else f"no enabled mapping sends {event.get('event_name')!r} in Space {space}",
         None if mappings else f"msads map add --account ACCOUNT --goal GOAL --event "
                               f"{event.get('event_name')}"))
+    usable: dict = {}
     if row:
-        checks.append(_identifiers(event)[0])
+        identifiers, usable = _identifiers(event)
+        checks.append(identifiers)
     goals = []
     by_goal = {(o["account_id"], o["goal_id"]): o for o in outcomes}
     for m in mappings:
@@ -139,6 +141,15 @@ def explain(conn, event_id: str) -> Explanation:
             None if exists else "run the msads_refresh_goals DAG; if the goal is gone, map the "
                                 "event to an existing goal (msads goal list --account "
                                 f"{m['account_id']})"))
+        if exists:
+            report.checks.extend(_goal_state(m, usable))
+        if m["refused_since"] is not None:
+            report.checks.append(Check(
+                "Does Microsoft accept the account's requests?", False,
+                f"waiting: Microsoft refused whole requests since "
+                f"{m['refused_since']:%Y-%m-%d %H:%M} UTC ({m['refusal']})",
+                "nothing is rejected for it; the conversions are retried with backoff. Check "
+                "that msads-capi is current and the account can be reached"))
         report.outcome = by_goal.pop((m["account_id"], m["goal_id"]), None)
         goals.append(report)
     for leftover in by_goal.values():
@@ -146,6 +157,27 @@ def explain(conn, event_id: str) -> Explanation:
             goals.append(GoalReport(leftover["account_id"], leftover["goal_id"],
                                     leftover["conversion_name"], outcome=leftover))
     return Explanation(event_id, _public(event), checks, goals, outcomes)
+
+
+def _goal_state(m: dict, usable: dict) -> list[Check]:
+    """The goal's own state as last fetched: active, and able to use what the event has."""
+    checks = []
+    if m["goal_status"] is not None:
+        active = m["goal_status"] != "Paused"
+        checks.append(Check("Is the goal active?", active, f"goal {m['goal_id']} is "
+                            f"{m['goal_status']} in Microsoft Advertising",
+                            None if active else "enable the goal in Microsoft Advertising; held "
+                            "events are sent after the next goal refresh"))
+    if usable and not usable.get("click_id") and m["enhanced_conversions"] is not None:
+        on = bool(m["enhanced_conversions"])
+        checks.append(Check(
+            "Can the goal use a hashed email or phone?", on,
+            f"enhanced conversions are {'on' if on else 'off'} for goal {m['goal_id']}, and "
+            "the event has no click id",
+            None if on else "turn on enhanced conversions for the goal in the Microsoft "
+                            "Advertising web UI, run msads_refresh_goals, then replay; or fill "
+                            "msclkid"))
+    return checks
 
 
 def _public(event: dict) -> dict:
@@ -162,7 +194,8 @@ def _mappings(conn, space: str | None, event_name: str | None) -> list[dict]:
         "SELECT m.mapping_id, m.account_id, m.goal_id, COALESCE(g.name, m.goal_name) AS goal_name,"
         " m.send_rule, m.broken_reason, a.status AS account_status, a.status_reason, a.conn_id,"
         " a.goals_fetched_at IS NOT NULL AS goals_fetched, g.goal_id IS NOT NULL AS goal_present,"
-        " g.missing_since FROM msads.mappings m JOIN msads.accounts a USING (account_id)"
+        " g.missing_since, g.status AS goal_status, g.enhanced_conversions, a.refused_since,"
+        " a.refusal FROM msads.mappings m JOIN msads.accounts a USING (account_id)"
         " LEFT JOIN msads.goals g ON g.account_id = m.account_id AND g.goal_id = m.goal_id"
         " WHERE m.enabled AND a.space_id = %s AND m.event_name = %s ORDER BY m.mapping_id",
         (space, event_name))

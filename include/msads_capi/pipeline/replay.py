@@ -4,6 +4,11 @@ Selected ledger rows (by Space, event names, event time range and outcome) are r
 claims of the replay run and go through plan → hash → upload again, under today's
 configuration. A row that was ``uploaded`` is never reopened, and an event's goals that were
 uploaded stay untouched when its other goals are replayed. A dry run only reports.
+
+``refused`` selects conversions that earlier versions recorded as rejected although Microsoft
+had refused the whole request they were in (an HTTP error, a fault that named no item): those
+rows carry the request's error as their message, where a conversion Microsoft rejected on its
+own carries Microsoft's message for that item.
 """
 
 from __future__ import annotations
@@ -15,9 +20,14 @@ from include.msads_capi.errors import MsadsError
 from include.msads_capi.settings import events_table
 from include.msads_capi.warehouse import Warehouse, transaction
 
-REPLAYABLE = ("capi_off", "not_mapped", "goal_missing", "account_inactive", "not_attributed",
-              "no_identifier", "outside_window", "future_time", "invalid_value", "failed",
-              "event_deleted", "rejected")
+REPLAYABLE = ("capi_off", "not_mapped", "goal_missing", "account_inactive", "goal_paused",
+              "not_attributed", "no_identifier", "enhanced_conversions_off", "outside_window",
+              "future_time", "no_time_zone", "invalid_value", "attribution_missing",
+              "attribution_invalid", "failed", "event_deleted", "rejected", "refused")
+# Rejections recorded for a whole refused request (before msads-capi told them apart).
+_REFUSED_WHOLE = ("(r.status = 'rejected' AND r.detail IS NULL AND (r.ms_message LIKE "
+                  "'Microsoft Advertising answered%%' OR r.ms_message LIKE "
+                  "'unexpected error calling Microsoft Advertising%%'))")
 DEFAULT_OUTCOMES = ("not_mapped", "goal_missing", "account_inactive", "failed")
 
 
@@ -36,17 +46,20 @@ class ReplayRequest:
             raise MsadsError("uploaded conversions are never sent again; leave 'uploaded' out")
         if bad or not self.outcomes:
             raise MsadsError(f"outcomes {bad or '[]'} cannot be replayed; choose from "
-                             f"{', '.join(REPLAYABLE)} ('rejected' means every rejected:*)")
+                             f"{', '.join(REPLAYABLE)} ('rejected' means every rejected:*, "
+                             "'refused' the rejections of whole requests Microsoft refused)")
         if self.start and self.end and self.start > self.end:
             raise MsadsError("the time range ends before it starts; swap start and end")
 
 
 def _where(req: ReplayRequest) -> tuple[str, dict]:
     clauses = ["r.status IN ('skipped', 'rejected', 'failed', 'deferred')"]
-    reasons = [o for o in req.outcomes if o != "rejected"]
+    reasons = [o for o in req.outcomes if o not in ("rejected", "refused")]
     outcome_sql = ["r.reason = ANY(%(reasons)s)"]
     if "rejected" in req.outcomes:
         outcome_sql.append("r.reason LIKE 'rejected:%%'")
+    if "refused" in req.outcomes:
+        outcome_sql.append(_REFUSED_WHOLE)
     clauses.append("(" + " OR ".join(outcome_sql) + ")")
     if req.space:
         clauses.append("r.space_id = %(space)s")
