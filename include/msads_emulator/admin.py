@@ -370,6 +370,7 @@ class Admin:
         for r in rows:
             r["counted"] = bool(r["counted"])
             r.pop("dedup_key", None)
+            r.pop("identity", None)
         return rows
 
     def list_duplicates(self, req: Request) -> list[dict]:

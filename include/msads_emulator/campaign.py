@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from include.msads_emulator import errors
+from include.msads_emulator import errors, offline
 from include.msads_emulator.currencies import CONVERSION_GOAL_REVENUE_CURRENCIES
 from include.msads_emulator.soap import (
     ARRAYS_NS,
@@ -24,25 +22,19 @@ from include.msads_emulator.soap import (
     children,
     el,
     is_nil,
+    local,
     partial_errors,
     text,
     xs_list,
     xsi_type,
 )
 from include.msads_emulator.store import Store
-from include.msads_emulator.timeutil import DAY, HOUR, iso, parse_datetime
 
 MAX_CONVERSIONS = 1000
 MAX_ADJUSTMENTS = 1000  # Microsoft publishes no limit for adjustments; the same as uploads.
 MAX_GOAL_IDS = 100
 MAX_GOALS_PER_ADD = 100
-LOOKBACK = 90 * DAY
-GOAL_QUIET_PERIOD = 2 * HOUR
 MAX_WINDOW_MINUTES = 129600
-
-HEX64 = re.compile(r"[0-9a-f]{64}")
-# MSCLKIDs are 32 hexadecimal characters (the examples Microsoft gives, and what it issues).
-CLICK_ID = re.compile(r"[0-9a-fA-F]{32}")
 
 OFFLINE_GOAL_CATEGORIES = frozenset(
     "AddToCart BeginCheckout BookAppointment Contact GetDirections Other OutboundClick "
@@ -336,305 +328,56 @@ def add_conversion_goals(call: Call) -> str:
             + "</ConversionGoalIds>" + partial_errors(batch) + "</AddConversionGoalsResponse>")
 
 
-# -- ApplyOfflineConversions ------------------------------------------------------------------
+# -- ApplyOfflineConversions and ApplyOfflineConversionAdjustments ---------------------------
+# The SOAP adapter: read each item into a plain dict once; offline.py holds the rules.
 
 
-@dataclass
-class Identity:
-    click_id: str | None
-    email: str | None
-    phone: str | None
-    click: dict | None
-
-    def key(self) -> str:
-        if self.click_id:
-            return f"click:{self.click_id.lower()}"
-        return f"hash:{self.email or ''}:{self.phone or ''}"
-
-
-def _blank(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    return value or None
-
-
-def _identity(item: ET.Element, goal: dict, call: Call, clicks: dict[str, dict],
-              fail: Callable[[int], BatchError]) -> Identity | BatchError:
-    click_id = _blank(text(item, "MicrosoftClickId"))
-    email = _blank(text(item, "HashedEmailAddress"))
-    phone = _blank(text(item, "HashedPhoneNumber"))
-    if email is not None and not HEX64.fullmatch(email):
-        return fail(5628)
-    if phone is not None and not HEX64.fullmatch(phone):
-        return fail(5629)
-    if click_id is None:
-        if email is None and phone is None:
-            return fail(5603)
-        if not goal["enhanced_conversions"]:
-            return fail(5630)
-        return Identity(None, email, phone, None)
-    if not CLICK_ID.fullmatch(click_id):
-        return fail(5604)
-    click = clicks.get(click_id) or clicks.get(click_id.lower())
-    if call.store.setting("strict_click_ids") and (
-            click is None or click["account_id"] != call.account["id"]):
-        return fail(5604)
-    return Identity(click_id, email, phone, click)
-
-
-def _number(raw: str | None, limit: float) -> float | None | bool:
-    """A value: None when absent, False when invalid (not a number, negative, too large)."""
-    if raw is None:
-        return None
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        return False
-    if not math.isfinite(value) or value < 0 or value > limit:
-        return False
-    return value
-
-
-def _conversion_time(item: ET.Element, name: str, fail) -> float | BatchError:
-    raw = text(item, name)
-    if raw is None or not raw.strip():
-        return fail(5608)
-    try:
-        return parse_datetime(raw)
-    except ValueError:
-        return fail(5607)
-
-
-def _item_head(index: int, item: ET.Element, goals: dict[str, dict], call: Call,
-               clicks: dict[str, dict]):
-    """What conversions and adjustments check alike: the item is there; its name, goal,
-    identifiers and time are valid, and the time is not in the future. Returns a BatchError,
-    or (fail, name, time, goal, identifiers)."""
-    def fail(code: int) -> BatchError:
-        return errors.batch_error(index, code)
-
+def _fields(item: ET.Element) -> dict[str, str | None] | None:
+    """One request item as field name -> text (None when nil); None for a nil item."""
     if is_nil(item):
-        return fail(5602)
-    name = text(item, "ConversionName")
-    if name is None or not name.strip():
-        return fail(5605)
-    when = _conversion_time(item, "ConversionTime", fail)
-    if isinstance(when, BatchError):
-        return when
-    goal = goals.get(name)  # exact, case-sensitive match (Microsoft does not say)
-    if goal is None:
-        return fail(5606)
-    ident = _identity(item, goal, call, clicks, fail)
-    if isinstance(ident, BatchError):
-        return ident
-    if when > call.now:
-        return fail(5614)
-    return fail, name, when, goal, ident
+        return None
+    return {local(c.tag): None if is_nil(c) else (c.text or "") for c in item}
 
 
-def _check_conversion(index: int, item: ET.Element, goals: dict[str, dict], call: Call,
-                      clicks: dict[str, dict]) -> BatchError | dict:
-    head = _item_head(index, item, goals, call, clicks)
-    if isinstance(head, BatchError):
-        return head
-    fail, name, when, goal, ident = head
-    now = call.now
-    if now - when > min(LOOKBACK, goal["window_minutes"] * 60.0):
-        return fail(5609)
-    if now - goal["created_at"] < GOAL_QUIET_PERIOD:
-        return fail(5615)
-    if ident.click is not None:
-        if when < ident.click["click_time"]:
-            return fail(5616)
-        if when - ident.click["click_time"] > goal["window_minutes"] * 60.0:
-            return fail(5617)
-    limit = float(call.store.setting("max_conversion_value"))
-    value = _number(text(item, "ConversionValue"), limit)
-    if value is False:
-        return fail(5610)
-    currency = text(item, "ConversionCurrencyCode")
-    if currency is not None and currency.strip() not in CONVERSION_GOAL_REVENUE_CURRENCIES:
-        return fail(5611)
-    credit = _number(text(item, "ExternalAttributionCredit"), 1.0)
-    return {
-        "item_index": index, "account_id": call.account["id"],
-        "customer_id": call.account["customer_id"], "goal_id": goal["id"],
-        "count_type": goal["count_type"], "conversion_name": name, "conversion_time": when,
-        "click_id": ident.click_id, "hashed_email": ident.email, "hashed_phone": ident.phone,
-        "value": value, "currency": currency.strip() if currency else None,
-        "external_attribution_credit": credit if credit is not False else None,
-        "external_attribution_model": text(item, "ExternalAttributionModel"),
-        "identity": ident.key(),
-        "dedup_key": f"{goal['id']}|{iso(when)}|{ident.key()}",
-    }
-
-
-def _item_json(item: ET.Element) -> str:
-    if is_nil(item):
-        return "null"
-    return json.dumps({c.tag.rsplit("}", 1)[-1]: c.text for c in item})
-
-
-def _record_rejections(db, call: Call, operation: str, items: list[ET.Element],
-                       batch: list[BatchError]) -> None:
-    db.executemany(
-        "INSERT INTO rejections (request_id, operation, item_index, code, error_code, message, "
-        "item, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [(call.request_id, operation, b.index, b.code, b.error_code, b.message,
-          _item_json(items[b.index]), call.now) for b in batch])
-
-
-def _checked_items(call: Call, element: str, limit: int, check) -> tuple[list, list, list]:
-    """The request's items (5600 when none, 5601 over ``limit``), checked one by one:
-    (items, batch errors, the items that passed as dicts)."""
+def _apply(call: Call, operation: str, element: str, limit: int, check, record) -> str:
+    """Read the items (5600 when none, 5601 over ``limit``), check each, keep what passed and
+    answer with a BatchError at the index of each refused item."""
     arr = child(call.body, element)
-    items = [] if arr is None or is_nil(arr) else list(arr)
+    items = [] if arr is None or is_nil(arr) else [_fields(i) for i in arr]
     if not items:
         raise errors.operation(5600)
     if len(items) > limit:
         raise errors.operation(5601)
-    goals = {g["name"]: g for g in call.store.goals_for_account(call.account)}
-    clicks = call.store.clicks(_blank(text(i, "MicrosoftClickId")) for i in items)
-    checked = [check(i, item, goals, call, clicks) for i, item in enumerate(items)]
-    return (items, [c for c in checked if isinstance(c, BatchError)],
-            [c for c in checked if isinstance(c, dict)])
+    store = call.store
+    ctx = offline.Context(
+        account=call.account,
+        goals={g["name"]: g for g in store.goals_for_account(call.account)},
+        clicks=store.clicks(offline.click_ids(items)), now=call.now,
+        max_value=float(store.setting("max_conversion_value")))
+    refused: list[tuple[int, int]] = []
+    accepted: list[dict] = []
+    for index, item in enumerate(items):
+        result = check(item, ctx)
+        if isinstance(result, int):
+            refused.append((index, result))
+        else:
+            accepted.append({**result, "item_index": index})
+    with store.transaction() as db:
+        record(db, accepted, call.request_id, call.now)
+        offline.record_rejections(db, operation, items, refused, call.request_id, call.now)
+    batch = [errors.batch_error(index, code) for index, code in refused]
+    return (f'<{operation}Response xmlns="{CM_NS}">{partial_errors(batch)}'
+            f"</{operation}Response>")
 
 
 def apply_offline_conversions(call: Call) -> str:
-    items, batch, good = _checked_items(call, "OfflineConversions", MAX_CONVERSIONS,
-                                        _check_conversion)
-    with call.store.transaction() as db:
-        existing = _existing_keys(db, [c["dedup_key"] for c in good])
-        for c in good:
-            original = existing.get(c["dedup_key"])
-            if original is not None:
-                db.execute(
-                    "INSERT INTO duplicates (request_id, item_index, original_id, account_id, "
-                    "goal_id, conversion_name, conversion_time, click_id, hashed_email, "
-                    "hashed_phone, value, currency, dedup_key, received_at) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (call.request_id, c["item_index"], original, c["account_id"], c["goal_id"],
-                     c["conversion_name"], c["conversion_time"], c["click_id"],
-                     c["hashed_email"], c["hashed_phone"], c["value"], c["currency"],
-                     c["dedup_key"], call.now))
-                continue
-            counted = 1
-            if c["count_type"] == "Unique":
-                # "Unique": only the first conversion after a click counts; later ones are
-                # accepted and not counted.
-                prior = db.execute("SELECT 1 FROM conversions WHERE goal_id = ? AND "
-                                   "dedup_key LIKE ? LIMIT 1",
-                                   (c["goal_id"], f"{c['goal_id']}|%|{c['identity']}")
-                                   ).fetchone()
-                counted = 0 if prior else 1
-            cur = db.execute(
-                "INSERT INTO conversions (request_id, item_index, account_id, customer_id, "
-                "goal_id, conversion_name, conversion_time, click_id, hashed_email, "
-                "hashed_phone, value, currency, external_attribution_credit, "
-                "external_attribution_model, dedup_key, counted, received_at) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (call.request_id, c["item_index"], c["account_id"], c["customer_id"],
-                 c["goal_id"], c["conversion_name"], c["conversion_time"], c["click_id"],
-                 c["hashed_email"], c["hashed_phone"], c["value"], c["currency"],
-                 c["external_attribution_credit"], c["external_attribution_model"],
-                 c["dedup_key"], counted, call.now))
-            existing[c["dedup_key"]] = cur.lastrowid
-        _record_rejections(db, call, "ApplyOfflineConversions", items, batch)
-    return (f'<ApplyOfflineConversionsResponse xmlns="{CM_NS}">{partial_errors(batch)}'
-            "</ApplyOfflineConversionsResponse>")
-
-
-def _existing_keys(db, keys: list[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    unique = sorted(set(keys))
-    for i in range(0, len(unique), 500):
-        chunk = unique[i:i + 500]
-        for row in db.execute(f"SELECT dedup_key, id FROM conversions WHERE dedup_key IN "
-                              f"({', '.join('?' * len(chunk))})", chunk):
-            found[row[0]] = row[1]
-    return found
-
-
-# -- ApplyOfflineConversionAdjustments --------------------------------------------------------
-
-
-def _check_adjustment(index: int, item: ET.Element, goals: dict[str, dict], call: Call,
-                      clicks: dict[str, dict]) -> BatchError | dict:
-    head = _item_head(index, item, goals, call, clicks)
-    if isinstance(head, BatchError):
-        return head
-    fail, name, when, goal, ident = head
-    now = call.now
-    if now - when > LOOKBACK:
-        return fail(5609)
-    kind = (text(item, "AdjustmentType") or "").strip()
-    if kind not in ("Restate", "Retract"):
-        return fail(5618)
-    raw_time = text(item, "AdjustmentTime")
-    if raw_time is None or not raw_time.strip():
-        return fail(5619)
-    try:
-        adjusted_at = parse_datetime(raw_time)
-    except ValueError:
-        return fail(5621)
-    if adjusted_at > now:
-        return fail(5622)
-    if adjusted_at < when:
-        return fail(5620)
-    if now - adjusted_at > LOOKBACK:
-        return fail(5623)
-    raw_value = text(item, "AdjustmentValue")
-    value = None
-    currency = _blank(text(item, "AdjustmentCurrencyCode"))
-    if kind == "Retract":
-        if _blank(raw_value) is not None:
-            return fail(5624)
-        currency = None
-    else:
-        if _blank(raw_value) is None:
-            return fail(5625)
-        value = _number(raw_value, float(call.store.setting("max_conversion_value")))
-        if value is False:
-            return fail(5610)
-        if currency is not None and currency not in CONVERSION_GOAL_REVENUE_CURRENCIES:
-            return fail(5611)
-    return {
-        "item_index": index, "account_id": call.account["id"], "goal_id": goal["id"],
-        "conversion_name": name, "conversion_time": when, "click_id": ident.click_id,
-        "hashed_email": ident.email, "hashed_phone": ident.phone, "adjustment_type": kind,
-        "adjustment_time": adjusted_at, "adjustment_value": value, "currency": currency,
-        "dedup_key": f"{goal['id']}|{iso(when)}|{ident.key()}",
-    }
+    return _apply(call, "ApplyOfflineConversions", "OfflineConversions", MAX_CONVERSIONS,
+                  offline.check_conversion, offline.record_conversions)
 
 
 def apply_offline_conversion_adjustments(call: Call) -> str:
-    items, batch, good = _checked_items(call, "OfflineConversionAdjustments", MAX_ADJUSTMENTS,
-                                        _check_adjustment)
-    with call.store.transaction() as db:
-        originals = _existing_keys(db, [c["dedup_key"] for c in good])
-        for c in good:
-            original = originals.get(c["dedup_key"])
-            db.execute(
-                "INSERT INTO adjustments (request_id, item_index, account_id, goal_id, "
-                "conversion_name, conversion_time, click_id, hashed_email, hashed_phone, "
-                "adjustment_type, adjustment_time, adjustment_value, currency, original_id, "
-                "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (call.request_id, c["item_index"], c["account_id"], c["goal_id"],
-                 c["conversion_name"], c["conversion_time"], c["click_id"], c["hashed_email"],
-                 c["hashed_phone"], c["adjustment_type"], c["adjustment_time"],
-                 c["adjustment_value"], c["currency"], original, call.now))
-            if original is None:
-                continue  # Microsoft accepts it and reports AdjustmentOriginalNotFound later
-            if c["adjustment_type"] == "Retract":
-                db.execute("UPDATE conversions SET retracted_at = ? WHERE id = ?",
-                           (c["adjustment_time"], original))
-            else:
-                db.execute("UPDATE conversions SET restated_value = ?, restated_currency = ? "
-                           "WHERE id = ?", (c["adjustment_value"], c["currency"], original))
-        _record_rejections(db, call, "ApplyOfflineConversionAdjustments", items, batch)
-    return (f'<ApplyOfflineConversionAdjustmentsResponse xmlns="{CM_NS}">'
-            f"{partial_errors(batch)}</ApplyOfflineConversionAdjustmentsResponse>")
+    return _apply(call, "ApplyOfflineConversionAdjustments", "OfflineConversionAdjustments",
+                  MAX_ADJUSTMENTS, offline.check_adjustment, offline.record_adjustments)
 
 
 OPERATIONS: dict[str, Callable[[Call], str]] = {

@@ -179,7 +179,9 @@ class AdminClient:
     # -- what arrived ------------------------------------------------------------------------
 
     def conversions(self, **filters) -> list[dict]:
-        """Accepted conversions (filters: account_id, goal_id, request_id, click_id)."""
+        """Accepted conversions (filters: account_id, goal_id, request_id, click_id). Each has
+        ``counted`` and ``not_counted_reason`` (None when counted; otherwise Microsoft's name
+        for why, e.g. NoMatchingClickFound, OutsideGoalLookbackWindow)."""
         return self.call("GET", "conversions", query=filters)
 
     def duplicates(self, **filters) -> list[dict]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from include.msads_emulator.soap import BatchError, SoapFault, adapi_fault, operation_fault
 
-# From Microsoft's operation-error-codes page unless marked "emulator's choice".
+# From Microsoft's operation error codes page unless marked "emulator's choice":
+# https://learn.microsoft.com/en-us/advertising/guides/operation-error-codes?view=bingads-13
+# (5600-5627 with Microsoft's descriptions word for word).
 CODES: dict[int, tuple[str, str]] = {
     0: ("InternalError", "An internal error has occurred."),
     105: ("InvalidCredentials", "Authentication failed. Either supplied credentials are invalid "
@@ -53,52 +55,56 @@ CODES: dict[int, tuple[str, str]] = {
     5601: ("OfflineConversionsLimitExceeded", "The list of offline conversions exceeds the "
            "limit."),
     5602: ("OfflineConversionIsNull", "The offline conversion cannot be null."),
-    5603: ("OfflineConversionMicrosoftClickIdNullOrEmpty", "The Microsoft Click ID cannot be "
-           "null or empty."),
-    5604: ("OfflineConversionMicrosoftClickIdInvalid", "The Microsoft Click ID is invalid."),
-    5605: ("OfflineConversionNameNullOrEmpty", "The conversion name cannot be null or empty."),
-    5606: ("OfflineConversionNameInvalid", "The conversion name do not match an existing "
-           "offline conversion goal."),
-    5607: ("OfflineConversionTimeInvalid", "The conversion time is invalid."),
-    5608: ("OfflineConversionTimeNullOrEmpty", "The conversion time cannot be null or empty."),
+    5603: ("OfflineConversionMicrosoftClickIdNullOrEmpty", "The Microsoft Click Id of offline "
+           "conversion cannot be null or empty."),
+    5604: ("OfflineConversionMicrosoftClickIdInvalid", "The Microsoft Click Id of the offline "
+           "conversion is invalid."),
+    5605: ("OfflineConversionNameNullOrEmpty", "The conversion name of offline conversion cannot "
+           "be null or empty."),
+    5606: ("OfflineConversionNameInvalid", "The conversion name do not match an existing offline "
+           "conversion goal."),
+    5607: ("OfflineConversionTimeInvalid", "The conversion time of offline conversion is "
+           "invalid."),
+    5608: ("OfflineConversionTimeNullOrEmpty", "The conversion time of offline conversion cannot "
+           "be null or empty ."),
     5609: ("OfflineConversionTimeOutOfWindow", "The conversion time is out of the conversion "
            "window."),
-    5610: ("OfflineConversionValueInvalid", "The conversion value is invalid."),
-    5611: ("OfflineConversionCurrencyCodeInvalid", "The conversion currency code is invalid."),
+    5610: ("OfflineConversionValueInvalid", "The conversion value of offline conversion is "
+           "invalid."),
+    5611: ("OfflineConversionCurrencyCodeInvalid", "The currency code of offline conversion is "
+           "invalid."),
     5612: ("OfflineConversionsApplyFailed", "Failed to send offline conversions to internal "
            "server."),
-    5613: ("OfflineConversionPilotNotEnabledForCustomer", "The customer is not enabled for "
-           "offline conversions."),
-    5614: ("FutureConversionTimeCannotBeSet", "The conversion time cannot be in the future."),
-    5615: ("OfflineConversionNotAcceptedForGoal", "The offline conversion is not accepted for "
-           "the goal. You must wait 2 hours after the goal was created before uploading "
-           "offline conversions."),
+    5613: ("OfflineConversionPilotNotEnabledForCustomer", "The customer is not enabled for the "
+           "offline conversion feature."),
+    5614: ("FutureConversionTimeCannotBeSet", "A future conversion time cannot be set."),
+    5615: ("OfflineConversionNotAcceptedForGoal", "Offline conversions cannot be accepted for "
+           "the conversion goal at this time. You must wait 2 hours after the goal was created "
+           "before uploading offline conversions."),
     5616: ("ConversionTimeEarlierThanClickTime", "The conversion time must be later than the "
            "click time."),
-    5617: ("ClickIdDateTimeOutsideGoalConversionWindow", "The click time is outside the goal's "
-           "conversion window."),
-    5618: ("OfflineConversionInvalidAdjustmentType", "The adjustment type is invalid."),
-    5619: ("OfflineConversionAdjustmentTimeNullOrEmpty", "The adjustment time cannot be null "
-           "or empty."),
-    5620: ("OfflineConversionAdjustmentTimeEarlierThanConversionTime", "The adjustment time "
-           "cannot be earlier than the conversion time."),
-    5621: ("OfflineConversionAdjustmentTimeInvalid", "The adjustment time is invalid."),
-    5622: ("OfflineConversionFutureAdjustmentTimeCannotBeSet", "The adjustment time cannot be "
-           "in the future."),
-    5623: ("OfflineConversionAdjustmentTimeOutOfWindow", "The adjustment time is out of the "
-           "conversion window."),
-    5624: ("OfflineConversionAdjustmentValueNotExpected", "The adjustment value must not be set "
-           "for a Retract adjustment."),
-    5625: ("OfflineConversionAdjustmentValueRequired", "The adjustment value is required for a "
-           "Restate adjustment."),
-    # Emulator's choice: Microsoft names these failures (DailySummary status values) but
-    # publishes no numeric codes; 5628-5630 follow the last published offline code, 5627.
-    5628: ("ConversionEmailAddressIsNotHashed", "The email address must be hashed with SHA-256 "
-           "and sent as 64 lowercase hexadecimal characters."),
-    5629: ("ConversionPhoneNumberIsNotHashed", "The phone number must be hashed with SHA-256 "
-           "and sent as 64 lowercase hexadecimal characters."),
-    5630: ("NotEligibleForEnhancedConversions", "The conversion goal is not eligible for "
-           "enhanced conversions."),
+    5617: ("ClickIdDateTimeOutsideGoalConversionWindow", "The date and time for the click ID is "
+           "outside the conversion window for this goal."),
+    5618: ("OfflineConversionInvalidAdjustmentType", "The offline conversion adjustment type is "
+           "invalid."),
+    5619: ("OfflineConversionAdjustmentTimeNullOrEmpty", "The offline conversion adjustment time "
+           "is empty."),
+    5620: ("OfflineConversionAdjustmentTimeEarlierThanConversionTime", "The offline conversion "
+           "adjustment time is earlier than conversion time."),
+    5621: ("OfflineConversionAdjustmentTimeInvalid", "The offline conversion adjustment time is "
+           "invalid."),
+    5622: ("OfflineConversionFutureAdjustmentTimeCannotBeSet", "The offline conversion "
+           "adjustment time cannot be in the future."),
+    5623: ("OfflineConversionAdjustmentTimeOutOfWindow", "The offline conversion adjustment time "
+           "is out of the window."),
+    5624: ("OfflineConversionAdjustmentValueNotExpected", "The offline conversion adjustment "
+           "value is not expected."),
+    5625: ("OfflineConversionAdjustmentValueRequired", "The offline conversion adjustment value "
+           "is required."),
+    5626: ("OfflineConversionCurrencyValueRequired", "The offline conversion currency value is "
+           "required."),
+    5627: ("OfflineConversionRestateRetractNotSupported", "The offline conversion restate or "
+           "retract operation is not supported."),
 }
 
 

@@ -60,9 +60,10 @@ CREATE TABLE IF NOT EXISTS conversions (
     id INTEGER PRIMARY KEY, request_id INTEGER, item_index INTEGER, account_id INTEGER,
     customer_id INTEGER, goal_id INTEGER, conversion_name TEXT, conversion_time REAL,
     click_id TEXT, hashed_email TEXT, hashed_phone TEXT, value REAL, currency TEXT,
-    external_attribution_credit REAL, external_attribution_model TEXT,
-    dedup_key TEXT NOT NULL UNIQUE, counted INTEGER NOT NULL, received_at REAL NOT NULL,
-    restated_value REAL, restated_currency TEXT, retracted_at REAL);
+    external_attribution_credit REAL, external_attribution_model TEXT, identity TEXT,
+    dedup_key TEXT NOT NULL UNIQUE, counted INTEGER NOT NULL, not_counted_reason TEXT,
+    received_at REAL NOT NULL, restated_value REAL, restated_currency TEXT,
+    retracted_at REAL);
 CREATE TABLE IF NOT EXISTS duplicates (
     id INTEGER PRIMARY KEY, request_id INTEGER, item_index INTEGER, original_id INTEGER,
     account_id INTEGER, goal_id INTEGER, conversion_name TEXT, conversion_time REAL,
@@ -89,6 +90,11 @@ CREATE INDEX IF NOT EXISTS conversions_account ON conversions (account_id);
 CREATE INDEX IF NOT EXISTS requests_service ON requests (service, operation);
 """
 
+# Columns added since the first release, so that an older state file keeps working.
+ADDED_COLUMNS = (("conversions", "identity", "TEXT"),
+                 ("conversions", "not_counted_reason", "TEXT"))
+INDEXES = "CREATE INDEX IF NOT EXISTS conversions_identity ON conversions (goal_id, identity);"
+
 # Where generated ids start: numbers the size of Microsoft's, and easy to tell apart.
 ID_BASES = {"customers": 151000000, "accounts": 181000000, "users": 191000000, "goals": 4100000}
 
@@ -107,8 +113,6 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "device_code_interval_seconds": 5,
     # HTTP status of SOAP faults: 500 as SOAP 1.1 says; the live service is also seen using 200.
     "fault_http_status": 500,
-    # Only click ids issued through the admin API are valid (5604 otherwise).
-    "strict_click_ids": True,
     # The user the authorize page signs in without asking (None: show the form).
     "auto_approve_user_id": None,
     # Largest ConversionValue / AdjustmentValue accepted (Microsoft publishes none).
@@ -147,6 +151,7 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        self._upgrade()
         self._settings = self._load_settings()
         # A stable tenant id per state file, as Microsoft's "tid" in tokens.
         self.tenant_id = self._settings.get("tenant_id") or str(uuid.uuid4())
@@ -154,6 +159,13 @@ class Store:
             self._put_setting("tenant_id", self.tenant_id)
 
     # -- plumbing ------------------------------------------------------------------------
+
+    def _upgrade(self) -> None:
+        for table, column, kind in ADDED_COLUMNS:
+            have = {r["name"] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        self.db.executescript(INDEXES)
 
     def close(self) -> None:
         with self.lock:

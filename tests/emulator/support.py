@@ -34,3 +34,8 @@ def batch_errors(result) -> list[tuple[int, int, str]]:
 
 def ago(emu, **delta) -> datetime:
     return emu_now(emu) - timedelta(**delta)
+
+
+def outcome(emu) -> list[tuple[bool, str | None]]:
+    """(counted, not_counted_reason) of every accepted conversion, in the order received."""
+    return [(r["counted"], r["not_counted_reason"]) for r in emu.admin.conversions()]

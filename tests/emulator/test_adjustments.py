@@ -74,3 +74,19 @@ def test_adjustment_rules(emu, cm, tenant, uploaded):
         (0, 5618), (1, 5619), (2, 5620), (3, 5622), (4, 5624), (5, 5625), (6, 5610),
         (7, 5611), (8, 5606), (9, 5621)]
     assert emu.admin.adjustments() == []
+
+
+def test_an_adjustment_of_an_unknown_well_formed_click_is_accepted(emu, cm, tenant):
+    unknown = "0123456789abcdef0123456789abcdef"
+    when = ago(emu, hours=1)
+    rows = [adjustment(tenant, unknown, when, ago(emu, minutes=5), "Retract"),
+            adjustment(tenant, "not-a-click", when, ago(emu, minutes=5), "Retract")]
+    assert [(i, c) for i, c, _ in batch_errors(adjust(cm, rows))] == [(1, 5604)]
+    [row] = emu.admin.adjustments()
+    assert (row["click_id"], row["original_id"]) == (unknown, None)
+
+
+def test_an_adjustment_more_than_90_days_after_the_conversion_time_is_refused(emu, cm, tenant):
+    click = emu.admin.issue_click(tenant.account_id, click_time={"ago": 95 * 86400})
+    row = adjustment(tenant, click, ago(emu, days=91), ago(emu, days=1), "Retract")
+    assert [(i, c) for i, c, _ in batch_errors(adjust(cm, [row]))] == [(0, 5609)]

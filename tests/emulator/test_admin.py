@@ -53,6 +53,8 @@ def test_admin_errors_say_what_to_fix(emu, tenant):
         admin.create_account(tenant.customer_id, status="Asleep")
     with pytest.raises(AdminError, match="unknown setting"):
         admin.update_settings(colour="blue")
+    with pytest.raises(AdminError, match="unknown setting"):
+        admin.update_settings(strict_click_ids=False)  # removed: any 32-hex click id is taken
     with pytest.raises(AdminError, match="conversion goal revenue currencies"):
         admin.create_goal("Lira", account_id=tenant.account_id, currency="TRY")
     with pytest.raises(AdminError) as caught:
@@ -93,6 +95,17 @@ def test_an_unknown_goal_cannot_change(emu, tenant):
     with pytest.raises(AdminError, match="does not exist") as caught:
         emu.admin.update_goal(1, status="Paused")
     assert caught.value.status == 404
+
+
+def test_conversions_read_back_whether_and_why_they_count(emu, cm, tenant):
+    click = emu.admin.issue_click(tenant.account_id, click_time={"ago": 7200})
+    upload(cm, [conversion(tenant, ago(emu, hours=1), MicrosoftClickId=click),
+                conversion(tenant, ago(emu, hours=1),
+                           MicrosoftClickId="0123456789abcdef0123456789abcdef")])
+    rows = emu.admin.conversions()
+    assert [(r["counted"], r["not_counted_reason"]) for r in rows] == [
+        (True, None), (False, "NoMatchingClickFound")]
+    assert "dedup_key" not in rows[0] and "identity" not in rows[0]
 
 
 def test_accounts_change_status(emu, tenant):

@@ -85,7 +85,9 @@ def exercise_campaign(emu, cm, tenant) -> None:
     cm.GetConversionGoalsByIds(ConversionGoalTypes="Event")
     add(cm, offline_goal(cm, Name="New"), offline_goal(cm, Name="New"))
     add(cm, offline_goal(cm, Name="Also new", Scope="Customer", CurrencyCode="EUR"))
-    upload(cm, [conversion(tenant, when, MicrosoftClickId=click)])
+    upload(cm, [conversion(tenant, when, MicrosoftClickId=click),
+                conversion(tenant, when, MicrosoftClickId="0123456789abcdef0123456789abcdef",
+                           HashedEmailAddress="not hashed", ExternalAttributionCredit=2)])
     upload(cm, [conversion(tenant, when, MicrosoftClickId=click),
                 conversion(tenant, when, ConversionName="No", MicrosoftClickId=click),
                 conversion(tenant, when, MicrosoftClickId=click, ConversionValue=-1)])
