@@ -24,7 +24,7 @@ from include.msads_emulator.web import Request, Response, json_response
 
 PREFIX = "/_emulator"
 FAULT_KINDS = ("throttle", "internal_error", "adapi_error", "operation_error", "http_error",
-               "delay")
+               "deserialization", "delay")
 DEFAULT_SCOPE = "https://ads.microsoft.com/msads.manage offline_access openid profile"
 
 
@@ -442,6 +442,10 @@ class Admin:
             raise StoreError("http_status must be an HTTP status code")
         if kind == "http_error" and http_status is None:
             http_status = 500
+        body_contains = body.get("body_contains")
+        if body_contains is not None and (not isinstance(body_contains, str)
+                                          or not body_contains):
+            raise StoreError("body_contains must be non-empty text")
         known = CODES.get(code) if code is not None else None
         fault = self.store.add_fault({
             "kind": kind, "operation": body.get("operation"),
@@ -449,7 +453,7 @@ class Admin:
             "http_status": http_status, "delay_seconds": body.get("delay_seconds"),
             "code": code, "error_code": body.get("error_code") or (known[0] if known else None),
             "message": body.get("message") or (known[1] if known else None),
-            "created_at": now})
+            "body_contains": body_contains, "created_at": now})
         return _times(fault, "until", "created_at")
 
     def clear_faults(self, req: Request) -> dict:

@@ -206,9 +206,11 @@ class AdminClient:
 
     def add_fault(self, kind: str, **spec) -> dict:
         """Inject a fault. kind: throttle (117), internal_error (0), adapi_error (code=...),
-        operation_error (code=...), http_error (http_status, non-SOAP body), delay
-        (delay_seconds). spec: operation, account_id, count (calls; default 1),
-        for_seconds or until (emulator time), http_status (200 or 500 for SOAP faults)."""
+        operation_error (code=...), http_error (http_status, non-SOAP body),
+        deserialization (WCF's DeserializationFailed fault), delay (delay_seconds).
+        spec: operation, account_id, body_contains (only requests whose raw body contains
+        this text), count (calls; default 1), for_seconds or until (emulator time),
+        http_status (200 or 500 for SOAP faults), message."""
         return self.call("POST", "faults", {"kind": kind, **spec})
 
     def faults(self) -> list[dict]:

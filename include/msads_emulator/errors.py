@@ -6,7 +6,7 @@ from include.msads_emulator.soap import BatchError, SoapFault, adapi_fault, oper
 
 # From Microsoft's operation error codes page unless marked "emulator's choice":
 # https://learn.microsoft.com/en-us/advertising/guides/operation-error-codes?view=bingads-13
-# (5600-5627 with Microsoft's descriptions word for word).
+# (5600-5627 and 303 with Microsoft's descriptions word for word).
 CODES: dict[int, tuple[str, str]] = {
     0: ("InternalError", "An internal error has occurred."),
     105: ("InvalidCredentials", "Authentication failed. Either supplied credentials are invalid "
@@ -18,6 +18,9 @@ CODES: dict[int, tuple[str, str]] = {
     117: ("CallRateExceeded", "You have exceeded the number of calls that you are allowed to "
           "make in a minute. Please reduce the number of calls that you make per minute."),
     120: ("UserLoginAccessDenied", "The credentials are not the user's primary login."),
+    303: ("ApiVersionNoLongerSupported", "This version of the Bing Ads API is no longer "
+          "supported. Please migrate to the latest version of the API. For more details, visit "
+          "https://go.microsoft.com/fwlink/?linkid=862106."),
     1029: ("CampaignServiceCustomerIdHasToBeSpecified", "The CustomerId header element cannot "
            "be null or empty."),
     1030: ("CampaignServiceAccountIdHasToBeSpecified", "The CustomerAccountId header element "

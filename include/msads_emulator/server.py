@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 import uuid
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -24,9 +25,11 @@ from include.msads_emulator.soap import (
     CUSTOMER_NS,
     ErrorItem,
     SoapFault,
+    SoapRequest,
     SoapRequestError,
     adapi_fault,
     envelope,
+    local,
     operation_fault,
     parse_request,
 )
@@ -100,12 +103,14 @@ class App:
 
     def _logged(self, req: Request, service: str, operation: str, fn, *args) -> Response:
         rid = self._log_start(req, service, operation)
-        for fault in self.store.take_faults(operation, None, oauth=True):
+        body = req.body.decode("utf-8", "replace")
+        for fault in self.store.take_faults(operation, None, body, oauth=True):
             if fault["kind"] == "delay":
                 self.stopping.wait(float(fault["delay_seconds"] or 0))
             elif fault["kind"] == "http_error":
                 resp = _http_error(int(fault["http_status"] or 500))
-                self.store.finish_request(rid, status=resp.status, outcome="injected http_error")
+                self.store.finish_request(rid, status=resp.status, outcome="injected http_error",
+                                          response=resp.body.decode())
                 return resp
         resp = fn(*args)
         self.store.finish_request(rid, status=resp.status,
@@ -129,10 +134,11 @@ class App:
                                   customer_id=call.headers.get("CustomerId"))
         outcome = "ok"
         try:
-            injected = self._injected(call.operation, account_header)
+            injected = self._injected(call, ns, req.body.decode("utf-8", "replace"))
             if isinstance(injected, Response):
                 self.store.finish_request(rid, status=injected.status,
-                                          outcome="injected http_error")
+                                          outcome="injected http_error",
+                                          response=injected.body.decode())
                 return injected
             ops = campaign.OPERATIONS if service == "campaign" else customer.OPERATIONS
             handler = ops.get(call.operation)
@@ -158,14 +164,22 @@ class App:
                                   response=resp.body.decode("utf-8"))
         return resp
 
-    def _injected(self, operation: str, account_id: str | None) -> Response | None:
+    def _injected(self, call: SoapRequest, ns: str, body: str) -> Response | None:
         """Apply the faults injected through the admin API; a fault is raised as SoapFault."""
-        for fault in self.store.take_faults(operation, account_id):
+        account_id = call.headers.get("CustomerAccountId")
+        for fault in self.store.take_faults(call.operation, account_id, body):
             kind, status = fault["kind"], fault["http_status"]
             if kind == "delay":
                 self.stopping.wait(float(fault["delay_seconds"] or 0))
             elif kind == "http_error":
                 return _http_error(int(status or 500))
+            elif kind == "deserialization":
+                parameter = local(call.body[0].tag) if len(call.body) else call.operation
+                message = fault["message"] or _unreadable_message(
+                    ns, parameter, fault["body_contains"] or "")
+                raise SoapFault("deserialization",
+                                [ErrorItem(0, "DeserializationFailed", message)],
+                                http_status=status)
             elif kind in ("throttle", "internal_error", "adapi_error"):
                 raise adapi_fault(fault["code"], fault["error_code"] or "Error",
                                   fault["message"] or "Injected fault.", status)
@@ -209,11 +223,25 @@ class App:
         return user, account, int(customer_raw)
 
 
+def _unreadable_message(ns: str, parameter: str, value: str) -> str:
+    """WCF's words when a value in the request cannot be read (e.g. a number that is not)."""
+    return ("The formatter threw an exception while trying to deserialize the message: There "
+            f"was an error while trying to deserialize parameter {ns}:{parameter}. The "
+            f"InnerException message was 'The value '{value}' cannot be parsed as the type "
+            "'Double'.'.  Please see InnerException for more details.")
+
+
 def _http_error(status: int) -> Response:
-    reason = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
-              504: "Gateway Timeout"}.get(status, "Error")
+    """An HTTP error page as a web server or gateway sends it: HTML, not SOAP."""
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Error"
+    text = ("The resource you are looking for was not found." if status == 404
+            else "The request could not be understood." if status == 400
+            else "The server encountered an error.")
     page = (f"<!DOCTYPE html><html><head><title>{status} - {reason}</title></head><body>"
-            f"<h1>{status} - {reason}</h1><p>The server encountered an error.</p></body></html>")
+            f"<h1>{status} - {reason}</h1><p>{text}</p></body></html>")
     return Response(status, page.encode(), "text/html")
 
 

@@ -85,14 +85,16 @@ CREATE TABLE IF NOT EXISTS requests (
 CREATE TABLE IF NOT EXISTS faults (
     id INTEGER PRIMARY KEY, kind TEXT NOT NULL, operation TEXT, account_id INTEGER,
     remaining INTEGER, until REAL, http_status INTEGER, delay_seconds REAL, code INTEGER,
-    error_code TEXT, message TEXT, created_at REAL NOT NULL, hits INTEGER NOT NULL DEFAULT 0);
+    error_code TEXT, message TEXT, body_contains TEXT, created_at REAL NOT NULL,
+    hits INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS conversions_account ON conversions (account_id);
 CREATE INDEX IF NOT EXISTS requests_service ON requests (service, operation);
 """
 
 # Columns added since the first release, so that an older state file keeps working.
 ADDED_COLUMNS = (("conversions", "identity", "TEXT"),
-                 ("conversions", "not_counted_reason", "TEXT"))
+                 ("conversions", "not_counted_reason", "TEXT"),
+                 ("faults", "body_contains", "TEXT"))
 INDEXES = "CREATE INDEX IF NOT EXISTS conversions_identity ON conversions (goal_id, identity);"
 
 # Where generated ids start: numbers the size of Microsoft's, and easy to tell apart.
@@ -516,17 +518,18 @@ class Store:
 
     def add_fault(self, fault: dict) -> dict:
         cols = ["kind", "operation", "account_id", "remaining", "until", "http_status",
-                "delay_seconds", "code", "error_code", "message", "created_at"]
+                "delay_seconds", "code", "error_code", "message", "body_contains", "created_at"]
         fid = self.execute(f"INSERT INTO faults ({', '.join(cols)}) VALUES "
                            f"({', '.join('?' * len(cols))})", [fault.get(c) for c in cols])
         return self.one("SELECT * FROM faults WHERE id = ?", (fid,))
 
-    def take_faults(self, operation: str | None, account_id: str | None, *,
+    def take_faults(self, operation: str | None, account_id: str | None, body: str = "", *,
                     oauth: bool = False) -> list[dict]:
         """The faults that apply to this call, oldest first; each use counts down.
 
         Identity-platform calls (``oauth``) only get faults that name their operation
-        (``token``, ``devicecode``, ``authorize``), so a plain throttle never hits sign-in.
+        (``token``, ``devicecode``, ``authorize``), so a plain throttle never hits sign-in. A
+        fault with ``body_contains`` only hits requests whose raw body contains that text.
         """
         now = self.now()
         taken = []
@@ -537,6 +540,8 @@ class Store:
                 if f["operation"] and (f["operation"] or "").lower() != (operation or "").lower():
                     continue
                 if f["account_id"] and str(f["account_id"]) != str(account_id or ""):
+                    continue
+                if f["body_contains"] and f["body_contains"] not in body:
                     continue
                 if f["until"] is not None and now >= f["until"]:
                     continue

@@ -132,6 +132,36 @@ def test_state_survives_a_restart(tmp_path, monkeypatch):
         assert token["user_id"] == tenant.user_id
 
 
+def test_a_state_file_from_before_the_reasons_and_body_faults_still_opens(tmp_path):
+    import sqlite3
+
+    from include.msads_emulator.store import Store
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE conversions (
+            id INTEGER PRIMARY KEY, request_id INTEGER, item_index INTEGER, account_id INTEGER,
+            customer_id INTEGER, goal_id INTEGER, conversion_name TEXT, conversion_time REAL,
+            click_id TEXT, hashed_email TEXT, hashed_phone TEXT, value REAL, currency TEXT,
+            external_attribution_credit REAL, external_attribution_model TEXT,
+            dedup_key TEXT NOT NULL UNIQUE, counted INTEGER NOT NULL, received_at REAL NOT NULL,
+            restated_value REAL, restated_currency TEXT, retracted_at REAL);
+        CREATE TABLE faults (
+            id INTEGER PRIMARY KEY, kind TEXT NOT NULL, operation TEXT, account_id INTEGER,
+            remaining INTEGER, until REAL, http_status INTEGER, delay_seconds REAL,
+            code INTEGER, error_code TEXT, message TEXT, created_at REAL NOT NULL,
+            hits INTEGER NOT NULL DEFAULT 0);""")
+    db.close()
+    store = Store(str(path))
+    try:
+        columns = {r["name"] for r in store.query("PRAGMA table_info(conversions)")}
+        assert {"identity", "not_counted_reason"} <= columns
+        assert "body_contains" in {r["name"] for r in store.query("PRAGMA table_info(faults)")}
+    finally:
+        store.close()
+
+
 def test_msads_emulator_listens_within_two_seconds_and_serves_the_flow(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(PROJECT), "MSADS_HOME": str(tmp_path)}
     started = time.monotonic()

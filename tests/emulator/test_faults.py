@@ -1,4 +1,5 @@
-"""Faults on demand: throttling, internal errors, HTTP 5xx, slow answers, HTTP 200 faults."""
+"""Faults on demand: throttling, internal and API errors, HTTP errors, unreadable requests,
+slow answers, HTTP 200 faults, and faults that hit only requests holding some text."""
 
 from __future__ import annotations
 
@@ -72,6 +73,65 @@ def test_http_5xx_with_a_non_soap_body(emu, cm, tenant):
     assert list_goals(cm).ConversionGoals
 
 
+@pytest.mark.parametrize("status, reason, words", [
+    (404, "Not Found", "was not found"), (400, "Bad Request", "could not be understood")])
+def test_http_4xx_with_a_non_soap_body(emu, cm, tenant, status, reason, words):
+    emu.admin.add_fault("http_error", http_status=status)
+    with pytest.raises(Exception) as caught:
+        list_goals(cm)
+    assert caught.value.args[0] == (status, reason)
+    logged = emu.admin.requests()[-1]
+    assert logged["status"] == status
+    assert f"<title>{status} - {reason}</title>" in logged["response"]
+    assert words in logged["response"]
+
+
+def test_a_retired_api_version_is_code_303(emu, cm, tenant):
+    emu.admin.add_fault("adapi_error", code=303)
+    error = adapi_error(cm)
+    assert (error.Code, error.ErrorCode) == ("303", "ApiVersionNoLongerSupported")
+    assert error.Message.startswith("This version of the Bing Ads API is no longer supported.")
+
+
+def test_one_item_can_make_every_request_it_is_in_unreadable(emu, cm, tenant):
+    """A deserialization fault for any request whose body holds one poisoned item: WCF's
+    DeserializationFailed with no per-item BatchErrors, as when one value cannot be read."""
+    clicks = emu.admin.issue_clicks(tenant.account_id, 1000, click_time={"ago": 7200})
+    poison = clicks[637]
+    emu.admin.add_fault("deserialization", body_contains=poison, for_seconds=3600)
+    when = ago(emu, hours=1)
+    rows = [conversion(tenant, when, MicrosoftClickId=c) for c in clicks]
+    for batch in (rows, rows[600:700]):
+        with pytest.raises(WebFault) as caught:
+            upload(cm, batch)
+        fault = caught.value.fault
+        assert fault.faultcode == "a:DeserializationFailed"
+        assert "OfflineConversions" in fault.faultstring and poison in fault.faultstring
+        assert not hasattr(fault.detail, "ApiFaultDetail")
+        assert last_status(emu) == 500
+    assert emu.admin.conversions() == []
+    assert batch_errors(upload(cm, rows[:637] + rows[638:])) == []
+    assert len(emu.admin.conversions()) == 999
+    assert emu.admin.faults()[0]["hits"] == 2
+    emu.admin.update_settings(fault_http_status=200)
+    with pytest.raises(WebFault):
+        upload(cm, [rows[637]])
+    assert last_status(emu) == 200
+
+
+def test_body_contains_narrows_any_fault_kind(emu, cm, tenant):
+    click = emu.admin.issue_click(tenant.account_id, click_time={"ago": 7200})
+    emu.admin.add_fault("throttle", body_contains="Poisoned goal")
+    assert batch_errors(upload(cm, [conversion(tenant, ago(emu, hours=1),
+                                               MicrosoftClickId=click)])) == []
+    assert list_goals(cm).ConversionGoals
+    with pytest.raises(WebFault) as caught:
+        upload(cm, [conversion(tenant, ago(emu, hours=1), ConversionName="Poisoned goal",
+                               MicrosoftClickId=click)])
+    assert caught.value.fault.detail.AdApiFaultDetail.Errors.AdApiError.Code == "117"
+    assert emu.admin.faults()[0]["hits"] == 1 and emu.admin.faults()[0]["remaining"] == 0
+
+
 def test_an_operation_error_on_demand(emu, cm, tenant):
     emu.admin.add_fault("operation_error", code=5612)
     with pytest.raises(WebFault) as caught:
@@ -126,3 +186,5 @@ def test_bad_fault_specs_are_refused(emu, tenant):
         emu.admin.add_fault("meteor")
     with pytest.raises(AdminError, match="delay_seconds"):
         emu.admin.add_fault("delay")
+    with pytest.raises(AdminError, match="body_contains"):
+        emu.admin.add_fault("throttle", body_contains="")

@@ -108,7 +108,8 @@ def exercise_campaign(emu, cm, tenant) -> None:
     for call in faults:
         with pytest.raises(WebFault):
             call()
-    for kind, code in (("throttle", None), ("internal_error", None), ("operation_error", 5612)):
+    for kind, code in (("throttle", None), ("internal_error", None), ("operation_error", 5612),
+                       ("adapi_error", 303), ("deserialization", None)):
         admin.add_fault(kind, code=code)
         with pytest.raises(WebFault):
             cm.GetConversionGoalsByIds(ConversionGoalTypes="OfflineConversion")
