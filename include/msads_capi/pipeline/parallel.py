@@ -83,6 +83,7 @@ def upload_one_part(warehouse: Warehouse, client: AdsClient, account_id: int, ru
         summary = upload_account(warehouse, client, account_id, run_id, config, clock,
                                  part).as_dict()
     except (AccountAuthError, AccountRefusedError) as exc:
-        log.error("account %s: %s", account_id, exc)
+        log.error("%s", exc if str(exc).startswith(f"account {account_id}")
+                  else f"account {account_id}: {exc}")
         summary = {"account_id": account_id, "stopped": str(exc)}
     return {**summary, "part": part.number, "parts": part.of}

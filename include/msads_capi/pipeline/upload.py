@@ -329,7 +329,7 @@ class Uploader:
                         work.appendleft((rest, None))
                 elif len(part) == 1:
                     self._refused_alone(part[0], refused)
-                    if not self._go:  # systemic: stop
+                    if self._tripped is not None:  # systemic: stop
                         break
                 else:
                     middle = len(part) // 2

@@ -61,7 +61,7 @@ def upload_for_account(account: dict, run_id: str) -> dict:
     part = Part.of_entry(account)
     try:
         result = upload_account(warehouse, hook.client, linked.account_id, run_id, _config(),
-                                part=part).as_dict()
+                                clock=_now, part=part).as_dict()
         return {**result, "part": part.number, "parts": part.of}
     except AccountAuthError as exc:
         raise fail_without_retry(f"account {linked.account_id} is now auth_failed and its "
