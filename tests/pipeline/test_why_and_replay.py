@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import psycopg
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def test_why_answers_the_checklist_with_fixes(shop, msads):
@@ -38,6 +42,14 @@ def test_why_explains_every_reason_in_plain_words(shop, msads):
         "uploaded", "failed"}
     for reason, sentence, _ in rows:
         assert sentence.endswith(".") and "_" not in sentence.split(".")[0], reason
+
+
+def test_the_docs_outcome_table_lists_every_reason_the_pipeline_explains(warehouse):
+    section = (DOCS / "pipeline.md").read_text(encoding="utf-8").split("\n## Outcomes", 1)[1]
+    documented = set(re.findall(r"^\| `([^`]+)` \|", section, re.MULTILINE))
+    with psycopg.connect(warehouse.url) as conn:
+        explained = {r for (r,) in conn.execute("SELECT reason FROM msads.reasons")}
+    assert documented == explained | {"rejected:<ErrorCode>"}
 
 
 def test_replay_after_a_mapping_is_fixed_never_resends_an_upload(shop, msads):

@@ -160,6 +160,7 @@ def test_naive_times_in_a_custom_table_are_refused_not_guessed(shop, monkeypatch
         details = conn.execute("SELECT DISTINCT status, detail FROM msads.results").fetchall()
     assert {d[0] for d in details} == {"skipped"}
     assert all("has no time zone" in d[1] for d in details), details
+    assert {r[3] for r in s.outcomes()} == {"no_time_zone"}  # not mistaken for future_time
     assert s.emu.admin.conversions() == []
 
 
