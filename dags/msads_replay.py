@@ -10,7 +10,9 @@ an event's already-uploaded goals alone when its other goals are replayed.
 - `event_names`: only these event names (empty: all);
 - `start`, `end`: event_time range, ISO 8601 with time zone (empty: unbounded);
 - `outcomes`: which outcomes to resend, e.g. `not_mapped`, `goal_missing`,
-  `account_inactive`, `failed`, `capi_off`, `rejected` (every `rejected:*`);
+  `account_inactive`, `goal_paused`, `failed`, `capi_off`, `rejected` (every `rejected:*`),
+  `refused` (rejections that earlier versions recorded when Microsoft refused a whole
+  request);
 - `dry_run` (default **true**): only report how many events would be planned again, and how
   many of them now have an enabled mapping with CAPI on. Run it, read the report in
   `reopen_selected`'s log or XCom, then trigger again with `dry_run` off.
@@ -25,11 +27,10 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
+from include.msads_capi.pipeline.replay import REPLAYABLE
 from include.msads_capi.runtime.pipeline_tasks import plan_hash_upload
 
-OUTCOMES = ["not_mapped", "goal_missing", "account_inactive", "failed", "capi_off",
-            "not_attributed", "no_identifier", "invalid_value", "outside_window", "future_time",
-            "event_deleted", "rejected"]
+OUTCOMES = list(REPLAYABLE)
 
 
 @dag(

@@ -30,7 +30,8 @@ def register(sub) -> None:
     p.add_argument("--end", help="event_time until (exclusive)")
     p.add_argument("--outcome", action="append", default=[],
                    help="outcome to resend (repeatable; default not_mapped, goal_missing, "
-                        "account_inactive, failed)")
+                        "account_inactive, failed; 'rejected' is every rejected:*, 'refused' "
+                        "the rejections earlier versions recorded for whole refused requests)")
     p.add_argument("--go", action="store_true", help="really resend (default: dry run)")
     p.set_defaults(handler=_replay)
 
