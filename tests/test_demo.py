@@ -12,7 +12,7 @@ import pytest
 PROJECT = Path(__file__).resolve().parents[1]
 KINDS = ["uploaded", "no_identifier", "not_attributed", "account_inactive", "not_mapped",
          "capi_off", "goal_too_new", "goal_missing", "invalid_value", "outside_window",
-         "future_time", "rejected:OfflineConversionMicrosoftClickIdInvalid"]
+         "future_time", "not_due_yet", "rejected:OfflineConversionMicrosoftClickIdInvalid"]
 
 
 @pytest.mark.slow
@@ -31,5 +31,6 @@ def test_demo_runs_end_to_end_on_embedded_defaults(tmp_path):
     for kind in KINDS:
         assert f"  {kind} " in table, kind
     assert "the ledger and Microsoft agree" in out
+    assert "accepted, not counted (NoMatchingClickFound)" in out
     assert out.count("$ msads why ") >= len(KINDS)
     assert "[NO] Is the event mapped?" in out

@@ -137,8 +137,9 @@ def _events(t: dict) -> list[tuple]:
     for i in range(EVENTS):
         kind = rnd.choices(
             ["click", "email", "phone", "lead_ms", "lead_google", "signup", "eu", "uk", "none",
-             "renewal", "refund", "old", "future", "negative", "bad_click", "before_click"],
-            weights=[40, 14, 8, 6, 5, 5, 4, 3, 4, 3, 3, 2, 2, 2, 2, 1])[0]
+             "renewal", "refund", "old", "future", "soon", "negative", "bad_click",
+             "unknown_click", "before_click"],
+            weights=[40, 14, 8, 6, 5, 5, 4, 3, 4, 3, 3, 2, 2, 1, 2, 1, 1, 1])[0]
         when = now - timedelta(minutes=rnd.randint(5, 3 * 24 * 60))
         name, space, value = "Purchase", "demo-us", round(rnd.uniform(5, 400), 2)
         click = email = phone = None
@@ -173,8 +174,12 @@ def _events(t: dict) -> list[tuple]:
             when, email = now + timedelta(hours=rnd.randint(2, 48)), f"{person}@example.com"
         elif kind == "negative":
             value, email = -round(rnd.uniform(1, 50), 2), f"{person}@example.com"
-        elif kind == "bad_click":
-            click = f"{rnd.getrandbits(128):032x}"  # never issued by Microsoft
+        elif kind == "soon":  # the shop's clock runs a little ahead: held until its time
+            when, email = now + timedelta(seconds=rnd.randint(30, 240)), f"{person}@example.com"
+        elif kind == "bad_click":  # pasted with the URL parameter: not an MSCLKID (5604)
+            click = f"msclkid={rnd.getrandbits(128):032x}"
+        elif kind == "unknown_click":  # well formed, never issued: accepted, never counted
+            click = f"{rnd.getrandbits(128):032x}"
         elif kind == "before_click":  # the clock of the shop's system runs behind
             click, when = late_clicks.pop() if late_clicks else None, now - timedelta(hours=2)
         rows.append((f"demo-{i:05d}", space, name, when, value, None, click, email, phone,
@@ -222,6 +227,9 @@ def _report(wh: warehouse.Warehouse, emu, t: dict) -> None:
         say(f"  {reason:<58} {status:<9} {n:>6}")
     say("\nWhat the Microsoft Advertising emulator received:")
     say(f"  accepted conversions: {len(accepted)}   (ledger says uploaded: {uploaded})")
+    for why, n in Counter(c["not_counted_reason"] for c in accepted
+                          if not c["counted"]).most_common():
+        say(f"  accepted, not counted ({why}): {n}")
     say(f"  duplicates ignored:   {len(emu.admin.duplicates())}")
     for code, n in rejected.most_common():
         say(f"  rejected {code}: {n}")
