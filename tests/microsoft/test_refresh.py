@@ -108,3 +108,28 @@ def test_two_accounts_on_two_connections(linked, warehouse, emu, tenant, make_cl
         assert summary.status == "active"
     names = set(_goals(warehouse.url))
     assert {tenant.goal_name, "Store visit"} <= names
+
+
+def test_refresh_stores_the_goal_state_that_decides_what_may_be_sent(linked, client, warehouse,
+                                                                    emu, tenant, msads):
+    plain = emu.admin.create_goal("Store visit", account_id=tenant.account_id,
+                                  window_minutes=7 * 1440, enhanced_conversions=False,
+                                  externally_attributed=True)
+    emu.admin.update_goal(plain["id"], status="Paused")
+    refresh_account(warehouse, client, linked)
+    goals = {g["goal_id"]: g for g in json.loads(
+        msads("goal", "list", "--account", str(tenant.account_id), "--json")[1])}
+    assert [goals[plain["id"]][k] for k in ("status", "window_minutes", "enhanced_conversions",
+                                            "externally_attributed")] == [
+        "Paused", 7 * 1440, False, True]
+    assert [goals[tenant.goal_id][k] for k in ("status", "enhanced_conversions",
+                                               "externally_attributed")] == [
+        "Active", True, False]
+    emu.admin.update_goal(plain["id"], status="Active", enhanced_conversions=True)
+    refresh_account(warehouse, client, linked)
+    out = msads("goal", "list", "--account", str(tenant.account_id))[1]
+    assert "ENHANCED_CONVERSIONS" in out  # the table shows the flags
+    goals = {g["goal_id"]: g for g in json.loads(
+        msads("goal", "list", "--account", str(tenant.account_id), "--json")[1])}
+    assert (goals[plain["id"]]["status"], goals[plain["id"]]["enhanced_conversions"]) == (
+        "Active", True)
