@@ -23,8 +23,11 @@ from include.msads_emulator.timeutil import DAY, iso, parse_admin_time
 from include.msads_emulator.web import Request, Response, json_response
 
 PREFIX = "/_emulator"
-FAULT_KINDS = ("throttle", "internal_error", "adapi_error", "operation_error", "http_error",
-               "deserialization", "delay")
+FAULT_KINDS = ("throttle", "internal_error", "adapi_error", "operation_error", "batch_error",
+               "http_error", "deserialization", "delay")
+FAULT_SPEC = ("kind", "operation", "account_id", "body_contains", "count", "for_seconds", "until",
+              "after_calls", "http_status", "delay_seconds", "code", "error_code", "message",
+              "as_fault")
 DEFAULT_SCOPE = "https://ads.microsoft.com/msads.manage offline_access openid profile"
 
 
@@ -417,6 +420,10 @@ class Admin:
         kind = body.get("kind")
         if kind not in FAULT_KINDS:
             raise StoreError(f"kind must be one of {', '.join(FAULT_KINDS)}")
+        unknown = sorted(set(body) - set(FAULT_SPEC))
+        if unknown:
+            raise StoreError(f"unknown fault option(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(FAULT_SPEC)}")
         now = self.store.now()
         until = None
         if body.get("for_seconds") is not None:
@@ -433,8 +440,11 @@ class Admin:
             code = 117
         elif kind == "internal_error":
             code = 0
-        elif kind in ("adapi_error", "operation_error"):
+        elif kind in ("adapi_error", "operation_error", "batch_error"):
             code = _int(code, "code")
+        after_calls = _int(body.get("after_calls", 0), "after_calls")
+        if after_calls < 0:
+            raise StoreError("after_calls must be 0 or more")
         if kind == "delay" and body.get("delay_seconds") is None:
             raise StoreError("a delay needs delay_seconds")
         http_status = body.get("http_status")
@@ -453,7 +463,8 @@ class Admin:
             "http_status": http_status, "delay_seconds": body.get("delay_seconds"),
             "code": code, "error_code": body.get("error_code") or (known[0] if known else None),
             "message": body.get("message") or (known[1] if known else None),
-            "body_contains": body_contains, "created_at": now})
+            "body_contains": body_contains, "skip": after_calls,
+            "as_fault": int(bool(body.get("as_fault", False))), "created_at": now})
         return _times(fault, "until", "created_at")
 
     def clear_faults(self, req: Request) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from include.msads_emulator import errors, offline
@@ -60,6 +60,8 @@ class Call:
     customer_id: int
     request_id: int
     now: float
+    # BatchErrors a test injected, by item index: they replace the rules' verdict.
+    forced: dict[int, BatchError] = field(default_factory=dict)
 
 
 def dec(value: float | None) -> str | None:
@@ -354,18 +356,20 @@ def _apply(call: Call, operation: str, element: str, limit: int, check, record) 
         goals={g["name"]: g for g in store.goals_for_account(call.account)},
         clicks=store.clicks(offline.click_ids(items)), now=call.now,
         max_value=float(store.setting("max_conversion_value")))
-    refused: list[tuple[int, int]] = []
+    batch: list[BatchError] = []
     accepted: list[dict] = []
     for index, item in enumerate(items):
+        if index in call.forced:
+            batch.append(call.forced[index])
+            continue
         result = check(item, ctx)
         if isinstance(result, int):
-            refused.append((index, result))
+            batch.append(errors.batch_error(index, result))
         else:
             accepted.append({**result, "item_index": index})
     with store.transaction() as db:
         record(db, accepted, call.request_id, call.now)
-        offline.record_rejections(db, operation, items, refused, call.request_id, call.now)
-    batch = [errors.batch_error(index, code) for index, code in refused]
+        offline.record_rejections(db, operation, items, batch, call.request_id, call.now)
     return (f'<{operation}Response xmlns="{CM_NS}">{partial_errors(batch)}'
             f"</{operation}Response>")
 

@@ -206,11 +206,13 @@ class AdminClient:
 
     def add_fault(self, kind: str, **spec) -> dict:
         """Inject a fault. kind: throttle (117), internal_error (0), adapi_error (code=...),
-        operation_error (code=...), http_error (http_status, non-SOAP body),
-        deserialization (WCF's DeserializationFailed fault), delay (delay_seconds).
-        spec: operation, account_id, body_contains (only requests whose raw body contains
-        this text), count (calls; default 1), for_seconds or until (emulator time),
-        http_status (200 or 500 for SOAP faults), message."""
+        operation_error (code=...), batch_error (code=...; the items holding body_contains,
+        in PartialErrors or, with as_fault=True, in an ApiFaultDetail), http_error
+        (http_status, non-SOAP body), deserialization (WCF's DeserializationFailed fault),
+        delay (delay_seconds). spec: operation, account_id, body_contains (only requests whose
+        raw body contains this text), count (calls; default 1), for_seconds or until
+        (emulator time), after_calls (let that many matching calls through first),
+        http_status (200 or 500 for SOAP faults), error_code, message."""
         return self.call("POST", "faults", {"kind": kind, **spec})
 
     def faults(self) -> list[dict]:

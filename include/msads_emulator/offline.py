@@ -15,8 +15,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from include.msads_emulator import errors
 from include.msads_emulator.currencies import CONVERSION_GOAL_REVENUE_CURRENCIES
+from include.msads_emulator.soap import BatchError
 from include.msads_emulator.timeutil import DAY, HOUR, iso, parse_datetime
 
 Item = Mapping[str, str | None] | None
@@ -352,15 +352,14 @@ def record_adjustments(db, accepted: list[dict], request_id: int, now: float) ->
                        "WHERE id = ?", (c["adjustment_value"], c["currency"], original))
 
 
-def record_rejections(db, operation: str, items: list[Item], refused: list[tuple[int, int]],
+def record_rejections(db, operation: str, items: list[Item], refused: list[BatchError],
                       request_id: int, now: float) -> None:
-    """Keep the refused items, as (index, code) pairs, with the item as sent."""
+    """Keep the refused items with their BatchError and the item as sent."""
     rows = []
-    for index, code in refused:
-        error_code, message = errors.CODES[code]
-        item = items[index]
-        rows.append((request_id, operation, index, code, error_code, message,
-                     "null" if item is None else json.dumps(dict(item)), now))
+    for error in refused:
+        item = items[error.index]
+        rows.append((request_id, operation, error.index, error.code, error.error_code,
+                     error.message, "null" if item is None else json.dumps(dict(item)), now))
     db.executemany(
         "INSERT INTO rejections (request_id, operation, item_index, code, error_code, message, "
         "item, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)

@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,6 +24,7 @@ from include.msads_emulator.oauth import OAuth
 from include.msads_emulator.soap import (
     CM_NS,
     CUSTOMER_NS,
+    BatchError,
     ErrorItem,
     SoapFault,
     SoapRequest,
@@ -134,7 +136,8 @@ class App:
                                   customer_id=call.headers.get("CustomerId"))
         outcome = "ok"
         try:
-            injected = self._injected(call, ns, req.body.decode("utf-8", "replace"))
+            forced: dict[int, BatchError] = {}
+            injected = self._injected(call, ns, req.body.decode("utf-8", "replace"), forced)
             if isinstance(injected, Response):
                 self.store.finish_request(rid, status=injected.status,
                                           outcome="injected http_error",
@@ -152,7 +155,7 @@ class App:
             now = self.store.now()
             if service == "campaign":
                 body = handler(campaign.Call(self.store, call.body, user, account, customer_id,
-                                             rid, now))
+                                             rid, now, forced))
             else:
                 body = handler(customer.Call(self.store, call.body, user))
             resp = Response(200, envelope(body, tracking_id, ns), "text/xml; charset=utf-8")
@@ -164,8 +167,11 @@ class App:
                                   response=resp.body.decode("utf-8"))
         return resp
 
-    def _injected(self, call: SoapRequest, ns: str, body: str) -> Response | None:
-        """Apply the faults injected through the admin API; a fault is raised as SoapFault."""
+    def _injected(self, call: SoapRequest, ns: str, body: str,
+                  forced: dict[int, BatchError]) -> Response | None:
+        """Apply the faults injected through the admin API; a fault is raised as SoapFault.
+        A ``batch_error`` fault that is not ``as_fault`` fills ``forced``: BatchErrors by item
+        index, answered in PartialErrors instead of the rules' verdict."""
         account_id = call.headers.get("CustomerAccountId")
         for fault in self.store.take_faults(call.operation, account_id, body):
             kind, status = fault["kind"], fault["http_status"]
@@ -180,6 +186,13 @@ class App:
                 raise SoapFault("deserialization",
                                 [ErrorItem(0, "DeserializationFailed", message)],
                                 http_status=status)
+            elif kind == "batch_error":
+                named = [BatchError(i, fault["code"], fault["error_code"] or "Error",
+                                    fault["message"] or "Injected fault.")
+                         for i in _items_holding(call.body, fault["body_contains"])]
+                if fault["as_fault"]:
+                    raise SoapFault("api", batch_errors=named, http_status=status)
+                forced.update((b.index, b) for b in named)
             elif kind in ("throttle", "internal_error", "adapi_error"):
                 raise adapi_fault(fault["code"], fault["error_code"] or "Error",
                                   fault["message"] or "Injected fault.", status)
@@ -221,6 +234,17 @@ class App:
         if not store.can_access_account(user["id"], account):
             raise errors.adapi(106)
         return user, account, int(customer_raw)
+
+
+def _items_holding(body: ET.Element, text: str | None) -> list[int]:
+    """Indexes of the request's items (the children of its first parameter) whose content
+    holds ``text``; every item without a text; [0] for a request without items."""
+    items = list(body[0]) if len(body) else []
+    if not items:
+        return [0]
+    return [i for i, item in enumerate(items)
+            if not text or text in ET.tostring(item, encoding="unicode")
+            or text in "".join(item.itertext())]
 
 
 def _unreadable_message(ns: str, parameter: str, value: str) -> str:

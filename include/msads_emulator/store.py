@@ -85,7 +85,8 @@ CREATE TABLE IF NOT EXISTS requests (
 CREATE TABLE IF NOT EXISTS faults (
     id INTEGER PRIMARY KEY, kind TEXT NOT NULL, operation TEXT, account_id INTEGER,
     remaining INTEGER, until REAL, http_status INTEGER, delay_seconds REAL, code INTEGER,
-    error_code TEXT, message TEXT, body_contains TEXT, created_at REAL NOT NULL,
+    error_code TEXT, message TEXT, body_contains TEXT, skip INTEGER NOT NULL DEFAULT 0,
+    as_fault INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL,
     hits INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS conversions_account ON conversions (account_id);
 CREATE INDEX IF NOT EXISTS requests_service ON requests (service, operation);
@@ -94,7 +95,9 @@ CREATE INDEX IF NOT EXISTS requests_service ON requests (service, operation);
 # Columns added since the first release, so that an older state file keeps working.
 ADDED_COLUMNS = (("conversions", "identity", "TEXT"),
                  ("conversions", "not_counted_reason", "TEXT"),
-                 ("faults", "body_contains", "TEXT"))
+                 ("faults", "body_contains", "TEXT"),
+                 ("faults", "skip", "INTEGER NOT NULL DEFAULT 0"),
+                 ("faults", "as_fault", "INTEGER NOT NULL DEFAULT 0"))
 INDEXES = "CREATE INDEX IF NOT EXISTS conversions_identity ON conversions (goal_id, identity);"
 
 # Where generated ids start: numbers the size of Microsoft's, and easy to tell apart.
@@ -518,7 +521,8 @@ class Store:
 
     def add_fault(self, fault: dict) -> dict:
         cols = ["kind", "operation", "account_id", "remaining", "until", "http_status",
-                "delay_seconds", "code", "error_code", "message", "body_contains", "created_at"]
+                "delay_seconds", "code", "error_code", "message", "body_contains", "skip",
+                "as_fault", "created_at"]
         fid = self.execute(f"INSERT INTO faults ({', '.join(cols)}) VALUES "
                            f"({', '.join('?' * len(cols))})", [fault.get(c) for c in cols])
         return self.one("SELECT * FROM faults WHERE id = ?", (fid,))
@@ -529,7 +533,8 @@ class Store:
 
         Identity-platform calls (``oauth``) only get faults that name their operation
         (``token``, ``devicecode``, ``authorize``), so a plain throttle never hits sign-in. A
-        fault with ``body_contains`` only hits requests whose raw body contains that text.
+        fault with ``body_contains`` only hits requests whose raw body contains that text; one
+        with ``skip`` lets that many matching calls through first.
         """
         now = self.now()
         taken = []
@@ -546,6 +551,9 @@ class Store:
                 if f["until"] is not None and now >= f["until"]:
                     continue
                 if f["remaining"] is not None and f["remaining"] <= 0:
+                    continue
+                if f["skip"]:
+                    self.db.execute("UPDATE faults SET skip = skip - 1 WHERE id = ?", (f["id"],))
                     continue
                 self.db.execute("UPDATE faults SET hits = hits + 1, remaining = CASE WHEN "
                                 "remaining IS NULL THEN NULL ELSE remaining - 1 END "

@@ -132,6 +132,35 @@ def test_body_contains_narrows_any_fault_kind(emu, cm, tenant):
     assert emu.admin.faults()[0]["hits"] == 1 and emu.admin.faults()[0]["remaining"] == 0
 
 
+def test_a_batch_error_names_the_item_that_holds_some_text(emu, cm, tenant):
+    clicks = emu.admin.issue_clicks(tenant.account_id, 5, click_time={"ago": 7200})
+    rows = [conversion(tenant, ago(emu, hours=1), MicrosoftClickId=c) for c in clicks]
+    emu.admin.add_fault("batch_error", code=5604, body_contains=clicks[3], as_fault=True)
+    with pytest.raises(WebFault) as caught:
+        upload(cm, rows)
+    detail = caught.value.fault.detail.ApiFaultDetail
+    error = detail.BatchErrors.BatchError
+    assert (error.Index, error.Code, error.ErrorCode) == (
+        "3", "5604", "OfflineConversionMicrosoftClickIdInvalid")
+    assert detail.OperationErrors == ""
+    assert emu.admin.conversions() == []
+    emu.admin.add_fault("batch_error", code=5604, body_contains=clicks[3])  # in PartialErrors
+    assert batch_errors(upload(cm, rows)) == [(3, 5604, "OfflineConversionMicrosoftClickIdInvalid")]
+    assert [c["click_id"] for c in emu.admin.conversions()] == clicks[:3] + clicks[4:]
+    assert [(r["item_index"], r["code"]) for r in emu.admin.rejections()] == [(3, 5604)]
+
+
+def test_a_fault_can_start_after_some_calls(emu, cm, tenant):
+    emu.admin.add_fault("http_error", http_status=404, after_calls=2, for_seconds=600)
+    assert list_goals(cm).ConversionGoals
+    assert list_goals(cm).ConversionGoals
+    for _ in range(2):
+        with pytest.raises(Exception) as caught:
+            list_goals(cm)
+        assert caught.value.args[0] == (404, "Not Found")
+    assert emu.admin.faults()[0]["hits"] == 2
+
+
 def test_an_operation_error_on_demand(emu, cm, tenant):
     emu.admin.add_fault("operation_error", code=5612)
     with pytest.raises(WebFault) as caught:
@@ -188,3 +217,7 @@ def test_bad_fault_specs_are_refused(emu, tenant):
         emu.admin.add_fault("delay")
     with pytest.raises(AdminError, match="body_contains"):
         emu.admin.add_fault("throttle", body_contains="")
+    with pytest.raises(AdminError, match="unknown fault option.*after_call"):
+        emu.admin.add_fault("throttle", after_call=2)  # a typo is not silently ignored
+    with pytest.raises(AdminError, match="code"):
+        emu.admin.add_fault("batch_error")

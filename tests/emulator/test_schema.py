@@ -88,6 +88,9 @@ def exercise_campaign(emu, cm, tenant) -> None:
     upload(cm, [conversion(tenant, when, MicrosoftClickId=click),
                 conversion(tenant, when, MicrosoftClickId="0123456789abcdef0123456789abcdef",
                            HashedEmailAddress="not hashed", ExternalAttributionCredit=2)])
+    admin.add_fault("batch_error", code=5604, body_contains=click, as_fault=True)
+    with pytest.raises(WebFault):
+        upload(cm, [conversion(tenant, when, MicrosoftClickId=click)])
     upload(cm, [conversion(tenant, when, MicrosoftClickId=click),
                 conversion(tenant, when, ConversionName="No", MicrosoftClickId=click),
                 conversion(tenant, when, MicrosoftClickId=click, ConversionValue=-1)])
