@@ -285,7 +285,7 @@ def drain(profile: bool) -> dict:
         return wrapper
 
     for name, stage in (("claim", "claim"), ("plan", "plan"), ("hash", "hash_stage"),
-                        ("upload", "upload_account"), ("summary", "summarize"),
+                        ("upload", "upload_one_part"), ("summary", "summarize"),
                         ("upload", "accounts_with_work")):
         setattr(run_module, stage, timed(name, getattr(run_module, stage)))
     AdsClient.upload = timed("upload: Microsoft calls of this process", AdsClient.upload)
