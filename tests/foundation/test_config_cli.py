@@ -43,8 +43,8 @@ def test_space_add_list_set(warehouse, msads):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (("space", "add", "s1", "--currency", "XYZ", "--region", "US"), "not an ISO 4217"),
-    (("space", "add", "s1", "--currency", "US", "--region", "US"), "not an ISO 4217"),
+    (("space", "add", "s1", "--currency", "XYZ", "--region", "US"), "not a currency Microsoft"),
+    (("space", "add", "s1", "--currency", "US", "--region", "US"), "not a currency Microsoft"),
     (("space", "add", "s1", "--currency", "USD", "--region", "UK"), "United Kingdom is GB"),
     (("space", "add", "s1", "--currency", "USD", "--region", "ZZ"), "not an ISO 3166-1"),
     (("space", "add", "bad id!", "--currency", "USD", "--region", "US"), "Space id"),

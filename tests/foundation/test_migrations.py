@@ -40,6 +40,7 @@ def test_conversion_events_matches_the_data_contract(warehouse):
         "event_time": "timestamp with time zone", "value": "numeric",
         "currency_code": "character", "msclkid": "text", "email": "text", "phone": "text",
         "attributed_platform": "text", "ingested_at": "timestamp with time zone",
+        "external_attribution_credit": "numeric", "external_attribution_model": "text",
     }
     with psycopg.connect(warehouse.url) as conn:
         conn.execute("INSERT INTO conversion_events (event_id, space_id, event_name, event_time) "
@@ -100,3 +101,25 @@ def test_a_failing_migration_leaves_nothing_half_applied(empty_warehouse, tmp_pa
     with pytest.raises(MsadsError, match="9999_broken.sql failed"):
         migrations.migrate(empty_warehouse)
     assert _tables(empty_warehouse.url) == set()
+
+
+def test_a_custom_events_table_gets_the_optional_columns_and_keeps_its_rows(
+        empty_warehouse, monkeypatch):
+    from include.msads_capi.events import select_optional
+
+    with psycopg.connect(empty_warehouse.url) as conn:
+        conn.execute("CREATE SCHEMA analytics")
+        conn.execute("CREATE TABLE analytics.conversions (event_id text, space_id text, "
+                     "event_name text, event_time timestamptz, ingested_at timestamptz)")
+        conn.execute("INSERT INTO analytics.conversions VALUES ('o-1', 's', 'Purchase', now(), "
+                     "now())")
+    monkeypatch.setenv("MSADS_EVENTS_TABLE", "analytics.conversions")
+    with psycopg.connect(empty_warehouse.url) as conn:  # before: read as NULL
+        assert select_optional(conn, "e") == ("NULL::numeric AS external_attribution_credit, "
+                                              "NULL::text AS external_attribution_model")
+    migrations.migrate(empty_warehouse)
+    with psycopg.connect(empty_warehouse.url) as conn:
+        assert select_optional(conn, "e") == ("e.external_attribution_credit, "
+                                              "e.external_attribution_model")
+        assert conn.execute("SELECT event_id, external_attribution_credit FROM "
+                            "analytics.conversions").fetchall() == [("o-1", None)]
