@@ -230,3 +230,21 @@ def test_a_type_error_building_a_request_is_not_a_refusal(shop, sleeper, monkeyp
         s.run()
     assert sleeper.waits == [] and s.emu.admin.requests(operation=APPLY) == []
     assert _row(s, event)["status"] == "pending"
+
+
+@pytest.mark.parametrize("code", [0, 5612])
+def test_a_batch_error_0_or_5612_retries_its_row_and_rejects_nothing(shop, code):
+    s = shop
+    events = [s.event() for _ in range(3)]
+    click = _click_of(s, events[1])
+    s.emu.admin.add_fault("batch_error", code=code, operation=APPLY, body_contains=click,
+                          count=1)
+    s.run()
+    assert s.reason(events[0]) == ["uploaded"] and s.reason(events[2]) == ["uploaded"]
+    waiting = _row(s, events[1])
+    assert (waiting["status"], waiting["reason"], waiting["ms_code"]) == ("pending", "retry",
+                                                                           code)
+    s.emu.admin.advance(2 * 60)
+    s.run()
+    assert s.reason(events[1]) == ["uploaded"]
+    assert len(s.emu.admin.conversions()) == 3 and s.emu.admin.duplicates() == []
