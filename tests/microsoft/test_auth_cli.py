@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import requests
@@ -75,11 +76,13 @@ def test_auth_code_login_with_a_localhost_redirect(warehouse, emu, tenant, monke
 
 
 def test_auth_status_warns_before_an_unused_refresh_token_expires(warehouse, msads_conn, msads):
+    # 80 times 24 hours: PostgreSQL's interval '80 days' keeps the time of day in the session's
+    # time zone, an hour more or less across a daylight-saving change
+    issued = datetime.now(UTC) - timedelta(days=80)
     with psycopg.connect(warehouse.url) as conn:
         conn.execute("INSERT INTO msads.oauth_tokens (conn_id, refresh_token_enc, profile, "
                      "refreshed_at, refresh_token_issued_at) VALUES ('msads_default', %s, "
-                     "'ana@contoso.example', now() - interval '80 days', "
-                     "now() - interval '80 days')", (crypto.encrypt("rt"),))
+                     "'ana@contoso.example', %s, %s)", (crypto.encrypt("rt"), issued, issued))
     code, out, err = msads("auth", "status")
     assert code == 0 and "connected as ana@contoso.example" in out
     assert "warning: the refresh token of msads_default expires in 9 day(s)" in err
