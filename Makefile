@@ -7,12 +7,13 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test test-fast lint demo run stop migrate emulator clean help
+.PHONY: setup test test-fast test-clock lint demo run stop migrate emulator clean help
 
 help:
 	@echo "make demo   - the whole job end to end on embedded defaults (warehouse + Microsoft emulator)"
 	@echo "make run    - Airflow 3.3 with the UI on http://localhost:8080 (Ctrl-C stops it)"
 	@echo "make test   - the test suite (embedded PostgreSQL unless MSADS_WAREHOUSE_URL is set)"
+	@echo "make test-clock - the time-sensitive tests again, 45 days ahead and across a DST change (needs libfaketime)"
 	@echo "make stop   - stop the embedded warehouse"
 	@echo "make lint   - ruff"
 	@echo "make setup  - create .venv and install everything (the other targets run it)"
@@ -33,6 +34,10 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -m "not airflow and not slow" $(PYTEST_ARGS)
+
+# The time-sensitive tests again under libfaketime, with the clock moved (tests/clock/shift.py).
+test-clock: setup
+	$(PY) -m tests.clock.shift $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .
