@@ -197,7 +197,8 @@ class Bench:
         tenant = self.tenant()
         clicks = self.admin.issue_clicks(tenant["account_id"], CEILING_CALLS * ITEMS // 2,
                                          click_time={"ago": 3 * 3600})
-        spec = {"campaign_url": self.emu["campaign_url"], "tenant": tenant, "clicks": clicks}
+        spec = {"campaign_url": self.emu["campaign_url"], "tenant": tenant, "clicks": clicks,
+                "now": self.admin.clock()["epoch"]}  # the emulator's clock, as the clicks
         path = self.tmp / "ceiling.json"
         path.write_text(json.dumps(spec))
         return self.child("--ceiling", str(path))
@@ -229,7 +230,7 @@ def sdk_ceiling(spec_file: str) -> dict:
         developer_token=tenant["developer_token"], authentication=auth),
         environment="production", location=spec["campaign_url"])
     svc.refresh_oauth_tokens_automatically = False
-    now = datetime.now(UTC) - timedelta(hours=1)
+    now = datetime.fromtimestamp(spec["now"], UTC) - timedelta(hours=1)
     emails = [hashlib.sha256(f"ceiling.{i}@example.com".encode()).hexdigest()
               for i in range(CEILING_CALLS * ITEMS)]
     svc.ApplyOfflineConversions(OfflineConversions={"OfflineConversion": [{  # warm-up
