@@ -107,11 +107,19 @@ def resolve(lookup: ConnectionLookup | None = env_connection_lookup, *,
 
 
 def connect(warehouse: Warehouse, **kwargs):
-    """A psycopg connection to the warehouse, with an error that says where it tried."""
+    """A psycopg connection to the warehouse, with an error that says where it tried.
+
+    Its session time zone is UTC, whatever the server's or the user's default: times come back
+    in UTC, so ``time + timedelta`` is exact (in a zone with daylight saving, Python adds to
+    the wall clock, and 90 days after a time in March would be 89 days 23 hours).
+    """
     import psycopg
 
     try:
-        return psycopg.connect(warehouse.url, connect_timeout=10, **kwargs)
+        conn = psycopg.connect(warehouse.url, connect_timeout=10, **kwargs)
+        conn.execute("SET TimeZone = 'UTC'")
+        conn.commit()
+        return conn
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise MsadsError(

@@ -31,7 +31,7 @@ def _stage(conn, table: str, columns: Sequence[str], rows: Iterable[tuple],
     The COPY is binary, typed by the stage's own columns: for our rows of timestamps and
     numbers about 5x less work per row than text. What text COPY would have stored is kept:
     floats bound for a ``numeric`` column go as the decimal they print as, and naive times are
-    read in the session's time zone.
+    read in the session's time zone (UTC for the product's connections).
     """
     rows = list(rows)
     if not rows:
