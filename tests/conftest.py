@@ -122,7 +122,22 @@ def warehouse(pg_server_url, template_db, monkeypatch) -> Warehouse:
     url = _with_database(pg_server_url, name)
     monkeypatch.setenv("MSADS_WAREHOUSE_URL", url)
     yield Warehouse(url, "MSADS_WAREHOUSE_URL")
+    unexplained = _unexplained_reasons(url)
     _drop_db(pg_server_url, name)
+    assert not unexplained, (f"the pipeline recorded reasons that msads.reasons (and so msads why "
+                             f"and docs/pipeline.md) does not explain: {unexplained}")
+
+
+def _unexplained_reasons(url: str) -> list[str]:
+    """Reasons recorded in the ledger during a test that have no sentence for analysts."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        if conn.execute("SELECT to_regclass('msads.reasons')").fetchone()[0] is None:
+            return []
+        return [r for (r,) in conn.execute(
+            "SELECT DISTINCT r.reason FROM msads.results r LEFT JOIN msads.reasons x "
+            "USING (reason) WHERE x.reason IS NULL AND r.reason NOT LIKE 'rejected:%'")]
 
 
 @pytest.fixture
