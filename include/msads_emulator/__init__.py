@@ -1,13 +1,14 @@
-"""A local Microsoft Advertising stand-in that the unmodified bingads SDK and msal talk to.
+"""A local Microsoft Advertising stand-in that the unmodified ``msads`` SDK and msal talk to.
 
-``Emulator`` serves Campaign Management v13 and Customer Management v13 (SOAP 1.1), the
+``Emulator`` serves Campaign Management v13 and Customer Management v13 over REST (JSON), the
 Microsoft identity platform's OAuth endpoints (https, with a CA it makes at start) and an admin
-API under ``/_emulator/``; ``AdminClient`` drives that API. See docs/emulator.md.
+API under ``/_emulator/``, all on one port; ``AdminClient`` drives that API. See
+docs/emulator.md.
 """
 
 from __future__ import annotations
 
 from include.msads_emulator.client import AdminClient, AdminError
-from include.msads_emulator.server import CAMPAIGN_PATH, CUSTOMER_PATH, Emulator
+from include.msads_emulator.server import Emulator
 
-__all__ = ["CAMPAIGN_PATH", "CUSTOMER_PATH", "AdminClient", "AdminError", "Emulator"]
+__all__ = ["AdminClient", "AdminError", "Emulator"]

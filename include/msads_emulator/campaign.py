@@ -1,33 +1,15 @@
-"""Campaign Management v13: conversion goals and offline conversions, with Microsoft's rules."""
+"""Campaign Management v13 over REST: conversion goals and offline conversions, with Microsoft's
+rules. Requests and responses are JSON objects shaped like the SDK's models (rest.py)."""
 
 from __future__ import annotations
 
-import re
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
-from include.msads_emulator import errors, offline
+from include.msads_emulator import errors, offline, rest
 from include.msads_emulator.currencies import CONVERSION_GOAL_REVENUE_CURRENCIES
-from include.msads_emulator.soap import (
-    ARRAYS_NS,
-    CM_NS,
-    SYSTEM_NS,
-    XSI,
-    BatchError,
-    ErrorItem,
-    SoapFault,
-    child,
-    children,
-    el,
-    is_nil,
-    local,
-    partial_errors,
-    text,
-    xs_list,
-    xsi_type,
-)
+from include.msads_emulator.errors import BatchError
 from include.msads_emulator.store import Store
 
 MAX_CONVERSIONS = 1000
@@ -54,7 +36,7 @@ class Call:
     """One authenticated Campaign Management call."""
 
     store: Store
-    body: ET.Element
+    body: dict
     user: dict
     account: dict
     customer_id: int
@@ -64,24 +46,6 @@ class Call:
     forced: dict[int, BatchError] = field(default_factory=dict)
 
 
-def dec(value: float | None) -> str | None:
-    """A number as xs:decimal text (never in exponent form)."""
-    if value is None:
-        return None
-    return format(Decimal(repr(float(value))).normalize(), "f")
-
-
-def _unreadable(parameter: str, value: str, type_name: str) -> SoapFault:
-    """What WCF answers when it cannot read a value (e.g. the empty ``<CountType/>``)."""
-    kind = "enum value" if "." in type_name else "value"
-    message = (f"The formatter threw an exception while trying to deserialize the message: "
-               f"There was an error while trying to deserialize parameter {CM_NS}:"
-               f"{parameter}. The InnerException message was 'Invalid {kind} "
-               f"'{value}' cannot be deserialized into type '{type_name}'.'")
-    return SoapFault("deserialization", [ErrorItem(0, "DeserializationFailed", message)])
-
-
-_CONTRACTS = "Microsoft.AdCenter.Advertiser.CampaignManagement.Api.DataContracts.V13."
 GOAL_ENUMS = {
     "AttributionModelType": ATTRIBUTION_MODELS,
     "CountType": COUNT_TYPES,
@@ -91,50 +55,39 @@ GOAL_ENUMS = {
     "TrackingStatus": ("TagUnverified", "NoRecentConversions", "RecordingConversions",
                        "TagInactive", "InactiveDueToTagUnavailable"),
 }
-GOAL_ENUM_TYPES = {"AttributionModelType": "AttributionModelType",
-                   "CountType": "ConversionGoalCountType", "GoalCategory": "ConversionGoalCategory",
-                   "Scope": "EntityScope", "Status": "ConversionGoalStatus",
-                   "TrackingStatus": "ConversionGoalTrackingStatus"}
-GOAL_INTS = ("ConversionWindowInMinutes", "Id", "TagId", "ViewThroughConversionWindowInMinutes")
+GOAL_INTS = ("ConversionWindowInMinutes", "ViewThroughConversionWindowInMinutes")
 GOAL_BOOLS = ("ExcludeFromBidding", "IsAutoGoal", "IsEnhancedConversionsEnabled",
               "IsExternallyAttributed")
 
 
-def _readable_goal(g: ET.Element) -> None:
-    """WCF reads the whole message before any rule runs: a bad typed value faults the call."""
-    if is_nil(g):
+def _readable_goal(g, index: int) -> None:
+    """The whole request is bound before any rule runs: a value of the wrong type or an
+    unknown enum name faults the call (errors.unreadable)."""
+    if g is None:
         return
+    where = f"ConversionGoals[{index}]."
+    if not isinstance(g, dict):
+        raise errors.unreadable(f"{where[:-1]}: expected an object.")
     for name, allowed in GOAL_ENUMS.items():
-        value = text(g, name)
-        if value is not None and value.strip() not in allowed:
-            raise _unreadable("ConversionGoals", value, _CONTRACTS + GOAL_ENUM_TYPES[name])
-    goal_type = text(g, "Type")
-    if goal_type is not None and any(t not in GOAL_TYPES for t in xs_list(goal_type) or [""]):
-        raise _unreadable("ConversionGoals", goal_type, _CONTRACTS + "ConversionGoalType")
+        value = rest.get(g, name, "string", where)
+        if value is not None and value not in allowed:
+            raise errors.unreadable(f"{where}{name}: {value!r} is not a known value.")
+    goal_type = rest.get(g, "Type", "string", where)
+    if goal_type is not None:
+        rest.flags(goal_type, GOAL_TYPES, where + "Type")
+    rest.get_id(g, "Id", where)
+    rest.get_id(g, "TagId", where)
     for name in GOAL_INTS:
-        value = text(g, name)
-        if value is not None and not re.fullmatch(r"\s*[+-]?\d+\s*", value):
-            raise _unreadable("ConversionGoals", value, "System.Int64")
+        rest.get(g, name, "integer", where)
     for name in GOAL_BOOLS:
-        value = text(g, name)
-        if value is not None and value.strip() not in ("true", "false", "1", "0"):
-            raise _unreadable("ConversionGoals", value, "System.Boolean")
-    revenue = child(g, "Revenue")
-    if revenue is not None and not is_nil(revenue):
-        rtype = text(revenue, "Type")
-        if rtype is not None and rtype.strip() not in REVENUE_TYPES:
-            raise _unreadable("ConversionGoals", rtype, _CONTRACTS + "ConversionGoalRevenueType")
-        value = text(revenue, "Value")
-        if value is not None:
-            try:
-                Decimal(value.strip())
-            except ArithmeticError:
-                raise _unreadable("ConversionGoals", value, "System.Decimal") from None
-
-
-def _enum(el_: ET.Element | None, name: str) -> str | None:
-    value = text(el_, name)
-    return None if value is None else value.strip()
+        rest.get(g, name, "boolean", where)
+    revenue = rest.get(g, "Revenue", "object", where)
+    if revenue is not None:
+        rtype = rest.get(revenue, "Type", "string", where + "Revenue.")
+        if rtype is not None and rtype not in REVENUE_TYPES:
+            raise errors.unreadable(f"{where}Revenue.Type: {rtype!r} is not a known value.")
+        rest.get(revenue, "Value", "number", where + "Revenue.")
+        rest.get(revenue, "CurrencyCode", "string", where + "Revenue.")
 
 
 # -- GetConversionGoalsByIds ------------------------------------------------------------------
@@ -142,62 +95,51 @@ def _enum(el_: ET.Element | None, name: str) -> str | None:
 ADDITIONAL_FIELDS = frozenset(
     "ViewThroughConversionWindowInMinutes IsExternallyAttributed GoalCategory "
     "InactiveDueToTagUnavailable AttributionModelType IsEnhancedConversionsEnabled IsAutoGoal "
-    "DataDrivenAttribute ApplicationDownloadGoal".split())
+    "DataDrivenAttribute ApplicationDownloadGoal".split()) | {"None"}
 
 
-def goal_xml(goal: dict, fields: set[str], recording: bool) -> str:
-    """One OfflineConversionGoal in schema order; fields not asked for are left out."""
-    revenue = ("<Revenue>" + el("CurrencyCode", goal["currency"])
-               + el("Type", goal["revenue_type"]) + el("Value", dec(goal["revenue_value"]))
-               + "</Revenue>")
-    parts = ['<ConversionGoal i:type="OfflineConversionGoal">']
+def goal_json(goal: dict, fields: set[str], recording: bool) -> dict:
+    """One OfflineConversionGoal; the additional fields not asked for are left out."""
+    revenue = {"CurrencyCode": goal["currency"], "Type": goal["revenue_type"],
+               "Value": goal["revenue_value"]}
+    out = {
+        "ConversionWindowInMinutes": goal["window_minutes"], "CountType": goal["count_type"],
+        "ExcludeFromBidding": bool(goal["exclude_from_bidding"]), "Id": str(goal["id"]),
+        "Name": goal["name"], "Revenue": {k: v for k, v in revenue.items() if v is not None},
+        "Scope": goal["scope"], "Status": goal["status"],
+        "TrackingStatus": "RecordingConversions" if recording else "NoRecentConversions",
+        "Type": "OfflineConversion",
+    }
     if "AttributionModelType" in fields:
-        parts.append(el("AttributionModelType", goal["attribution_model"] or "LastClick"))
-    parts += [el("ConversionWindowInMinutes", goal["window_minutes"]),
-              el("CountType", goal["count_type"]),
-              el("ExcludeFromBidding", bool(goal["exclude_from_bidding"]))]
-    if "GoalCategory" in fields:
-        parts.append(el("GoalCategory", goal["category"]))
-    parts.append(el("Id", goal["id"]))
+        out["AttributionModelType"] = goal["attribution_model"] or "LastClick"
+    if "GoalCategory" in fields and goal["category"]:
+        out["GoalCategory"] = goal["category"]
     if "IsAutoGoal" in fields:
-        parts.append(el("IsAutoGoal", False))
+        out["IsAutoGoal"] = False
     if "IsEnhancedConversionsEnabled" in fields:
-        parts.append(el("IsEnhancedConversionsEnabled", bool(goal["enhanced_conversions"])))
-    parts += [el("Name", goal["name"]), revenue, el("Scope", goal["scope"]),
-              el("Status", goal["status"]), el("TagId", None),
-              el("TrackingStatus", "RecordingConversions" if recording
-                 else "NoRecentConversions"),
-              el("Type", "OfflineConversion")]
-    if "ViewThroughConversionWindowInMinutes" in fields:
-        parts.append(el("ViewThroughConversionWindowInMinutes",
-                        goal["view_through_window_minutes"]))
+        out["IsEnhancedConversionsEnabled"] = bool(goal["enhanced_conversions"])
+    if "ViewThroughConversionWindowInMinutes" in fields \
+            and goal["view_through_window_minutes"] is not None:
+        out["ViewThroughConversionWindowInMinutes"] = goal["view_through_window_minutes"]
     if "IsExternallyAttributed" in fields:
-        parts.append(el("IsExternallyAttributed", bool(goal["externally_attributed"])))
-    parts.append("</ConversionGoal>")
-    return "".join(parts)
+        out["IsExternallyAttributed"] = bool(goal["externally_attributed"])
+    return out
 
 
-def get_conversion_goals_by_ids(call: Call) -> str:
+def get_conversion_goals_by_ids(call: Call) -> dict:
     body = call.body
-    types_raw = text(body, "ConversionGoalTypes")
-    types = xs_list(types_raw)
+    # "None" is a member of both flags enums; the SDK sends it beside the values asked for.
+    types = rest.flags(rest.get(body, "ConversionGoalTypes", "string"),
+                       (*GOAL_TYPES, "None"), "ConversionGoalTypes")
+    types = [t for t in types if t != "None"]
     if not types:
         raise errors.operation(5329)
-    for t in types:
-        if t not in GOAL_TYPES:
-            raise _unreadable("ConversionGoalTypes", t, _CONTRACTS + "ConversionGoalType")
-    fields = set(xs_list(text(body, "ReturnAdditionalFields")))
-    for f in fields:
-        if f not in ADDITIONAL_FIELDS:
-            raise _unreadable("ReturnAdditionalFields", f,
-                              _CONTRACTS + "ConversionGoalAdditionalField")
-    ids_el = child(body, "ConversionGoalIds")
+    fields = set(rest.flags(rest.get(body, "ReturnAdditionalFields", "string"),
+                            ADDITIONAL_FIELDS, "ReturnAdditionalFields"))
+    raw_ids = rest.get(body, "ConversionGoalIds", "array") or []
     ids: list[int | None] = []
-    for item in children(ids_el, "long", ARRAYS_NS):
-        try:
-            ids.append(int((item.text or "").strip()))
-        except ValueError:
-            ids.append(None)
+    for i, raw in enumerate(raw_ids):
+        ids.append(rest.get_id({"Id": raw}, "Id", f"ConversionGoalIds[{i}]."))
     if len(ids) > MAX_GOAL_IDS:
         raise errors.operation(5318)
     visible = call.store.goals_for_account(call.account)
@@ -206,23 +148,19 @@ def get_conversion_goals_by_ids(call: Call) -> str:
     recording = {r["goal_id"] for r in call.store.query(
         "SELECT DISTINCT goal_id FROM conversions WHERE account_id = ?", (call.account["id"],))}
     batch: list[BatchError] = []
-    out: list[str] = []
+    out: list[dict | None] = []
     if ids:
         by_id = {g["id"]: g for g in visible}
         for i, gid in enumerate(ids):
             goal = by_id.get(gid)
             if goal is None:
-                out.append('<ConversionGoal i:nil="true"/>')
+                out.append(None)
                 batch.append(errors.batch_error(i, 5314))
             else:
-                out.append(goal_xml(goal, fields, goal["id"] in recording))
+                out.append(goal_json(goal, fields, goal["id"] in recording))
     else:
-        out = [goal_xml(g, fields, g["id"] in recording) for g in visible]
-    goals = f'<ConversionGoals xmlns:i="{XSI}">' + "".join(out) + "</ConversionGoals>"
-    errs = (partial_errors(batch) if batch
-            else f'<PartialErrors xmlns:i="{XSI}" i:nil="true"/>')
-    return f'<GetConversionGoalsByIdsResponse xmlns="{CM_NS}">{goals}{errs}' \
-           "</GetConversionGoalsByIdsResponse>"
+        out = [goal_json(g, fields, g["id"] in recording) for g in visible]
+    return {"ConversionGoals": out, "PartialErrors": [b.as_json() for b in batch]}
 
 
 # -- AddConversionGoals -----------------------------------------------------------------------
@@ -232,17 +170,16 @@ def _goal_error(index: int, code: int) -> BatchError:
     return errors.batch_error(index, code)
 
 
-def _parse_goal(index: int, g: ET.Element, call: Call, names_in_batch: set[str]
+def _parse_goal(index: int, g: dict | None, call: Call, names_in_batch: set[str]
                 ) -> tuple[BatchError | None, dict | None]:
-    if is_nil(g):
+    if g is None:
         return _goal_error(index, 5323), None
-    gtype = xsi_type(g)
-    if gtype != "OfflineConversionGoal":
+    if g.get("Type") != "OfflineConversion":
         # Only offline goals are emulated; others are refused as a type mismatch.
         return _goal_error(index, 5331), None
-    if text(g, "Id") not in (None, ""):
+    if g.get("Id") not in (None, ""):
         return _goal_error(index, 5324), None
-    name = (text(g, "Name") or "").strip()
+    name = (g.get("Name") or "").strip()
     if not name:
         return _goal_error(index, 5319), None
     if len(name) > 100:
@@ -251,32 +188,35 @@ def _parse_goal(index: int, g: ET.Element, call: Call, names_in_batch: set[str]
         return _goal_error(index, 5316), None
     if call.store.goal_name_taken(call.customer_id, name):
         return _goal_error(index, 5317), None
-    window_raw = text(g, "ConversionWindowInMinutes")
-    window = 43200 if window_raw is None else int(window_raw)
+    window = g.get("ConversionWindowInMinutes")
+    window = 43200 if window is None else window
     if not 1 <= window <= MAX_WINDOW_MINUTES:
         return _goal_error(index, 5337), None
-    count_type = _enum(g, "CountType") or "All"
-    scope = _enum(g, "Scope") or "Account"
-    status = _enum(g, "Status") or "Active"
-    attribution = _enum(g, "AttributionModelType")
-    category = _enum(g, "GoalCategory") or ""
+    count_type = g.get("CountType") or "All"
+    scope = g.get("Scope") or "Account"
+    status = g.get("Status") or "Active"
+    attribution = g.get("AttributionModelType")
+    category = g.get("GoalCategory") or ""
     if category not in OFFLINE_GOAL_CATEGORIES:
         return _goal_error(index, 5364), None
-    revenue = child(g, "Revenue")
+    revenue = g.get("Revenue")
     revenue_type, revenue_value, currency = "NoValue", None, None
-    if revenue is not None and not is_nil(revenue):
-        revenue_type = _enum(revenue, "Type") or "NoValue"
-        value_raw = text(revenue, "Value")
-        if value_raw is not None:
-            value = Decimal(value_raw.strip())
+    if revenue is not None:
+        revenue_type = revenue.get("Type") or "NoValue"
+        raw_value = revenue.get("Value")
+        if raw_value is not None:
+            try:
+                value = Decimal(repr(raw_value))
+            except InvalidOperation:
+                return _goal_error(index, 5333), None
             if not value.is_finite() or value < 0 or value > MAX_GOAL_REVENUE:
                 return _goal_error(index, 5333), None
             revenue_value = float(value)
-        currency_raw = text(revenue, "CurrencyCode")
-        if currency_raw not in (None, ""):
-            if currency_raw.strip() not in CONVERSION_GOAL_REVENUE_CURRENCIES:
+        currency_raw = (revenue.get("CurrencyCode") or "").strip()
+        if currency_raw:
+            if currency_raw not in CONVERSION_GOAL_REVENUE_CURRENCIES:
                 return _goal_error(index, 5351), None
-            currency = currency_raw.strip()
+            currency = currency_raw
     if revenue_type == "FixedValue" and revenue_value is None:
         return _goal_error(index, 5333), None
     if revenue_type == "NoValue" and revenue_value is not None:
@@ -285,8 +225,6 @@ def _parse_goal(index: int, g: ET.Element, call: Call, names_in_batch: set[str]
         return _goal_error(index, 5355), None
     if scope == "Account" and revenue_type != "NoValue" and currency is None:
         currency = call.account["currency"]
-    externally = (text(g, "IsExternallyAttributed") or "").strip().lower() in ("true", "1")
-    exclude = (text(g, "ExcludeFromBidding") or "").strip().lower() in ("true", "1")
     names_in_batch.add(name)
     return None, {
         "customer_id": call.customer_id,
@@ -294,8 +232,9 @@ def _parse_goal(index: int, g: ET.Element, call: Call, names_in_batch: set[str]
         "name": name, "scope": scope, "status": status, "window_minutes": window,
         "count_type": count_type, "category": category, "revenue_type": revenue_type,
         "revenue_value": revenue_value, "currency": currency,
-        "attribution_model": attribution, "exclude_from_bidding": int(exclude),
-        "externally_attributed": int(externally),
+        "attribution_model": attribution,
+        "exclude_from_bidding": int(bool(g.get("ExcludeFromBidding"))),
+        "externally_attributed": int(bool(g.get("IsExternallyAttributed"))),
         # Microsoft: enhanced conversions can only be switched on in the web UI, so goals
         # added through the API never have them (the admin API can create such goals).
         "enhanced_conversions": 0, "view_through_window_minutes": None,
@@ -303,17 +242,16 @@ def _parse_goal(index: int, g: ET.Element, call: Call, names_in_batch: set[str]
     }
 
 
-def add_conversion_goals(call: Call) -> str:
-    arr = child(call.body, "ConversionGoals")
-    items = children(arr, "ConversionGoal")
+def add_conversion_goals(call: Call) -> dict:
+    items = rest.get(call.body, "ConversionGoals", "array") or []
     if not items:
         raise errors.operation(5321)
     if len(items) > MAX_GOALS_PER_ADD:
         raise errors.operation(5322)
-    for g in items:
-        _readable_goal(g)
+    for i, g in enumerate(items):
+        _readable_goal(g, i)
     names: set[str] = set()
-    ids: list[int | None] = []
+    ids: list[str | None] = []
     batch: list[BatchError] = []
     for i, g in enumerate(items):
         err, goal = _parse_goal(i, g, call, names)
@@ -321,35 +259,29 @@ def add_conversion_goals(call: Call) -> str:
             batch.append(err)
             ids.append(None)
         else:
-            ids.append(call.store.insert_goal(goal)["id"])
-    long_els = "".join(f"<long>{i}</long>" if i is not None else '<long i:nil="true"/>'
-                       for i in ids)
-    return (f'<AddConversionGoalsResponse xmlns="{CM_NS}">'
-            f'<ConversionGoalIds xmlns:a="{SYSTEM_NS}" xmlns:i="{XSI}">'
-            + long_els.replace("<long", "<a:long").replace("</long>", "</a:long>")
-            + "</ConversionGoalIds>" + partial_errors(batch) + "</AddConversionGoalsResponse>")
+            ids.append(str(call.store.insert_goal(goal)["id"]))
+    return {"ConversionGoalIds": ids, "PartialErrors": [b.as_json() for b in batch]}
 
 
 # -- ApplyOfflineConversions and ApplyOfflineConversionAdjustments ---------------------------
-# The SOAP adapter: read each item into a plain dict once; offline.py holds the rules.
+# Each item is read into a plain dict of text once (rest.ItemShape); offline.py holds the rules.
 
 
-def _fields(item: ET.Element) -> dict[str, str | None] | None:
-    """One request item as field name -> text (None when nil); None for a nil item."""
-    if is_nil(item):
-        return None
-    return {local(c.tag): None if is_nil(c) else (c.text or "") for c in item}
+def request_items(body: dict, shape: rest.ItemShape) -> list:
+    """The request's items as JSON (not yet read); [] when there are none."""
+    return rest.get(body, shape.name, "array") or []
 
 
-def _apply(call: Call, operation: str, element: str, limit: int, check, record) -> str:
+def _apply(call: Call, operation: str, shape: rest.ItemShape, limit: int, check,
+           record) -> dict:
     """Read the items (5600 when none, 5601 over ``limit``), check each, keep what passed and
     answer with a BatchError at the index of each refused item."""
-    arr = child(call.body, element)
-    items = [] if arr is None or is_nil(arr) else [_fields(i) for i in arr]
-    if not items:
+    raw = request_items(call.body, shape)
+    if not raw:
         raise errors.operation(5600)
-    if len(items) > limit:
+    if len(raw) > limit:
         raise errors.operation(5601)
+    items = [shape.read(item, i) for i, item in enumerate(raw)]
     store = call.store
     ctx = offline.Context(
         account=call.account,
@@ -370,21 +302,20 @@ def _apply(call: Call, operation: str, element: str, limit: int, check, record) 
     with store.transaction() as db:
         record(db, accepted, call.request_id, call.now)
         offline.record_rejections(db, operation, items, batch, call.request_id, call.now)
-    return (f'<{operation}Response xmlns="{CM_NS}">{partial_errors(batch)}'
-            f"</{operation}Response>")
+    return {"PartialErrors": [b.as_json() for b in batch]}
 
 
-def apply_offline_conversions(call: Call) -> str:
-    return _apply(call, "ApplyOfflineConversions", "OfflineConversions", MAX_CONVERSIONS,
+def apply_offline_conversions(call: Call) -> dict:
+    return _apply(call, "ApplyOfflineConversions", rest.OFFLINE_CONVERSION, MAX_CONVERSIONS,
                   offline.check_conversion, offline.record_conversions)
 
 
-def apply_offline_conversion_adjustments(call: Call) -> str:
-    return _apply(call, "ApplyOfflineConversionAdjustments", "OfflineConversionAdjustments",
+def apply_offline_conversion_adjustments(call: Call) -> dict:
+    return _apply(call, "ApplyOfflineConversionAdjustments", rest.OFFLINE_CONVERSION_ADJUSTMENT,
                   MAX_ADJUSTMENTS, offline.check_adjustment, offline.record_adjustments)
 
 
-OPERATIONS: dict[str, Callable[[Call], str]] = {
+OPERATIONS: dict[str, Callable[[Call], dict]] = {
     "GetConversionGoalsByIds": get_conversion_goals_by_ids,
     "AddConversionGoals": add_conversion_goals,
     "ApplyOfflineConversions": apply_offline_conversions,

@@ -1,27 +1,14 @@
-"""Customer Management v13: the user and the accounts the user can reach, nothing more."""
+"""Customer Management v13 over REST: the user and the accounts the user can reach, nothing more."""
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from include.msads_emulator import errors
-from include.msads_emulator.soap import (
-    ARRAYS_NS,
-    CUSTOMER_ENTITIES_NS,
-    CUSTOMER_NS,
-    XSI,
-    ErrorItem,
-    SoapFault,
-    child,
-    children,
-    text,
-    x,
-)
+from include.msads_emulator import errors, rest
+from include.msads_emulator.errors import ErrorItem, Fault
 from include.msads_emulator.store import Store
 
-ENT = CUSTOMER_ENTITIES_NS
 # Customer Management's CurrencyCode enum (the account currencies it knows).
 ACCOUNT_CURRENCIES = frozenset(
     "AED ALL AMD ARS AUD AZM BGL BHD BND BOB BRL BYB BZD CAD CHF CLP CNY COP CRC CZK DOP DKK "
@@ -37,26 +24,24 @@ MAX_PAGE_SIZE = 1000
 @dataclass
 class Call:
     store: Store
-    body: ET.Element
+    body: dict
     user: dict
 
 
-def e(name: str, value) -> str:
-    """An Entities-namespace element (prefix ``e``); nil for None."""
-    if value is None:
-        return f'<e:{name} i:nil="true"/>'
-    return f"<e:{name}>{x(value)}</e:{name}>"
+def _customer_fault(code: int, message: str) -> Fault:
+    """Customer Management's ApiFault: its OperationErrors have no ErrorCode."""
+    return Fault("customer_api", [ErrorItem(code, "", message)])
 
 
-def _customer_fault(code: int, message: str) -> SoapFault:
-    return SoapFault("customer_api", [ErrorItem(code, "", message)])
+def _id(value) -> str | None:
+    return None if value is None else str(value)
 
 
-def get_user(call: Call) -> str:
-    requested = (text(call.body, "UserId", CUSTOMER_NS) or "").strip()
+def get_user(call: Call) -> dict:
+    requested = rest.get_id(call.body, "UserId")
     user = call.user
-    if requested and requested != str(user["id"]):
-        other = call.store.user(int(requested)) if requested.isdigit() else None
+    if requested is not None and requested != user["id"]:
+        other = call.store.user(requested)
         shared = other and any(call.store.can_access_customer(user["id"], a["customer_id"])
                                for a in other["access"])
         if not shared:
@@ -71,57 +56,48 @@ def get_user(call: Call) -> str:
         elif by_customer.get(cid, []) is not None:
             by_customer.setdefault(cid, []).append(grant["account_id"])
     for cid, account_ids in sorted(by_customer.items()):
-        ids = (e("AccountIds", None) if account_ids is None else
-               f'<e:AccountIds xmlns:a="{ARRAYS_NS}">'
-               + "".join(f"<a:long>{a}</a:long>" for a in sorted(account_ids))
-               + "</e:AccountIds>")
-        role = SUPER_ADMIN_ROLE if account_ids is None else CAMPAIGN_MANAGER_ROLE
-        roles.append(f"<e:CustomerRole>{e('RoleId', role)}{e('CustomerId', cid)}{ids}"
-                     f"{e('LinkedAccountIds', None)}{e('CustomerLinkPermission', None)}"
-                     "</e:CustomerRole>")
-    user_xml = (f'<User xmlns:e="{ENT}" xmlns:i="{XSI}">'
-                f"<e:ContactInfo>{e('Email', user['email'])}</e:ContactInfo>"
-                f"{e('CustomerId', user['customer_id'])}{e('Id', user['id'])}"
-                f"<e:Name>{e('FirstName', user['first_name'])}{e('LastName', user['last_name'])}"
-                f"{e('MiddleInitial', None)}</e:Name>"
-                f"{e('UserLifeCycleStatus', user['status'])}{e('UserName', user['user_name'])}"
-                "</User>")
-    return (f'<GetUserResponse xmlns="{CUSTOMER_NS}">{user_xml}'
-            f'<CustomerRoles xmlns:e="{ENT}" xmlns:i="{XSI}">{"".join(roles)}</CustomerRoles>'
-            "</GetUserResponse>")
+        role = {"RoleId": SUPER_ADMIN_ROLE if account_ids is None else CAMPAIGN_MANAGER_ROLE,
+                "CustomerId": str(cid)}
+        if account_ids is not None:
+            role["AccountIds"] = [str(a) for a in sorted(account_ids)]
+        roles.append(role)
+    name = {k: v for k, v in (("FirstName", user["first_name"]),
+                              ("LastName", user["last_name"])) if v is not None}
+    out = {"Id": str(user["id"]), "UserName": user["user_name"],
+           "CustomerId": _id(user["customer_id"]), "Name": name,
+           "UserLifeCycleStatus": user["status"]}
+    if user["email"]:
+        out["ContactInfo"] = {"Email": user["email"]}
+    return {"User": {k: v for k, v in out.items() if v is not None}, "CustomerRoles": roles}
 
 
-def _account_info(a: dict) -> str:
-    return (f"<e:AccountInfo>{e('Id', a['id'])}{e('Name', a['name'])}{e('Number', a['number'])}"
-            f"{e('AccountLifeCycleStatus', a['status'])}{e('PauseReason', None)}"
-            "</e:AccountInfo>")
+def _account_info(a: dict) -> dict:
+    return {"Id": str(a["id"]), "Name": a["name"], "Number": a["number"],
+            "AccountLifeCycleStatus": a["status"]}
 
 
-def get_accounts_info(call: Call) -> str:
-    raw = (text(call.body, "CustomerId", CUSTOMER_NS) or "").strip()
-    if raw:
-        if not raw.isdigit() or not call.store.can_access_customer(call.user["id"], int(raw)):
+def get_accounts_info(call: Call) -> dict:
+    requested = rest.get_id(call.body, "CustomerId")
+    if requested is not None:
+        if not call.store.can_access_customer(call.user["id"], requested):
             raise errors.adapi(106)
-        customer_id = int(raw)
+        customer_id = requested
     else:
         customer_id = call.user["customer_id"]
     accounts = [a for a in call.store.accessible_accounts(call.user["id"])
                 if a["customer_id"] == customer_id]
-    return (f'<GetAccountsInfoResponse xmlns="{CUSTOMER_NS}">'
-            f'<AccountsInfo xmlns:e="{ENT}" xmlns:i="{XSI}">'
-            + "".join(_account_info(a) for a in accounts)
-            + "</AccountsInfo></GetAccountsInfoResponse>")
+    return {"AccountsInfo": [_account_info(a) for a in accounts]}
 
 
-def _advertiser_account(a: dict, primary_user_id: int) -> str:
-    currency = a["currency"] if a["currency"] in ACCOUNT_CURRENCIES else None
-    return ("<e:AdvertiserAccount>"
-            f"{e('BillToCustomerId', a['customer_id'])}{e('CurrencyCode', currency)}"
-            f"{e('AccountFinancialStatus', 'ClearFinancialStatus')}{e('Id', a['id'])}"
-            f"{e('Language', 'English')}{e('Name', a['name'])}{e('Number', a['number'])}"
-            f"{e('ParentCustomerId', a['customer_id'])}{e('PrimaryUserId', primary_user_id)}"
-            f"{e('AccountLifeCycleStatus', a['status'])}{e('PauseReason', None)}"
-            "</e:AdvertiserAccount>")
+def _advertiser_account(a: dict, primary_user_id: int) -> dict:
+    out = {"BillToCustomerId": str(a["customer_id"]),
+           "AccountFinancialStatus": "ClearFinancialStatus", "Id": str(a["id"]),
+           "Language": "English", "Name": a["name"], "Number": a["number"],
+           "ParentCustomerId": str(a["customer_id"]), "PrimaryUserId": str(primary_user_id),
+           "AccountLifeCycleStatus": a["status"]}
+    if a["currency"] in ACCOUNT_CURRENCIES:
+        out["CurrencyCode"] = a["currency"]
+    return out
 
 
 def _matches(a: dict, field: str, op: str, value: str, call: Call) -> bool:
@@ -146,34 +122,35 @@ SEARCH_FIELDS = ("AccountId", "CustomerId", "AccountNumber", "AccountName",
                  "AccountLifeCycleStatus", "UserId")
 
 
-def search_accounts(call: Call) -> str:
+def search_accounts(call: Call) -> dict:
     predicates = []
-    for p in children(child(call.body, "Predicates", CUSTOMER_NS), "Predicate", ENT):
-        field = (text(p, "Field", ENT) or "").strip()
-        op = (text(p, "Operator", ENT) or "Equals").strip()
-        value = text(p, "Value", ENT) or ""
+    for n, p in enumerate(rest.get(call.body, "Predicates", "array") or []):
+        where = f"Predicates[{n}]."
+        if not isinstance(p, dict):
+            raise errors.unreadable(f"{where[:-1]}: expected an object.")
+        field = (rest.get(p, "Field", "string", where) or "").strip()
+        op = (rest.get(p, "Operator", "string", where) or "Equals").strip()
+        value = rest.get(p, "Value", "string", where) or ""
         if field not in SEARCH_FIELDS:
             raise _customer_fault(1, f"The predicate field {field!r} is not supported by the "
                                      f"emulator; use one of {', '.join(SEARCH_FIELDS)}.")
         if field == "UserId" and value.strip() != str(call.user["id"]):
             raise errors.adapi(106)
         predicates.append((field, op, value))
-    page = child(call.body, "PageInfo", CUSTOMER_NS)
-    index = int((text(page, "Index", ENT) or "0").strip() or 0)
-    size = int((text(page, "Size", ENT) or "100").strip() or 100)
+    page = rest.get(call.body, "PageInfo", "object") or {}
+    index = rest.get(page, "Index", "integer", "PageInfo.") or 0
+    size = rest.get(page, "Size", "integer", "PageInfo.")
+    size = 100 if size is None else size
     if not 1 <= size <= MAX_PAGE_SIZE or index < 0:
         raise _customer_fault(1, "The paging size must be between 1 and 1000 and the index "
                                  "must not be negative.")
     accounts = [a for a in call.store.accessible_accounts(call.user["id"])
                 if all(_matches(a, f, o, v, call) for f, o, v in predicates)]
     page_rows = accounts[index * size:(index + 1) * size]
-    return (f'<SearchAccountsResponse xmlns="{CUSTOMER_NS}">'
-            f'<Accounts xmlns:e="{ENT}" xmlns:i="{XSI}">'
-            + "".join(_advertiser_account(a, call.user["id"]) for a in page_rows)
-            + "</Accounts></SearchAccountsResponse>")
+    return {"Accounts": [_advertiser_account(a, call.user["id"]) for a in page_rows]}
 
 
-OPERATIONS: dict[str, Callable[[Call], str]] = {
+OPERATIONS: dict[str, Callable[[Call], dict]] = {
     "GetUser": get_user,
     "GetAccountsInfo": get_accounts_info,
     "SearchAccounts": search_accounts,

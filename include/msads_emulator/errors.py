@@ -1,14 +1,21 @@
-"""Microsoft Advertising error codes the emulator answers with: Code -> (ErrorCode, Message)."""
+"""Microsoft Advertising's errors as the emulator answers them: codes, BatchErrors and faults.
+
+A :class:`Fault` is what a REST call answers instead of its response: an ``ApplicationFault``
+JSON body (``AdApiFaultDetail``, ``ApiFaultDetail``, or Customer Management's ``ApiFault``) on
+an HTTP error status. The shapes are the SDK's own models (``openapi_client.models``), whose
+names and fields follow Microsoft's reference pages for these data objects.
+"""
 
 from __future__ import annotations
 
-from include.msads_emulator.soap import BatchError, SoapFault, adapi_fault, operation_fault
+from dataclasses import dataclass, field
 
 # From Microsoft's operation error codes page unless marked "emulator's choice":
 # https://learn.microsoft.com/en-us/advertising/guides/operation-error-codes?view=bingads-13
 # (5600-5627 and 303 with Microsoft's descriptions word for word).
 CODES: dict[int, tuple[str, str]] = {
     0: ("InternalError", "An internal error has occurred."),
+    100: ("NullRequest", "The request message is null."),
     105: ("InvalidCredentials", "Authentication failed. Either supplied credentials are invalid "
           "or the account is inactive."),
     106: ("UserIsNotAuthorized", "The user does not represent a authorized developer."),
@@ -111,17 +118,141 @@ CODES: dict[int, tuple[str, str]] = {
 }
 
 
+# Statuses: Microsoft documents that REST faults carry an ApplicationFault body on 400, 401, 403
+# and 500 (the SDK's response maps); which code goes with which status it does not say.
+# Assumed: sign-in failures 401, InternalError 500, every other fault 400.
+AUTH_FAULT_CODES = frozenset({105, 106, 108, 109, 120, 122, 123, 124, 125})
+
+
+def _status_for(code: int | None) -> int:
+    if code in AUTH_FAULT_CODES:
+        return 401
+    if code == 0:
+        return 500
+    return 400
+
+
+def _omit_none(data: dict) -> dict:
+    """JSON without the unset fields: the SDK's models omit them, and so do we."""
+    return {k: v for k, v in data.items() if v is not None}
+
+
+@dataclass
+class BatchError:
+    """One item's error in PartialErrors (or a fault's BatchErrors), at its zero-based Index."""
+
+    index: int
+    code: int
+    error_code: str
+    message: str
+    field_path: str | None = None
+    details: str | None = None
+
+    def as_json(self) -> dict:
+        return _omit_none({"Code": self.code, "Details": self.details,
+                           "ErrorCode": self.error_code, "FieldPath": self.field_path,
+                           "Index": self.index, "Message": self.message,
+                           "Type": "BatchError"})
+
+    def as_dict(self) -> dict:
+        return {"index": self.index, "code": self.code, "error_code": self.error_code,
+                "message": self.message}
+
+
+@dataclass
+class ErrorItem:
+    code: int | None
+    error_code: str
+    message: str
+    detail: str | None = None
+
+
+@dataclass
+class Fault(Exception):
+    """A fault to answer with instead of the operation's response.
+
+    ``kind``: ``adapi`` (AdApiFaultDetail: sign-in, throttling, internal errors), ``api``
+    (ApiFaultDetail: OperationErrors and BatchErrors), ``customer_api`` (Customer Management's
+    ApiFault, whose errors have no ErrorCode).
+    """
+
+    kind: str
+    errors: list[ErrorItem] = field(default_factory=list)
+    batch_errors: list[BatchError] = field(default_factory=list)
+    http_status: int | None = None  # None: by the first error's code (_status_for)
+
+    def __str__(self) -> str:
+        return ", ".join(f"{e.code} {e.error_code}".strip() for e in self.errors) or self.kind
+
+    @property
+    def status(self) -> int:
+        if self.http_status:
+            return self.http_status
+        first = self.errors[0].code if self.errors else (
+            self.batch_errors[0].code if self.batch_errors else None)
+        return _status_for(first)
+
+    def as_json(self, tracking_id: str) -> dict:
+        if self.kind == "adapi":
+            return {"TrackingId": tracking_id, "Type": "AdApiFaultDetail",
+                    "Errors": [_omit_none({"Code": e.code, "Detail": e.detail,
+                                           "ErrorCode": e.error_code, "Message": e.message})
+                               for e in self.errors]}
+        if self.kind == "customer_api":
+            return {"TrackingId": tracking_id, "Type": "ApiFault",
+                    "OperationErrors": [_omit_none({"Code": e.code, "Details": e.detail,
+                                                    "Message": e.message})
+                                        for e in self.errors]}
+        return {"TrackingId": tracking_id, "Type": "ApiFaultDetail",
+                "BatchErrors": [b.as_json() for b in self.batch_errors],
+                "OperationErrors": [_omit_none({"Code": e.code, "Details": e.detail,
+                                                "ErrorCode": e.error_code,
+                                                "Message": e.message})
+                                    for e in self.errors]}
+
+
 def batch_error(index: int, code: int, field_path: str | None = None) -> BatchError:
     error_code, message = CODES[code]
     return BatchError(index=index, code=code, error_code=error_code, message=message,
                       field_path=field_path)
 
 
-def adapi(code: int, http_status: int | None = None) -> SoapFault:
+def adapi_fault(code: int | None, error_code: str, message: str,
+                http_status: int | None = None) -> Fault:
+    return Fault("adapi", [ErrorItem(code, error_code, message)], http_status=http_status)
+
+
+def operation_fault(code: int, error_code: str, message: str,
+                    batch_errors=(), http_status: int | None = None) -> Fault:
+    return Fault("api", [ErrorItem(code, error_code, message)],
+                 batch_errors=list(batch_errors), http_status=http_status)
+
+
+def adapi(code: int, http_status: int | None = None) -> Fault:
     error_code, message = CODES[code]
     return adapi_fault(code, error_code, message, http_status)
 
 
-def operation(code: int) -> SoapFault:
+def operation(code: int) -> Fault:
     error_code, message = CODES[code]
     return operation_fault(code, error_code, message)
+
+
+def unreadable(message: str, http_status: int | None = None) -> Fault:
+    """A request whose JSON cannot be read into the operation's request object: a value of the
+    wrong type, an unknown enum value, a body that is not JSON. Assumed: ASP.NET cannot bind
+    such a body, so the service sees no request at all and answers 100 NullRequest ("The
+    request message is null", operation error codes page), with what could not be read as
+    the error's Detail."""
+    error_code, text = CODES[100]
+    return Fault("adapi", [ErrorItem(100, error_code, text, message)],
+                 http_status=http_status or 400)
+
+
+def not_found(method: str, path: str, implemented: list[str]) -> Fault:
+    """A route the service does not have. Assumed: 404 with an AdApiFaultDetail (Microsoft
+    documents no body for it); the Detail lists what the emulator implements."""
+    return Fault("adapi", [ErrorItem(None, "NotFound",
+                                     f"No operation is served at {method} {path}.",
+                                     "The emulator implements: " + ", ".join(implemented))],
+                 http_status=404)

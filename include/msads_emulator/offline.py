@@ -1,8 +1,8 @@
 """Offline conversions and adjustments: Microsoft's per-item rules, and what the emulator keeps.
 
-An item is a plain dict of field name -> text (None when the field is absent or nil; a nil item
-is None), so the rules do not depend on the wire: ``campaign.py`` reads SOAP items into such
-dicts. A rule either refuses the item with a BatchError code or accepts it; an accepted
+An item is a plain dict of field name -> text (None when the field is absent or null; a null
+item is None), so the rules do not depend on the wire: ``campaign.py`` reads each JSON item into
+such a dict (``rest.ItemShape``). A rule either refuses the item with a BatchError code or accepts it; an accepted
 conversion is counted, or not counted with the reason Microsoft's offline conversion reports
 give (docs/emulator.md lists every rule and its source).
 """
@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from include.msads_emulator.currencies import CONVERSION_GOAL_REVENUE_CURRENCIES
-from include.msads_emulator.soap import BatchError
+from include.msads_emulator.errors import BatchError
 from include.msads_emulator.timeutil import DAY, HOUR, iso, parse_datetime
 
 Item = Mapping[str, str | None] | None

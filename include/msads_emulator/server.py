@@ -1,7 +1,8 @@
-"""The emulator's HTTP(S) server: SOAP services, identity platform and admin API on one port."""
+"""The emulator's HTTP(S) server: REST services, identity platform and admin API on one port."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -12,36 +13,20 @@ import tempfile
 import threading
 import time
 import uuid
-import xml.etree.ElementTree as ET
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from include.msads_emulator import campaign, customer, errors
+from include.msads_emulator import campaign, customer, errors, rest
 from include.msads_emulator.admin import PREFIX, Admin
+from include.msads_emulator.errors import BatchError, Fault
 from include.msads_emulator.oauth import OAuth
-from include.msads_emulator.soap import (
-    CM_NS,
-    CUSTOMER_NS,
-    BatchError,
-    ErrorItem,
-    SoapFault,
-    SoapRequest,
-    SoapRequestError,
-    adapi_fault,
-    envelope,
-    local,
-    operation_fault,
-    parse_request,
-)
 from include.msads_emulator.store import Store
 from include.msads_emulator.web import Request, Response, html_response, json_response
 
 log = logging.getLogger(__name__)
 
-CAMPAIGN_PATH = "/Api/Advertiser/CampaignManagement/v13/CampaignManagementService.svc"
-CUSTOMER_PATH = "/Api/Advertiser/CustomerManagement/v13/CustomerManagementService.svc"
 _TENANT_ROUTE = re.compile(r"/([^/]+)/(v2\.0/\.well-known/openid-configuration|oauth2/v2\.0/"
                            r"(?:token|devicecode|authorize))/?")
 _MISSING = ("", "None")
@@ -61,10 +46,8 @@ class App:
         low = path.lower()
         if path.startswith(PREFIX + "/") or path == PREFIX:
             return self.admin.handle(req)
-        if low == CAMPAIGN_PATH.lower():
-            return self.soap(req, "campaign") if req.method == "POST" else self._svc_page()
-        if low == CUSTOMER_PATH.lower():
-            return self.soap(req, "customer") if req.method == "POST" else self._svc_page()
+        if rest.is_service_path(low):
+            return self.service(req)
         if path.rstrip("/") == "/devicelogin":
             return self._logged(req, "oauth", "devicelogin", self.oauth.devicelogin, req)
         m = _TENANT_ROUTE.fullmatch(path)
@@ -87,11 +70,6 @@ class App:
             return html_response("Microsoft Advertising emulator",
                                  "<p>See docs/emulator.md in msads-capi.</p>")
         return Response(404, b"Not Found")
-
-    @staticmethod
-    def _svc_page() -> Response:
-        return html_response("Service", "<p>You have created a service. SOAP 1.1 over POST "
-                             "only.</p>")
 
     # -- logging ------------------------------------------------------------------------------
 
@@ -119,107 +97,109 @@ class App:
                                   response=resp.body.decode("utf-8", "replace"))
         return resp
 
-    # -- SOAP ----------------------------------------------------------------------------------
+    # -- REST services --------------------------------------------------------------------------
 
-    def soap(self, req: Request, service: str) -> Response:
-        ns = CM_NS if service == "campaign" else CUSTOMER_NS
+    def service(self, req: Request) -> Response:
+        """One Campaign or Customer Management REST call: route, inject, authenticate, answer.
+
+        Every answer carries a ``TrackingId`` header (assumed: Microsoft documents TrackingId
+        as a response header element of every operation, and REST sends it as an HTTP
+        header)."""
         tracking_id = str(uuid.uuid4())
-        rid = self._log_start(req, service, None)
+        account_header = req.headers.get("customeraccountid")
         try:
-            call = parse_request(req.body, req.headers.get("soapaction"), ns)
-        except SoapRequestError as exc:
-            self.store.finish_request(rid, status=400, outcome=str(exc))
-            return Response(400, f"Bad Request: {exc}".encode())
-        account_header = call.headers.get("CustomerAccountId")
-        self.store.finish_request(rid, operation=call.operation, tracking_id=tracking_id,
-                                  account_id=account_header,
-                                  customer_id=call.headers.get("CustomerId"))
-        outcome = "ok"
+            service, operation = rest.route(req.method, req.path)
+        except Fault as fault:
+            rid = self._log_start(req, "rest", None)
+            return self._answer(rid, fault, tracking_id, outcome=f"fault {fault}")
+        rid = self._log_start(req, service, operation)
+        self.store.finish_request(rid, tracking_id=tracking_id, account_id=account_header,
+                                  customer_id=req.headers.get("customerid"))
+        raw = req.body.decode("utf-8", "replace")
         try:
             forced: dict[int, BatchError] = {}
-            injected = self._injected(call, ns, req.body.decode("utf-8", "replace"), forced)
+            injected = self._injected(operation, account_header, raw, forced)
             if isinstance(injected, Response):
+                injected.headers["TrackingId"] = tracking_id
                 self.store.finish_request(rid, status=injected.status,
                                           outcome="injected http_error",
                                           response=injected.body.decode())
                 return injected
-            ops = campaign.OPERATIONS if service == "campaign" else customer.OPERATIONS
-            handler = ops.get(call.operation)
-            if handler is None:
-                raise SoapFault("action", [ErrorItem(
-                    0, "ActionNotSupported",
-                    f"The message with Action '{call.operation}' cannot be processed at the "
-                    "receiver, due to a ContractFilter mismatch at the EndpointDispatcher. "
-                    "The emulator implements: " + ", ".join(ops) + ".")])
-            user, account, customer_id = self._authenticate(call.headers, service)
+            body = rest.read_body(req.body)
+            user, account, customer_id = self._authenticate(req.headers, service)
             now = self.store.now()
-            if service == "campaign":
-                body = handler(campaign.Call(self.store, call.body, user, account, customer_id,
-                                             rid, now, forced))
+            if service == rest.CAMPAIGN:
+                result = campaign.OPERATIONS[operation](campaign.Call(
+                    self.store, body, user, account, customer_id, rid, now, forced))
             else:
-                body = handler(customer.Call(self.store, call.body, user))
-            resp = Response(200, envelope(body, tracking_id, ns), "text/xml; charset=utf-8")
-        except SoapFault as fault:
-            status = fault.http_status or int(self.store.setting("fault_http_status"))
-            resp = Response(status, fault.body(tracking_id), "text/xml; charset=utf-8")
-            outcome = f"fault {fault}"
+                result = customer.OPERATIONS[operation](customer.Call(self.store, body, user))
+        except Fault as fault:
+            return self._answer(rid, fault, tracking_id, outcome=f"fault {fault}")
+        return self._answer(rid, result, tracking_id)
+
+    def _answer(self, rid: int, result: dict | Fault, tracking_id: str, *,
+                outcome: str = "ok") -> Response:
+        if isinstance(result, Fault):
+            resp = json_response(result.as_json(tracking_id), result.status)
+        else:
+            resp = json_response(result)
+        resp.headers["TrackingId"] = tracking_id
         self.store.finish_request(rid, status=resp.status, outcome=outcome,
                                   response=resp.body.decode("utf-8"))
         return resp
 
-    def _injected(self, call: SoapRequest, ns: str, body: str,
+    def _injected(self, operation: str, account_id: str | None, body: str,
                   forced: dict[int, BatchError]) -> Response | None:
-        """Apply the faults injected through the admin API; a fault is raised as SoapFault.
+        """Apply the faults injected through the admin API; a fault is raised as Fault.
         A ``batch_error`` fault that is not ``as_fault`` fills ``forced``: BatchErrors by item
         index, answered in PartialErrors instead of the rules' verdict."""
-        account_id = call.headers.get("CustomerAccountId")
-        for fault in self.store.take_faults(call.operation, account_id, body):
+        for fault in self.store.take_faults(operation, account_id, body):
             kind, status = fault["kind"], fault["http_status"]
             if kind == "delay":
                 self.stopping.wait(float(fault["delay_seconds"] or 0))
             elif kind == "http_error":
                 return _http_error(int(status or 500))
             elif kind == "deserialization":
-                parameter = local(call.body[0].tag) if len(call.body) else call.operation
-                message = fault["message"] or _unreadable_message(
-                    ns, parameter, fault["body_contains"] or "")
-                raise SoapFault("deserialization",
-                                [ErrorItem(0, "DeserializationFailed", message)],
-                                http_status=status)
+                message = fault["message"] or (
+                    f"The value {fault['body_contains'] or ''!r} could not be read as the "
+                    f"type the {operation} request declares.")
+                raise errors.unreadable(message, status)
             elif kind == "batch_error":
                 named = [BatchError(i, fault["code"], fault["error_code"] or "Error",
                                     fault["message"] or "Injected fault.")
-                         for i in _items_holding(call.body, fault["body_contains"])]
+                         for i in _items_holding(body, fault["body_contains"])]
                 if fault["as_fault"]:
-                    raise SoapFault("api", batch_errors=named, http_status=status)
+                    raise Fault("api", batch_errors=named, http_status=status)
                 forced.update((b.index, b) for b in named)
             elif kind in ("throttle", "internal_error", "adapi_error"):
-                raise adapi_fault(fault["code"], fault["error_code"] or "Error",
-                                  fault["message"] or "Injected fault.", status)
+                raise errors.adapi_fault(fault["code"], fault["error_code"] or "Error",
+                                         fault["message"] or "Injected fault.", status)
             elif kind == "operation_error":
-                err = operation_fault(fault["code"], fault["error_code"] or "Error",
-                                      fault["message"] or "Injected fault.")
-                err.http_status = status
-                raise err
+                raise errors.operation_fault(fault["code"], fault["error_code"] or "Error",
+                                             fault["message"] or "Injected fault.",
+                                             http_status=status)
         return None
 
     def _authenticate(self, headers: dict[str, str], service: str
                       ) -> tuple[dict, dict | None, int | None]:
+        """The REST headers (lower-case names here): ``Authorization: Bearer``,
+        ``DeveloperToken``, and for Campaign Management ``CustomerId`` and
+        ``CustomerAccountId``, checked as Microsoft documents for its header elements."""
         store = self.store
-        token = store.access_token(headers.get("AuthenticationToken"))
+        token = store.access_token(rest.bearer(headers))
         if token is None:
             raise errors.adapi(105)
         if store.now() >= token["expires_at"]:
             raise errors.adapi(109)
-        if not store.developer_token_ok(headers.get("DeveloperToken")):
+        if not store.developer_token_ok(headers.get("developertoken")):
             raise errors.adapi(105)
         user = store.user(token["user_id"])
         if user is None:
             raise errors.adapi(105)
-        if service != "campaign":
+        if service != rest.CAMPAIGN:
             return user, None, None
-        account_raw = (headers.get("CustomerAccountId") or "").strip()
-        customer_raw = (headers.get("CustomerId") or "").strip()
+        account_raw = (headers.get("customeraccountid") or "").strip()
+        customer_raw = (headers.get("customerid") or "").strip()
         if account_raw in _MISSING:
             raise errors.operation(1030)
         if customer_raw in _MISSING:
@@ -236,27 +216,23 @@ class App:
         return user, account, int(customer_raw)
 
 
-def _items_holding(body: ET.Element, text: str | None) -> list[int]:
-    """Indexes of the request's items (the children of its first parameter) whose content
-    holds ``text``; every item without a text; [0] for a request without items."""
-    items = list(body[0]) if len(body) else []
+def _items_holding(body: str, text: str | None) -> list[int]:
+    """Indexes of the request's items (the entries of its first array) whose JSON holds
+    ``text``; every item without a text; [0] for a request without items."""
+    try:
+        data = json.loads(body) if body.strip() else {}
+    except ValueError:
+        data = {}
+    arrays = [v for v in data.values() if isinstance(v, list)] if isinstance(data, dict) else []
+    items = arrays[0] if arrays else []
     if not items:
         return [0]
     return [i for i, item in enumerate(items)
-            if not text or text in ET.tostring(item, encoding="unicode")
-            or text in "".join(item.itertext())]
-
-
-def _unreadable_message(ns: str, parameter: str, value: str) -> str:
-    """WCF's words when a value in the request cannot be read (e.g. a number that is not)."""
-    return ("The formatter threw an exception while trying to deserialize the message: There "
-            f"was an error while trying to deserialize parameter {ns}:{parameter}. The "
-            f"InnerException message was 'The value '{value}' cannot be parsed as the type "
-            "'Double'.'.  Please see InnerException for more details.")
+            if not text or text in json.dumps(item, ensure_ascii=False)]
 
 
 def _http_error(status: int) -> Response:
-    """An HTTP error page as a web server or gateway sends it: HTML, not SOAP."""
+    """An HTTP error page as a web server or gateway sends it: HTML, not JSON."""
     try:
         reason = HTTPStatus(status).phrase
     except ValueError:
@@ -335,7 +311,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class Emulator:
-    """Microsoft Advertising's SOAP services, OAuth and an admin API, in one local server.
+    """Microsoft Advertising's REST services, OAuth and an admin API, in one local server.
 
     ``with Emulator() as emu:`` starts it on a free port with state in memory. The URLs to
     give clients are ``campaign_url``, ``customer_url`` and ``authority`` (https; trust
@@ -427,13 +403,13 @@ class Emulator:
 
     @property
     def campaign_url(self) -> str:
-        """Campaign Management v13 SOAP endpoint (plain http): ServiceClient ``location=``."""
-        return self.base_url + CAMPAIGN_PATH
+        """Campaign Management v13's REST host (plain http); the SDK adds the paths."""
+        return self.base_url
 
     @property
     def customer_url(self) -> str:
-        """Customer Management v13 SOAP endpoint (plain http)."""
-        return self.base_url + CUSTOMER_PATH
+        """Customer Management v13's REST host (plain http); the same port."""
+        return self.base_url
 
     @property
     def authority(self) -> str:

@@ -116,8 +116,6 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "auth_code_lifetime_seconds": 600,
     "device_code_lifetime_seconds": 900,
     "device_code_interval_seconds": 5,
-    # HTTP status of SOAP faults: 500 as SOAP 1.1 says; the live service is also seen using 200.
-    "fault_http_status": 500,
     # The user the authorize page signs in without asking (None: show the form).
     "auto_approve_user_id": None,
     # Largest ConversionValue / AdjustmentValue accepted (Microsoft publishes none).
@@ -224,8 +222,6 @@ class Store:
                                                  "single-use"):
             raise StoreError("refresh_token_reuse must be microsoft, until-successor-used or "
                              "single-use")
-        if changes.get("fault_http_status") not in (None, 200, 500):
-            raise StoreError("fault_http_status must be 200 or 500")
         for key, value in changes.items():
             self._put_setting(key, value)
         return self.settings()

@@ -13,7 +13,7 @@ from include.msads_capi.paths import display, local_dir
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "emulator", help="run the Microsoft Advertising emulator (SOAP services, OAuth, "
+        "emulator", help="run the Microsoft Advertising emulator (REST services, OAuth, "
                          "admin API) until Ctrl-C")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     p.add_argument("--port", type=int, default=8765,

@@ -1,1 +1,1 @@
-"""The Microsoft Advertising client: bingads (SOAP) for the API, msal for tokens. No Airflow."""
+"""The Microsoft Advertising client: the msads REST SDK for the API, msal for tokens. No Airflow."""

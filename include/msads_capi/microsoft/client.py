@@ -1,10 +1,16 @@
-"""The calls the pipeline makes to Microsoft Advertising, through the unmodified ``bingads`` SDK.
+"""The calls the pipeline makes to Microsoft Advertising, through Microsoft's REST SDK (``msads``).
 
-One :class:`AdsClient` per Microsoft profile. It keeps one SOAP ``ServiceClient`` per service,
-account and thread (the SDK's clients are not thread-safe, and a shared suds cache makes clients
-send each other's credentials: bingads-sdk.md §6). Tokens come from :class:`TokenProvider`
-(msal); the SDK's own refresh is switched off. Transient failures are retried by
-:class:`RetryPolicy`; a 109 refreshes the token once and tries again.
+One :class:`AdsClient` per Microsoft profile. It keeps one REST client per service, account and
+thread, built on the SDK's generated API classes (``openapi_client.api``). Tokens come from
+:class:`TokenProvider` (msal); nothing refreshes them behind our back. Transient failures are
+retried by :class:`RetryPolicy`; a 109 refreshes the token once and tries again.
+
+The SDK's ``bingads.ServiceClient`` wrapper is not used: building one calls
+``enable_alias_support()``, which replaces ``__getattr__`` and ``__setattr__`` on pydantic's
+``BaseModel`` for the whole process. After that, every pydantic model in the worker (Airflow's
+own included) loses its private attributes on read and ignores ``frozen`` and
+``validate_assignment`` (reproduced with pydantic 2.14 and msads 13.0.30.1). The generated API
+classes underneath it are the same code, send the same requests and need no such patch.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from include.msads_capi.microsoft.faults import (
@@ -30,10 +37,19 @@ from include.msads_capi.microsoft.tokens import TokenProvider
 log = logging.getLogger(__name__)
 
 MAX_CONVERSIONS_PER_CALL = 1000
-GOAL_FIELDS = "GoalCategory IsEnhancedConversionsEnabled IsExternallyAttributed"
+GOAL_FIELDS = "GoalCategory,IsEnhancedConversionsEnabled,IsExternallyAttributed"
 CONVERSION_FIELDS = ("ConversionCurrencyCode", "ConversionName", "ConversionTime",
                      "ConversionValue", "HashedEmailAddress", "HashedPhoneNumber",
                      "MicrosoftClickId")
+CAMPAIGN = "CampaignManagementService"
+CUSTOMER = "CustomerManagementService"
+_SNAKE = {"GetUser": "get_user", "SearchAccounts": "search_accounts",
+          "GetConversionGoalsByIds": "get_conversion_goals_by_ids",
+          "AddConversionGoals": "add_conversion_goals",
+          "ApplyOfflineConversions": "apply_offline_conversions",
+          "ApplyOfflineConversionAdjustments": "apply_offline_conversion_adjustments",
+          "GetOfflineConversionReports": "get_offline_conversion_reports",
+          "GetOfflineConversionReportByGoalIds": "get_offline_conversion_report_by_goal_ids"}
 
 
 @dataclass(frozen=True)
@@ -82,44 +98,68 @@ class UploadResult:
     tracking_id: str | None
 
 
-class _TokenAuthentication:
-    """bingads authentication that puts our current access token in the SOAP header."""
-
-    def __init__(self) -> None:
-        self.token: str | None = None
-
-    def enrich_headers(self, headers: dict) -> None:
-        headers["AuthenticationToken"] = self.token
-
-
-def _quiet_suds() -> None:
-    """Keep suds at WARNING or above, even when the worker logs at DEBUG.
-
-    At DEBUG suds logs every SOAP envelope: the access token, the developer token and the
-    hashed email and phone of every conversion would land in task logs.
-    """
-    logger = logging.getLogger("suds")
-    if logger.getEffectiveLevel() < logging.WARNING:
-        logger.setLevel(logging.WARNING)
-
-
 def _text(value) -> str | None:
+    """Text of a value from the SDK's models; enums by their value; None for unset or empty."""
+    value = getattr(value, "value", value)
     return None if value is None or str(value) == "" else str(value)
 
 
-def _as_list(value) -> list:
-    if value is None or isinstance(value, str):
-        return []
-    return value if isinstance(value, list) else [value]
+def _int(value) -> int | None:
+    return None if value is None or str(value) == "" else int(value)
 
 
-def _flag(value) -> bool | None:
-    """An xs:boolean as suds gives it (bool, or text when the schema type is not known)."""
-    if value is None or str(value) == "":
-        return None
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in ("true", "1")
+def _when(value) -> datetime:
+    """A conversion time as an aware UTC datetime, whole seconds (Microsoft keeps seconds)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError("a conversion time must carry its time zone")
+    return value.astimezone(UTC).replace(microsecond=0)
+
+
+class RestService:
+    """One Microsoft Advertising REST service for one (account, customer), on one thread.
+
+    The SDK's generated API class with the headers Microsoft asks for: ``Authorization``
+    (Bearer, set before each call), ``DeveloperToken``, ``CustomerId``, ``CustomerAccountId``
+    and the SDK's ``User-Agent``; the SDK adds ``Api-Revision``.
+    """
+
+    def __init__(self, service: str, host: str, developer_token: str, *,
+                 account_id: int | None = None, customer_id: int | None = None,
+                 ca_file: str | None = None) -> None:
+        from bingads.manifest import USER_AGENT
+        from openapi_client.api.campaign_management_service_api import (
+            CampaignManagementServiceApi,
+        )
+        from openapi_client.api.customer_management_service_api import (
+            CustomerManagementServiceApi,
+        )
+        from openapi_client.api_client import ApiClient
+        from openapi_client.configuration import Configuration
+
+        config = Configuration(host=host.rstrip("/"), ssl_ca_cert=ca_file)
+        self.api_client = ApiClient(configuration=config)
+        headers = {"DeveloperToken": developer_token, "User-Agent": USER_AGENT}
+        if account_id is not None:
+            headers["CustomerAccountId"] = str(account_id)
+        if customer_id is not None:
+            headers["CustomerId"] = str(customer_id)
+        for name, value in headers.items():
+            self.api_client.set_default_header(name, value)
+        api = CampaignManagementServiceApi if service == CAMPAIGN else (
+            CustomerManagementServiceApi)
+        self.api = api(self.api_client)
+
+    def set_token(self, token: str | None) -> None:
+        self.api_client.set_default_header("Authorization", f"Bearer {token}")
+
+    def call(self, operation: str, request, timeout: float | None = None):
+        """(response model, TrackingId) of one operation; the SDK raises on a fault."""
+        method = getattr(self.api, _SNAKE.get(operation, operation) + "_with_http_info")
+        answer = method(request, _request_timeout=timeout)
+        headers = answer.headers or {}
+        return answer.data, _text(headers.get("TrackingId"))
 
 
 class AdsClient:
@@ -130,48 +170,39 @@ class AdsClient:
         self.profile = profile
         self.tokens = tokens
         self.retry = retry or RetryPolicy()
-        self.timeout = timeout
+        self.timeout = float(timeout)
         self._local = threading.local()
 
     # ------------------------------------------------------------------ plumbing
 
-    def _service(self, service: str, account_id: int | None, customer_id: int | None):
+    def _service(self, service: str, account_id: int | None,
+                 customer_id: int | None) -> RestService:
         clients = self._local.__dict__.setdefault("clients", {})
         key = (service, account_id, customer_id)
         if key not in clients:
-            from bingads import AuthorizationData, ServiceClient
-
-            _quiet_suds()
-            auth = _TokenAuthentication()
-            data = AuthorizationData(account_id=account_id, customer_id=customer_id,
-                                     developer_token=self.profile.developer_token,
-                                     authentication=auth)
-            options = {"timeout": self.timeout}
-            location = self.profile.location(service)
-            if location:
-                options["location"] = location
-            client = ServiceClient(service, 13, authorization_data=data,
-                                   environment=self.profile.sdk_environment, **options)
-            client.refresh_oauth_tokens_automatically = False  # msal owns refresh
-            clients[key] = (client, auth)
+            clients[key] = RestService(
+                service, self.profile.host(service), self.profile.developer_token,
+                account_id=account_id, customer_id=customer_id,
+                ca_file=self.profile.ca_file)
         return clients[key]
 
-    def _call(self, service: str, operation: str, *, account_id: int | None = None,
-              customer_id: int | None = None, **kwargs):
+    def _call(self, service: str, operation: str, request, *, account_id: int | None = None,
+              customer_id: int | None = None):
         """One operation with retries; returns (response, TrackingId)."""
-        client, auth = self._service(service, account_id, customer_id)
+        rest = self._service(service, account_id, customer_id)
 
         def attempt():
-            auth.token = self.tokens.access_token()
+            token = self.tokens.access_token()
+            rest.set_token(token)
             try:
-                return self._invoke(client, operation, kwargs)
+                return self._invoke(rest, operation, request)
             except Exception as exc:
                 if not isinstance(classify(exc), TokenExpiredError):
                     raise
                 log.info("%s: access token expired; refreshing once", operation)
-                auth.token = self.tokens.access_token(reject=auth.token)
+                rest.set_token(self.tokens.access_token(reject=token))
                 try:
-                    return self._invoke(client, operation, kwargs)
+                    return self._invoke(rest, operation, request)
                 except Exception as again:
                     error = classify(again)
                     if isinstance(error, TokenExpiredError):
@@ -181,65 +212,64 @@ class AdsClient:
 
         return self.retry.call(attempt, what=f"{operation} (account {account_id})")
 
-    @staticmethod
-    def _invoke(client, operation: str, kwargs: dict):
-        response = getattr(client, operation)(**kwargs)
-        try:
-            tracking = client.get_response_header().get("TrackingId")
-        except (AttributeError, TypeError):
-            tracking = None
-        return response, _text(tracking)
+    def _invoke(self, rest: RestService, operation: str, request):
+        return rest.call(operation, request, self.timeout)
 
     # ------------------------------------------------------------------ calls
 
     def list_accounts(self) -> list[RemoteAccount]:
         """Every ad account the signed-in user can reach."""
-        response, _ = self._call("CustomerManagementService", "GetUser", UserId=None)
-        user_id = response.User.Id
+        from openapi_client.models.customer.get_user_request import GetUserRequest
+        from openapi_client.models.customer.paging import Paging
+        from openapi_client.models.customer.predicate import Predicate
+        from openapi_client.models.customer.search_accounts_request import (
+            SearchAccountsRequest,
+        )
+
+        response, _ = self._call(CUSTOMER, "GetUser", GetUserRequest())
+        user_id = response.user.id
         accounts, page = [], 0
         while True:
-            found, _ = self._call(
-                "CustomerManagementService", "SearchAccounts",
-                Predicates={"Predicate": [{"Field": "UserId", "Operator": "Equals",
-                                           "Value": str(user_id)}]},
-                Ordering=None, PageInfo={"Index": page, "Size": 1000})
-            batch = _as_list(getattr(found, "AdvertiserAccount", None))
+            request = SearchAccountsRequest(
+                Predicates=[Predicate(Field="UserId", Operator="Equals", Value=str(user_id))],
+                PageInfo=Paging(Index=page, Size=1000))
+            found, _ = self._call(CUSTOMER, "SearchAccounts", request)
+            batch = [a for a in (found.accounts or []) if a is not None]
             for a in batch:
                 accounts.append(RemoteAccount(
-                    account_id=int(a.Id), name=_text(getattr(a, "Name", None)),
-                    number=_text(getattr(a, "Number", None)),
-                    customer_id=int(a.ParentCustomerId) if getattr(a, "ParentCustomerId", None)
-                    is not None else None,
-                    status=_text(getattr(a, "AccountLifeCycleStatus", None))))
+                    account_id=int(a.id), name=_text(a.name), number=_text(a.number),
+                    customer_id=_int(a.parent_customer_id),
+                    status=_text(a.account_life_cycle_status)))
             if len(batch) < 1000:
                 return accounts
             page += 1
 
     def get_offline_goals(self, account_id: int, customer_id: int) -> list[RemoteGoal]:
         """All offline conversion goals the account can use, with the fields we rely on."""
-        response, _ = self._call(
-            "CampaignManagementService", "GetConversionGoalsByIds", account_id=account_id,
-            customer_id=customer_id, ConversionGoalIds=None,
-            ConversionGoalTypes="OfflineConversion", ReturnAdditionalFields=GOAL_FIELDS)
+        from openapi_client.models.campaign.get_conversion_goals_by_ids_request import (
+            GetConversionGoalsByIdsRequest,
+        )
+
+        request = GetConversionGoalsByIdsRequest(ConversionGoalTypes="OfflineConversion",
+                                                 ReturnAdditionalFields=GOAL_FIELDS)
+        response, _ = self._call(CAMPAIGN, "GetConversionGoalsByIds", request,
+                                 account_id=account_id, customer_id=customer_id)
         goals = []
-        container = getattr(response, "ConversionGoals", None)
-        for g in _as_list(getattr(container, "ConversionGoal", None)):
-            if g is None:
-                continue
-            revenue = getattr(g, "Revenue", None)
-            value = getattr(revenue, "Value", None) if revenue is not None else None
+        for g in response.conversion_goals or []:
+            if g is None or getattr(g, "id", None) is None:
+                continue  # an id not found, or a goal type this product does not use
+            revenue = g.revenue
+            value = revenue.value if revenue is not None else None
             goals.append(RemoteGoal(
-                goal_id=int(g.Id), name=str(g.Name), status=_text(getattr(g, "Status", None)),
-                scope=_text(getattr(g, "Scope", None)),
-                count_type=_text(getattr(g, "CountType", None)),
-                window_minutes=int(g.ConversionWindowInMinutes)
-                if getattr(g, "ConversionWindowInMinutes", None) is not None else None,
-                revenue_type=_text(getattr(revenue, "Type", None)) if revenue else None,
-                revenue_value=Decimal(str(value)) if value is not None else None,
-                revenue_currency=_text(getattr(revenue, "CurrencyCode", None)) if revenue else None,
-                category=_text(getattr(g, "GoalCategory", None)),
-                enhanced_conversions=_flag(getattr(g, "IsEnhancedConversionsEnabled", None)),
-                externally_attributed=_flag(getattr(g, "IsExternallyAttributed", None))))
+                goal_id=int(g.id), name=str(g.name), status=_text(g.status),
+                scope=_text(g.scope), count_type=_text(g.count_type),
+                window_minutes=g.conversion_window_in_minutes,
+                revenue_type=_text(revenue.type) if revenue else None,
+                revenue_value=Decimal(repr(value)) if value is not None else None,
+                revenue_currency=_text(revenue.currency_code) if revenue else None,
+                category=_text(g.goal_category),
+                enhanced_conversions=g.is_enhanced_conversions_enabled,
+                externally_attributed=g.is_externally_attributed))
         return goals
 
     def add_offline_goal(self, account_id: int, customer_id: int, *, name: str,
@@ -248,32 +278,31 @@ class AdsClient:
                          currency: str | None = None, scope: str = "Account",
                          category: str = "Purchase") -> int:
         """Create an offline conversion goal; returns its id."""
-        client, _ = self._service("CampaignManagementService", account_id, customer_id)
-        goal = client.factory.create("OfflineConversionGoal")
-        revenue = client.factory.create("ConversionGoalRevenue")
-        for obj in (goal, revenue):  # unset enums would go out as empty elements (rejected)
-            for key, _value in obj:
-                obj[key] = None
-        revenue.Type = revenue_type
-        revenue.Value = revenue_value if revenue_type != "NoValue" else None
-        revenue.CurrencyCode = currency
-        goal.Name = name
-        goal.ConversionWindowInMinutes = window_minutes
-        goal.CountType = count_type
-        goal.Scope = scope
-        goal.Status = "Active"
-        goal.GoalCategory = category
-        goal.Revenue = revenue
-        goal.IsExternallyAttributed = False
-        response, tracking = self._call(
-            "CampaignManagementService", "AddConversionGoals", account_id=account_id,
-            customer_id=customer_id, ConversionGoals={"ConversionGoal": [goal]})
-        errors = _as_list(getattr(getattr(response, "PartialErrors", None), "BatchError", None))
+        from openapi_client.models.campaign.add_conversion_goals_request import (
+            AddConversionGoalsRequest,
+        )
+        from openapi_client.models.campaign.conversion_goal_revenue import (
+            ConversionGoalRevenue,
+        )
+        from openapi_client.models.campaign.offline_conversion_goal import (
+            OfflineConversionGoal,
+        )
+
+        value = None if revenue_type == "NoValue" or revenue_value is None else float(
+            revenue_value)
+        goal = OfflineConversionGoal(
+            Name=name, ConversionWindowInMinutes=window_minutes, CountType=count_type,
+            Scope=scope, Status="Active", GoalCategory=category, IsExternallyAttributed=False,
+            Revenue=ConversionGoalRevenue(Type=revenue_type, Value=value, CurrencyCode=currency))
+        response, tracking = self._call(CAMPAIGN, "AddConversionGoals",
+                                        AddConversionGoalsRequest(ConversionGoals=[goal]),
+                                        account_id=account_id, customer_id=customer_id)
+        errors = [_batch_error(e) for e in response.partial_errors or [] if e is not None]
         if errors:
             e = errors[0]
-            raise RequestError(f"Microsoft refused the goal {name!r}: {e.Code} {e.ErrorCode}: "
-                               f"{e.Message}", tracking_id=tracking)
-        ids = _as_list(getattr(getattr(response, "ConversionGoalIds", None), "long", None))
+            raise RequestError(f"Microsoft refused the goal {name!r}: {e}", tuple(errors),
+                               tracking_id=tracking)
+        ids = response.conversion_goal_ids or []
         if not ids or ids[0] is None:
             raise RequestError(f"Microsoft returned no id for the goal {name!r}",
                                tracking_id=tracking)
@@ -281,36 +310,84 @@ class AdsClient:
 
     def upload(self, account_id: int, customer_id: int,
                conversions: Sequence[dict]) -> UploadResult:
-        """Apply up to 1,000 offline conversions; one outcome per input row, in order."""
-        return self._apply("ApplyOfflineConversions", "OfflineConversions", "OfflineConversion",
-                           account_id, customer_id, conversions)
+        """Apply up to 1,000 offline conversions; one outcome per input row, in order.
+
+        Each row is a dict of OfflineConversion fields; None fields are left out of the
+        request, ``ConversionTime`` goes out as an aware UTC datetime and values as numbers.
+        """
+        from openapi_client.models.campaign.apply_offline_conversions_request import (
+            ApplyOfflineConversionsRequest,
+        )
+        from openapi_client.models.campaign.offline_conversion import OfflineConversion
+
+        items = [OfflineConversion(**_fields(row, "ConversionTime")) for row in
+                 self._checked("ApplyOfflineConversions", conversions)]
+        return self._apply("ApplyOfflineConversions",
+                           ApplyOfflineConversionsRequest(OfflineConversions=items),
+                           account_id, customer_id, len(items))
 
     def adjust(self, account_id: int, customer_id: int,
                adjustments: Sequence[dict]) -> UploadResult:
         """Apply up to 1,000 offline conversion adjustments (Restate or Retract)."""
-        return self._apply("ApplyOfflineConversionAdjustments", "OfflineConversionAdjustments",
-                           "OfflineConversionAdjustment", account_id, customer_id, adjustments)
+        from openapi_client.models.campaign.apply_offline_conversion_adjustments_request import (
+            ApplyOfflineConversionAdjustmentsRequest,
+        )
+        from openapi_client.models.campaign.offline_conversion_adjustment import (
+            OfflineConversionAdjustment,
+        )
 
-    def _apply(self, operation: str, arg: str, item: str, account_id: int, customer_id: int,
-               rows: Sequence[dict]) -> UploadResult:
-        if not rows:
-            return UploadResult([], None)
+        items = [OfflineConversionAdjustment(**_fields(row, "ConversionTime", "AdjustmentTime"))
+                 for row in self._checked("ApplyOfflineConversionAdjustments", adjustments)]
+        request = ApplyOfflineConversionAdjustmentsRequest(OfflineConversionAdjustments=items)
+        return self._apply("ApplyOfflineConversionAdjustments", request, account_id,
+                           customer_id, len(items))
+
+    @staticmethod
+    def _checked(operation: str, rows: Sequence[dict]) -> Sequence[dict]:
         if len(rows) > MAX_CONVERSIONS_PER_CALL:
             raise ValueError(f"{operation} takes at most {MAX_CONVERSIONS_PER_CALL} items a call")
-        payload = [{k: v for k, v in row.items() if v is not None} for row in rows]
-        response, tracking = self._call("CampaignManagementService", operation,
-                                        account_id=account_id, customer_id=customer_id,
-                                        **{arg: {item: payload}})
+        return rows
+
+    def _apply(self, operation: str, request, account_id: int, customer_id: int,
+               count: int) -> UploadResult:
+        if not count:
+            return UploadResult([], None)
+        response, tracking = self._call(CAMPAIGN, operation, request,
+                                        account_id=account_id, customer_id=customer_id)
         rejected: dict[int, RowOutcome] = {}
-        for e in _as_list(getattr(response, "BatchError", None)):
-            index = getattr(e, "Index", None)
-            if index is None or not 0 <= int(index) < len(rows):
+        for item in response.partial_errors or []:
+            if item is None:
+                continue
+            e = _batch_error(item)
+            if e.index is None or not 0 <= e.index < count:
                 # An error that names no row is about the whole call: refused, not the rows'
                 # fault (the uploader keeps them waiting and finds out which one it was).
-                error = ApiError(int(e.Code), _text(e.ErrorCode) or "", _text(e.Message) or "")
-                raise RequestError(f"Microsoft Advertising answered {error} for the whole "
-                                   f"request (TrackingId {tracking})", (error,), tracking)
-            rejected.setdefault(int(index), RowOutcome(int(index), False, int(e.Code),
-                                                       _text(e.ErrorCode), _text(e.Message)))
-        return UploadResult([rejected.get(i, RowOutcome(i, True)) for i in range(len(rows))],
+                raise RequestError(f"Microsoft Advertising answered {e} for the whole "
+                                   f"request (TrackingId {tracking})", (e,), tracking)
+            rejected.setdefault(e.index, RowOutcome(e.index, False, e.code, e.error_code,
+                                                    e.message))
+        return UploadResult([rejected.get(i, RowOutcome(i, True)) for i in range(count)],
                             tracking)
+
+
+def _batch_error(e) -> ApiError:
+    """A BatchError from the SDK's model (``BatchErrorBase`` or ``EditorialError``)."""
+    code = getattr(e, "code", None)
+    return ApiError(-1 if code is None else int(code), _text(getattr(e, "error_code", None))
+                    or "", _text(getattr(e, "message", None)) or "",
+                    _int(getattr(e, "index", None)))
+
+
+def _fields(row: dict, *times: str) -> dict:
+    """One item's fields for the SDK's model: unset fields left out, times as aware UTC
+    datetimes, values as floats."""
+    out = {}
+    for key, value in row.items():
+        if value is None:
+            continue
+        if key in times:
+            value = _when(value)
+        elif isinstance(value, Decimal | int) and not isinstance(value, bool):
+            value = float(value)
+        out[key] = value
+    return out

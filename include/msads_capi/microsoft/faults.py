@@ -2,26 +2,32 @@
 
 Classes (msads-api.md §3, §8):
 - :class:`TransientError`: 117 CallRateExceeded (wait at least 60 s), 0 InternalError, 5612,
-  2928, HTTP 5xx without a SOAP fault, timeouts and broken connections. Retry with backoff.
+  2928, HTTP 5xx (and 408, 429) without a fault body, timeouts and broken connections. Retry
+  with backoff.
 - :class:`TokenExpiredError`: 109 AuthenticationTokenExpired. Refresh once, then retry.
 - :class:`AccountAuthError`: 105 InvalidCredentials, 106 UserIsNotAuthorized, ``invalid_grant``
   and other OAuth refusals. The account becomes ``auth_failed``; a person must reconnect.
 - :class:`AccountNotFoundError`: the account id is unknown to Microsoft (1102, 1030).
 - :class:`RequestError`: Microsoft refused the request as a whole: an HTTP error such as 400 or
   404, a fault that names no item (5601 more than 1,000 items, 303 a retired API version, 513
-  too many ids, a message WCF could not read). Not the fault of the items in it: the uploader
-  keeps them waiting and splits the request to find an item Microsoft refuses on its own.
+  too many ids, 100 a request body the service could not read). Not the fault of the items in
+  it: the uploader keeps them waiting and splits the request to find an item Microsoft refuses
+  on its own.
+
+Over REST a fault is an HTTP 400, 401, 403 or 500 whose JSON body is an ``ApplicationFault``
+(``AdApiFaultDetail``, ``ApiFaultDetail``, or Customer Management's ``ApiFault``); the SDK
+raises ``openapi_client.exceptions.ApiException`` with the parsed body as ``data`` (and the text
+as ``body``). The error codes are the ones the SOAP API used.
 Per-row data errors arrive as batch errors and are outcomes, not exceptions. A programming error
 in our code (``AttributeError``, ``TypeError`` ...) is not classified: it is a bug, never retried.
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
-import urllib.error
 from dataclasses import dataclass
-from xml.sax import SAXParseException
 
 from include.msads_capi.errors import MsadsError
 
@@ -35,8 +41,6 @@ ACCOUNT_NOT_FOUND_CODES = {1102, 1030}
 # A batch error with one of these codes is retried for its row: 0 InternalError, 5612 "failed to
 # send offline conversions to internal server".
 ROW_TRANSIENT_CODES = {0, 5612}
-# SOAP fault codes of a request the service could not read or route: refused, not transient.
-REFUSED_FAULT_CODES = ("DeserializationFailed", "ActionNotSupported", "Client")
 # Exceptions that mean our own code is wrong; retrying cannot help.
 BUGS = (AttributeError, TypeError, NameError, KeyError, IndexError, AssertionError)
 
@@ -109,12 +113,6 @@ class RequestError(MicrosoftError):
     pass
 
 
-def _as_list(value) -> list:
-    if value is None or isinstance(value, str):
-        return []
-    return value if isinstance(value, list) else [value]
-
-
 def _int(value, default: int = -1) -> int:
     try:
         return int(str(value).strip())
@@ -126,34 +124,48 @@ def _text(value) -> str:
     return "" if value is None else str(value)
 
 
-def fault_errors(fault) -> tuple[list[ApiError], str | None]:
-    """Errors and TrackingId from a suds fault's detail (AdApiFaultDetail or ApiFaultDetail).
+def _as_dict(data, body) -> dict:
+    """The fault body as a dict: the SDK's parsed model, else the JSON text, else {}."""
+    if data is not None and hasattr(data, "to_dict"):
+        try:
+            return data.to_dict()
+        except Exception:  # noqa: BLE001 - a model that cannot dump itself: read the text
+            pass
+    if body:
+        try:
+            parsed = json.loads(body)
+        except (TypeError, ValueError):
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+    return {}
 
-    A fault with neither (WCF's own ``DeserializationFailed``, ``ActionNotSupported``) gives one
-    error with code -1 named after its fault code, when that says the request was refused.
-    """
-    detail = getattr(fault, "detail", None)
-    errors, tracking = [], None
-    code = _text(getattr(fault, "faultcode", None)).rsplit(":", 1)[-1]
-    if detail is None or not any(getattr(detail, n, None) is not None
-                                 for n in ("AdApiFaultDetail", "ApiFaultDetail")):
-        if code in REFUSED_FAULT_CODES:
-            errors.append(ApiError(-1, code, _text(getattr(fault, "faultstring", None))))
-        return errors, tracking
-    ad = getattr(detail, "AdApiFaultDetail", None)
-    if ad is not None:
-        tracking = _text(getattr(ad, "TrackingId", None)) or tracking
-        for e in _as_list(getattr(getattr(ad, "Errors", None), "AdApiError", None)):
-            errors.append(ApiError(_int(e.Code), _text(e.ErrorCode), _text(e.Message)))
-    api = getattr(detail, "ApiFaultDetail", None)
-    if api is not None:
-        tracking = _text(getattr(api, "TrackingId", None)) or tracking
-        for e in _as_list(getattr(getattr(api, "OperationErrors", None), "OperationError", None)):
-            errors.append(ApiError(_int(e.Code), _text(e.ErrorCode), _text(e.Message)))
-        for e in _as_list(getattr(getattr(api, "BatchErrors", None), "BatchError", None)):
-            errors.append(ApiError(_int(e.Code), _text(e.ErrorCode), _text(e.Message),
-                                   _int(getattr(e, "Index", None), None)))
+
+def fault_errors(data, body: str | None = None) -> tuple[list[ApiError], str | None]:
+    """Errors and TrackingId of a REST fault body (AdApiFaultDetail, ApiFaultDetail or
+    ApiFault), given as the SDK's parsed model or as JSON text."""
+    fault = _as_dict(data, body)
+    errors: list[ApiError] = []
+    for e in fault.get("Errors") or []:
+        if isinstance(e, dict):
+            errors.append(ApiError(_int(e.get("Code")), _text(e.get("ErrorCode")),
+                                   _text(e.get("Message"))))
+    for e in fault.get("OperationErrors") or []:
+        if isinstance(e, dict):
+            errors.append(ApiError(_int(e.get("Code")), _text(e.get("ErrorCode")),
+                                   _text(e.get("Message"))))
+    for e in fault.get("BatchErrors") or []:
+        if isinstance(e, dict):
+            errors.append(ApiError(_int(e.get("Code")), _text(e.get("ErrorCode")),
+                                   _text(e.get("Message")), _int(e.get("Index"), None)))
+    tracking = _text(fault.get("TrackingId")) or None
     return errors, tracking
+
+
+def _header(headers, name: str) -> str | None:
+    try:
+        return _text(headers.get(name)) or None if headers else None
+    except AttributeError:
+        return None
 
 
 def classify(exc: BaseException) -> MicrosoftError | None:
@@ -165,39 +177,38 @@ def classify(exc: BaseException) -> MicrosoftError | None:
         return exc
     if isinstance(exc, BUGS):
         return None
-    from suds import WebFault
+    import urllib3.exceptions
+    from openapi_client.exceptions import ApiException
 
-    if isinstance(exc, WebFault):
-        errors, tracking = fault_errors(exc.fault)
+    if isinstance(exc, ApiException):
+        status = _int(exc.status, 0)
+        if status == 0:  # the SDK's own wrapper around a TLS failure: no answer came
+            return TransientError(f"cannot reach Microsoft Advertising ({exc.reason})")
+        errors, tracking = fault_errors(exc.data, exc.body)
+        tracking = tracking or _header(exc.headers, "TrackingId")
         codes = {e.code for e in errors}
-        summary = "; ".join(str(e) for e in errors[:3]) or _text(
-            getattr(exc.fault, "faultstring", "SOAP fault"))
-        message = f"Microsoft Advertising answered {summary}" + (
+        summary = "; ".join(str(e) for e in errors[:3]) or f"HTTP {status} {exc.reason or ''}"
+        message = f"Microsoft Advertising answered {summary.strip()}" + (
             f" (TrackingId {tracking})" if tracking else "")
         errs = tuple(errors)
         if codes & TOKEN_EXPIRED_CODES:
-            return TokenExpiredError(message, errs, tracking)
+            return TokenExpiredError(message, errs, tracking, status)
         if codes & AUTH_CODES:
-            return AccountAuthError(message, errs, tracking)
+            return AccountAuthError(message, errs, tracking, status)
         if codes & ACCOUNT_NOT_FOUND_CODES:
-            return AccountNotFoundError(message, errs, tracking)
+            return AccountNotFoundError(message, errs, tracking, status)
         if codes & THROTTLE_CODES:
-            return ThrottledError(message, errs, tracking)
-        if not errors or codes & TRANSIENT_CODES:
-            return TransientError(message, errs, tracking)
-        return RequestError(message, errs, tracking)
-    # suds raises Exception((status, reason)) for an HTTP error without a SOAP body.
-    if type(exc) is Exception and exc.args and isinstance(exc.args[0], tuple):
-        status, reason = (list(exc.args[0]) + [None, None])[:2]
-        message = f"Microsoft Advertising answered HTTP {status} {reason}"
-        if _int(status) >= 500 or _int(status) in (408, 429):
-            return TransientError(message, http_status=_int(status))
-        return RequestError(message, http_status=_int(status))
-    if isinstance(exc, socket.timeout | TimeoutError):
+            return ThrottledError(message, errs, tracking, status)
+        if codes & TRANSIENT_CODES:
+            return TransientError(message, errs, tracking, status)
+        if not errors and (status >= 500 or status in (408, 429)):
+            return TransientError(message, http_status=status)
+        return RequestError(message, errs, tracking, status)
+    if isinstance(exc, urllib3.exceptions.TimeoutError | socket.timeout | TimeoutError):
         return TransientError(f"Microsoft Advertising did not answer in time ({exc})")
-    if isinstance(exc, urllib.error.URLError | ConnectionError | ssl.SSLError | OSError):
+    if isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | ssl.SSLError | OSError):
         return TransientError(f"cannot reach Microsoft Advertising ({exc})")
-    if isinstance(exc, SAXParseException):
+    if isinstance(exc, ValueError) and type(exc).__module__.startswith("json"):
         return TransientError(f"Microsoft Advertising sent an unreadable answer ({exc})")
     return RequestError(f"unexpected error calling Microsoft Advertising: "
                         f"{type(exc).__name__}: {exc}")

@@ -23,8 +23,14 @@ from include.msads_capi.errors import MsadsError
 PRODUCTION_AUTHORITY_HOST = "https://login.microsoftonline.com"
 SCOPES = {"production": "https://ads.microsoft.com/msads.manage",
           "sandbox": "https://si.ads.microsoft.com/msads.manage"}
-CAMPAIGN_PATH = "/Api/Advertiser/CampaignManagement/v13/CampaignManagementService.svc"
-CUSTOMER_PATH = "/Api/Advertiser/CustomerManagement/v13/CustomerManagementService.svc"
+# Microsoft's REST hosts (the SDK's ServiceClient.endpoints; "Web service addresses" page).
+HOSTS = {
+    "production": {"CampaignManagementService": "https://campaign.api.bingads.microsoft.com",
+                   "CustomerManagementService": "https://clientcenter.api.bingads.microsoft.com"},
+    "sandbox": {"CampaignManagementService": "https://campaign.api.sandbox.bingads.microsoft.com",
+                "CustomerManagementService":
+                    "https://clientcenter.api.sandbox.bingads.microsoft.com"},
+}
 
 
 @dataclass(frozen=True)
@@ -65,12 +71,11 @@ class Profile:
     def scopes(self) -> list[str]:
         return [SCOPES["sandbox" if self.environment == "sandbox" else "production"]]
 
-    def location(self, service: str) -> str | None:
-        """The SOAP endpoint for an emulator; None means the SDK's own (Microsoft's)."""
-        if not self.is_emulator:
-            return None
-        path = CAMPAIGN_PATH if service == "CampaignManagementService" else CUSTOMER_PATH
-        return self.environment.rstrip("/") + path
+    def host(self, service: str) -> str:
+        """The REST host for ``service``: Microsoft's, or the emulator's URL."""
+        if self.is_emulator:
+            return self.environment.rstrip("/")
+        return HOSTS[self.sdk_environment][service]
 
 
 def profile_from_connection(conn_id: str, conn: dict) -> Profile:

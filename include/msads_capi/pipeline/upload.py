@@ -145,14 +145,11 @@ class UploadSummary:
                 "stopped": self.stopped}
 
 
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def conversion(row: OutboxRow) -> dict:
-    """The OfflineConversion fields for one outbox row (None fields are left out)."""
+    """The OfflineConversion fields for one outbox row (the client leaves None fields out and
+    sends the time as aware UTC, in whole seconds)."""
     valued = row.conversion_value is not None
-    return {"ConversionName": row.conversion_name, "ConversionTime": _iso(row.conversion_time),
+    return {"ConversionName": row.conversion_name, "ConversionTime": row.conversion_time,
             "ConversionValue": float(row.conversion_value) if valued else None,
             "ConversionCurrencyCode": row.currency_code if valued else None,
             "MicrosoftClickId": row.click_id, "HashedEmailAddress": row.email_sha256,
@@ -549,7 +546,8 @@ def _keep_going(error: Exception | None) -> bool:
 
 
 def _sender(client: AdsClient) -> ThreadPoolExecutor:
-    """The client's one upload thread: its SOAP client is built once and reused (0.5 s each)."""
+    """The client's one upload thread: its REST clients are per thread, so they are built once
+    and keep their connections open across calls."""
     pool = getattr(client, "_upload_sender", None)
     if pool is None:
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="msads-upload")

@@ -38,11 +38,9 @@ def say(text: str = "") -> None:
 
 
 def _emulator():
-    import logging
 
     from include.msads_emulator import Emulator
 
-    logging.getLogger("suds").setLevel(logging.CRITICAL)
     state = local_dir() / "emulator" / "demo.sqlite"
     state.parent.mkdir(parents=True, exist_ok=True)
     if state.exists():
