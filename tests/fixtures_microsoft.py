@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 
 import pytest
 
@@ -12,9 +11,7 @@ from include.msads_capi.microsoft.profile import Profile, profile_from_connectio
 from include.msads_capi.microsoft.retry import RetryPolicy
 from include.msads_capi.microsoft.tokens import TokenProvider, TokenStore
 from include.msads_emulator import Emulator
-from include.msads_emulator.testing import Tenant, seed_tenant
-
-logging.getLogger("suds").setLevel(logging.CRITICAL)
+from include.msads_emulator.testing import Tenant, assert_conformant, seed_tenant
 
 
 @pytest.fixture(scope="session")
@@ -25,8 +22,11 @@ def emu():
 
 @pytest.fixture
 def tenant(emu) -> Tenant:
+    """A fresh tenant in the session's emulator. Afterwards, every REST answer the emulator
+    sent during the test is read strictly by the SDK's models: a mismatch fails the test."""
     emu.admin.reset()
-    return seed_tenant(emu)
+    yield seed_tenant(emu)
+    assert_conformant(emu)
 
 
 def connection(emu, tenant: Tenant, **extra) -> dict:

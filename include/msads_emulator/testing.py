@@ -1,15 +1,17 @@
-"""Helpers for tests that reach the emulator through the real bingads SDK and msal.
+"""Helpers for tests that reach the emulator through Microsoft's REST SDK (``msads``) and msal.
 
-Typical use (one emulator per test module, state reset between tests)::
+Typical use (one emulator per test session, state reset between tests)::
 
     from include.msads_emulator import Emulator
     from include.msads_emulator.testing import campaign_client, msal_app, seed_tenant
 
     with Emulator() as emu:                      # free port, state in memory
         tenant = seed_tenant(emu)                # customer, account, user, tokens, a goal
-        svc = campaign_client(emu, tenant)       # bingads ServiceClient, location=emulator
-        errors = svc.ApplyOfflineConversions(OfflineConversions={"OfflineConversion": [...]})
+        cm = campaign_client(emu, tenant)        # the SDK's CampaignManagementServiceApi
+        answer = cm.ApplyOfflineConversions({"OfflineConversions": [...]})
+        answer.partial_errors                    # the SDK's own response model
         emu.admin.conversions()                  # what the emulator accepted
+        assert_conformant(emu)                   # every answer parses strictly in the SDK
 
         app = msal_app(emu, tenant)              # msal ConfidentialClientApplication
         result = app.acquire_token_by_refresh_token(tenant.refresh_token, scopes=[ADS_SCOPE])
@@ -17,24 +19,23 @@ Typical use (one emulator per test module, state reset between tests)::
 What is here:
 
 * :class:`Tenant` and :func:`seed_tenant`: the ids and secrets of a ready-made tenant.
-* :func:`service_client`, :func:`campaign_client`, :func:`customer_client`: bingads
-  ``ServiceClient`` objects pointed at the emulator with ``location=``; the SDK's own token
-  refresh is off unless an ``authentication`` that can refresh is given.
-* :func:`use_tenant`: re-point an existing client (building one costs about half a second).
+* :class:`ServiceClient`, :func:`campaign_client`, :func:`customer_client`: the SDK's generated
+  API classes pointed at the emulator, with the headers a test can change (``headers``).
+* :func:`strict_parse` and :func:`assert_conformant`: every response the emulator sent, read by
+  the SDK's own models; a field they do not know, a wrong type or an unknown enum value fails.
 * :func:`http_session`: a ``requests.Session`` that trusts the emulator's CA and ignores
   ``REQUESTS_CA_BUNDLE`` and proxy variables (``trust_env=False``); msal uses it.
 * :func:`msal_app`: an msal application for the emulator's authority
   (``instance_discovery=False``, since the host is not Microsoft's).
-* :class:`MsalRefreshingGrant`: a bingads ``OAuthDesktopMobileAuthCodeGrant`` whose refresh goes
-  through msal to the emulator, so the SDK's "109, refresh, retry once" path can be exercised.
 """
 
 from __future__ import annotations
 
+import importlib
+import json
+import re
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
-
-from bingads.authorization import OAuthDesktopMobileAuthCodeGrant
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # heavy imports stay out of module import
     import requests
@@ -42,6 +43,8 @@ if TYPE_CHECKING:  # heavy imports stay out of module import
     from include.msads_emulator.server import Emulator
 
 ADS_SCOPE = "https://ads.microsoft.com/msads.manage"
+CAMPAIGN = "CampaignManagementService"
+CUSTOMER = "CustomerManagementService"
 
 
 @dataclass(frozen=True)
@@ -68,77 +71,171 @@ def seed_tenant(emu: Emulator, **options) -> Tenant:
     return Tenant(**{f.name: data[f.name] for f in fields(Tenant)})
 
 
-def authorization_data(tenant: Tenant | None = None, *, access_token: str | None = None,
-                       account_id: int | None = None, customer_id: int | None = None,
-                       developer_token: str | None = None, authentication: Any = None):
-    """bingads ``AuthorizationData`` for the tenant; every part can be overridden."""
-    from bingads.authorization import (
-        AuthorizationData,
-        OAuthDesktopMobileAuthCodeGrant,
-        OAuthTokens,
-    )
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
-    if authentication is None:
+
+def _module(service: str) -> str:
+    return "campaign" if service == CAMPAIGN else "customer"
+
+
+def request_model(service: str, operation: str):
+    """The SDK's request model of an operation, e.g. ``ApplyOfflineConversionsRequest``."""
+    module = importlib.import_module(
+        f"openapi_client.models.{_module(service)}.{_snake(operation)}_request")
+    return getattr(module, f"{operation}Request")
+
+
+def response_model(service: str, operation: str | None, status: int):
+    """The SDK's model for an answer: the operation's response on 200, else ApplicationFault."""
+    if status == 200 and operation:
+        module = importlib.import_module(
+            f"openapi_client.models.{_module(service)}.{_snake(operation)}_response")
+        return getattr(module, f"{operation}Response")
+    module = importlib.import_module(
+        f"openapi_client.models.{_module(service)}.application_fault")
+    return module.ApplicationFault
+
+
+class ServiceClient:
+    """One REST service of the emulator through the SDK's generated API class.
+
+    ``headers`` holds what every call sends (``Authorization``, ``DeveloperToken``,
+    ``CustomerId``, ``CustomerAccountId``); tests change or delete entries to see how the
+    emulator answers. Operations are called by their Microsoft names with a request model or
+    a dict of its JSON fields: ``cm.ApplyOfflineConversions({"OfflineConversions": [...]})``
+    returns the SDK's response model and leaves the answer's headers in ``last_headers``.
+    A fault raises the SDK's ``ApiException`` (``.status``, ``.data``: the parsed fault).
+    """
+
+    def __init__(self, emu: Emulator, service: str, tenant: Tenant | None = None, *,
+                 access_token: str | None = None, account_id: int | None = None,
+                 customer_id: int | None = None, developer_token: str | None = None,
+                 timeout: float | None = None) -> None:
+        from bingads.manifest import USER_AGENT
+        from openapi_client.api_client import ApiClient
+        from openapi_client.configuration import Configuration
+
+        self.service = service
+        self.timeout = timeout
+        self.api_client = ApiClient(configuration=Configuration(host=emu.base_url))
+        self.api_client.user_agent = USER_AGENT
+        api = importlib.import_module(
+            f"openapi_client.api.{_module(service)}_management_service_api")
+        self.api = getattr(api, f"{_module(service).title()}ManagementServiceApi")(
+            self.api_client)
+        self.headers: dict[str, str] = {}
+        self.last_headers: dict = {}
+        self.use(tenant, access_token=access_token, account_id=account_id,
+                 customer_id=customer_id, developer_token=developer_token)
+
+    def use(self, tenant: Tenant | None = None, *, access_token: str | None = None,
+            account_id: int | None = None, customer_id: int | None = None,
+            developer_token: str | None = None) -> ServiceClient:
+        """Send another tenant's (or these) credentials from now on."""
         token = access_token or (tenant.access_token if tenant else None)
-        authentication = OAuthDesktopMobileAuthCodeGrant(
-            tenant.client_id if tenant else "emulator-client",
-            oauth_tokens=OAuthTokens(access_token=token))
-    return AuthorizationData(
-        account_id=account_id if account_id is not None else (tenant and tenant.account_id),
-        customer_id=customer_id if customer_id is not None else (tenant and tenant.customer_id),
-        developer_token=developer_token or (tenant and tenant.developer_token),
-        authentication=authentication)
+        values = {
+            "Authorization": f"Bearer {token}" if token else None,
+            "DeveloperToken": developer_token or (tenant.developer_token if tenant else None),
+            "CustomerId": customer_id if customer_id is not None else (
+                tenant.customer_id if tenant else None),
+            "CustomerAccountId": account_id if account_id is not None else (
+                tenant.account_id if tenant else None),
+        }
+        if self.service == CUSTOMER:  # Customer Management reads no account headers
+            values["CustomerAccountId"] = None
+        self.headers = {k: str(v) for k, v in values.items() if v is not None}
+        return self
+
+    @property
+    def tracking_id(self) -> str | None:
+        return self.last_headers.get("TrackingId")
+
+    def call(self, operation: str, request=None):
+        model = request_model(self.service, operation)
+        if request is None:
+            request = model()
+        elif isinstance(request, dict):
+            request = model.from_dict(request)
+        method = getattr(self.api, f"{_snake(operation)}_with_http_info")
+        self.api_client.default_headers = {"User-Agent": self.api_client.user_agent,
+                                           **self.headers}
+        try:
+            answer = method(request, _request_timeout=self.timeout)
+        except Exception as exc:
+            self.last_headers = dict(getattr(exc, "headers", None) or {})
+            raise
+        self.last_headers = dict(answer.headers or {})
+        return answer.data
+
+    def __getattr__(self, name: str):
+        if name[:1].isupper():
+            return lambda request=None: self.call(name, request)
+        raise AttributeError(name)
 
 
-def use_tenant(svc, tenant: Tenant | None = None, **overrides):
-    """Point an existing ``ServiceClient`` at another tenant or token, in place.
-
-    Building a ``ServiceClient`` costs about half a second (it parses the WSDL), so tests keep
-    one per module and switch what it sends: the SDK rebuilds the SOAP headers on every call.
-    ``overrides`` are :func:`authorization_data`'s keywords.
-    """
-    fresh = authorization_data(tenant, **overrides)
-    current = svc.authorization_data
-    current.account_id = fresh.account_id
-    current.customer_id = fresh.customer_id
-    current.developer_token = fresh.developer_token
-    current.authentication = fresh.authentication
-    svc.refresh_oauth_tokens_automatically = isinstance(fresh.authentication,
-                                                        MsalRefreshingGrant)
-    return svc
+def campaign_client(emu: Emulator, tenant: Tenant | None = None, **options) -> ServiceClient:
+    """Campaign Management v13 (see :class:`ServiceClient`)."""
+    return ServiceClient(emu, CAMPAIGN, tenant, **options)
 
 
-def service_client(emu: Emulator, service: str, tenant: Tenant | None = None, *,
-                   refresh_automatically: bool | None = None, **options):
-    """A bingads ``ServiceClient`` for ``service`` talking to the emulator.
-
-    ``options`` are :func:`authorization_data`'s keywords (access_token, account_id, ...) and
-    suds options (``timeout=``...). The SDK's own refresh stays off unless the authentication
-    is a :class:`MsalRefreshingGrant` (or ``refresh_automatically=True``).
-    """
-    from bingads import ServiceClient
-
-    auth_keys = {"access_token", "account_id", "customer_id", "developer_token",
-                 "authentication"}
-    auth = {k: options.pop(k) for k in list(options) if k in auth_keys}
-    location = {"CampaignManagementService": emu.campaign_url,
-                "CustomerManagementService": emu.customer_url}[service]
-    svc = ServiceClient(service, 13, authorization_data=authorization_data(tenant, **auth),
-                        environment="production", location=location, **options)
-    if refresh_automatically is None:
-        refresh_automatically = isinstance(auth.get("authentication"), MsalRefreshingGrant)
-    svc.refresh_oauth_tokens_automatically = refresh_automatically
-    return svc
+def customer_client(emu: Emulator, tenant: Tenant | None = None, **options) -> ServiceClient:
+    """Customer Management v13 (see :class:`ServiceClient`)."""
+    return ServiceClient(emu, CUSTOMER, tenant, **options)
 
 
-def campaign_client(emu: Emulator, tenant: Tenant | None = None, **options):
-    """Campaign Management v13 ``ServiceClient`` (see :func:`service_client`)."""
-    return service_client(emu, "CampaignManagementService", tenant, **options)
+# -- strict parsing -----------------------------------------------------------------------------
 
 
-def customer_client(emu: Emulator, tenant: Tenant | None = None, **options):
-    """Customer Management v13 ``ServiceClient`` (see :func:`service_client`)."""
-    return service_client(emu, "CustomerManagementService", tenant, **options)
+def _pruned(value):
+    """JSON without nulls (the SDK's models omit unset fields and null list items)."""
+    if isinstance(value, dict):
+        return {k: _pruned(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value if v is not None]
+    return value
+
+
+def _as_json(model):
+    """A model as the SDK would write it as JSON (enums and flags by name)."""
+    from openapi_client.api_client import ApiClient
+
+    return ApiClient().sanitize_for_serialization(model)
+
+
+def strict_parse(service: str, operation: str | None, status: int, body: str):
+    """Read one answer with the SDK's model and return it; raise AssertionError when the
+    model cannot read it, or reads it differently from what was sent (a field it does not
+    know is dropped, so a round trip shows it)."""
+    model = response_model(service, operation, status)
+    data = json.loads(body)
+    parsed = model.from_dict(data)
+    again = _as_json(parsed)
+    if _pruned(again) != _pruned(data):
+        raise AssertionError(
+            f"{operation or 'fault'} HTTP {status}: the SDK's {type(parsed).__name__} reads "
+            f"{json.dumps(_pruned(again), sort_keys=True)[:600]}\n  from "
+            f"{json.dumps(_pruned(data), sort_keys=True)[:600]}")
+    return parsed
+
+
+SERVICES = {"campaign": CAMPAIGN, "customer": CUSTOMER, "rest": CAMPAIGN}
+
+
+def assert_conformant(emu: Emulator, since_id: int = 0) -> int:
+    """Strictly parse every REST answer the emulator sent (after ``since_id``) with the SDK's
+    models; an HTTP error page injected on purpose (``http_error``) is not a REST answer and
+    is skipped. Returns how many answers were checked."""
+    checked = 0
+    for r in emu.admin.requests(since_id=since_id):
+        service = SERVICES.get(r["service"])
+        if service is None or r.get("status") is None or r.get("response") is None:
+            continue
+        if (r.get("outcome") or "").startswith("injected http_error"):
+            continue
+        strict_parse(service, r.get("operation"), int(r["status"]), r["response"])
+        checked += 1
+    return checked
 
 
 def http_session(emu: Emulator) -> requests.Session:
@@ -163,31 +260,3 @@ def msal_app(emu: Emulator, tenant: Tenant | None = None, *, client_id: str | No
         return msal.PublicClientApplication(client_id, **common)
     secret = client_secret or (tenant.client_secret if tenant else None)
     return msal.ConfidentialClientApplication(client_id, client_credential=secret, **common)
-
-
-class MsalRefreshingGrant(OAuthDesktopMobileAuthCodeGrant):
-    """bingads OAuth whose refresh asks msal (and so the emulator), never Microsoft.
-
-    ``MsalRefreshingGrant(app, refresh_token, access_token=...)``; after each refresh
-    ``.oauth_tokens`` holds the rotated tokens and ``refreshes`` counts them.
-    """
-
-    def __init__(self, app, refresh_token: str, access_token: str | None = None) -> None:
-        from bingads.authorization import OAuthTokens
-
-        super().__init__(app.client_id, oauth_tokens=OAuthTokens(
-            access_token=access_token, refresh_token=refresh_token))
-        self._app = app
-        self.refreshes = 0
-
-    def request_oauth_tokens_by_refresh_token(self, refresh_token):
-        from bingads.authorization import OAuthTokens
-
-        result = self._app.acquire_token_by_refresh_token(refresh_token, scopes=[ADS_SCOPE])
-        if "access_token" not in result:
-            raise RuntimeError(f"refresh failed: {result.get('error')}: "
-                               f"{result.get('error_description')}")
-        self.refreshes += 1
-        self._oauth_tokens = OAuthTokens(result["access_token"], int(result["expires_in"]),
-                                         result.get("refresh_token", refresh_token), result)
-        return self._oauth_tokens

@@ -77,12 +77,12 @@ def test_one_unreadable_item_in_a_batch_of_1000_is_the_only_one_rejected(shop, m
     with psycopg.connect(s.warehouse.url) as conn:
         (click,) = conn.execute("SELECT msclkid FROM conversion_events WHERE event_id = %s",
                                 (bad,)).fetchone()
-    # WCF cannot read that item, so every request that carries it is refused as a whole
+    # the service cannot read that item, so every request that carries it is refused whole
     s.emu.admin.add_fault("deserialization", operation=APPLY, body_contains=click,
                           for_seconds=3600)
     s.run()
     assert assert_accounted(s, events) == {"uploaded": 999, "rejected": 1}
-    assert s.reason(bad) == ["rejected:DeserializationFailed"]
+    assert s.reason(bad) == ["rejected:NullRequest"]
     assert len(s.emu.admin.conversions()) == 999
     assert click not in {c["click_id"] for c in s.emu.admin.conversions()}
     assert len(calls(s)) <= 30, len(calls(s))  # split in halves, not one call per item

@@ -125,18 +125,24 @@ def _text(value) -> str:
 
 
 def _as_dict(data, body) -> dict:
-    """The fault body as a dict: the SDK's parsed model, else the JSON text, else {}."""
-    if data is not None and hasattr(data, "to_dict"):
-        try:
-            return data.to_dict()
-        except Exception:  # noqa: BLE001 - a model that cannot dump itself: read the text
-            pass
+    """The fault body as a dict: the JSON text as sent, else the SDK's parsed model, else {}.
+
+    The text comes first: the SDK parses every fault with ``openapi_client.models.
+    ApplicationFault``, which is the Ad Insight service's class. It knows no
+    ``AdApiFaultDetail`` and returns an empty fault for one (a 105 on Campaign Management, say),
+    so its ``data`` can lose the codes."""
     if body:
         try:
             parsed = json.loads(body)
         except (TypeError, ValueError):
+            parsed = None
+        if isinstance(parsed, dict):
+            return parsed
+    if data is not None and hasattr(data, "to_dict"):
+        try:
+            return data.to_dict()
+        except Exception:  # noqa: BLE001 - a model that cannot dump itself: nothing to read
             return {}
-        return parsed if isinstance(parsed, dict) else {}
     return {}
 
 
