@@ -6,7 +6,8 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -146,3 +147,87 @@ def test_add_goal_then_fetch_it(client, tenant):
     goals = {g.goal_id: g for g in client.get_offline_goals(tenant.account_id,
                                                              tenant.customer_id)}
     assert goals[goal_id].name == "Lead form" and goals[goal_id].window_minutes == 7 * 1440
+
+
+def test_uploads_go_out_as_rest_json_with_utc_times_numbers_and_no_unset_fields(client, tenant,
+                                                                                 emu):
+    click = emu.admin.issue_click(tenant.account_id, click_time={"ago": 3 * 3600})
+    when = emu_now(emu).astimezone(timezone(timedelta(hours=-5))) - timedelta(hours=1)
+    client.upload(tenant.account_id, tenant.customer_id, [
+        {"ConversionName": tenant.goal_name, "ConversionTime": when, "MicrosoftClickId": click,
+         "ConversionValue": Decimal("19.99"), "ConversionCurrencyCode": "USD",
+         "HashedEmailAddress": None}])
+    [call] = emu.admin.requests(operation="ApplyOfflineConversions")
+    assert call["method"] == "POST"
+    assert call["path"] == "/CampaignManagement/v13/OfflineConversions/Apply"
+    [item] = json.loads(call["body"])["OfflineConversions"]
+    assert item == {"ConversionName": tenant.goal_name, "MicrosoftClickId": click,
+                    "ConversionValue": 19.99, "ConversionCurrencyCode": "USD",
+                    "ConversionTime": when.astimezone(UTC).replace(microsecond=0).isoformat()}
+    headers = call["headers"]
+    assert headers["authorization"].startswith("Bearer ")
+    assert (headers["developertoken"], headers["customerid"], headers["customeraccountid"]) == (
+        tenant.developer_token, str(tenant.customer_id), str(tenant.account_id))
+    assert headers["user-agent"].startswith("BingAdsSDKPython.RestApi")
+    assert headers["api-revision"] and headers["content-type"] == "application/json"
+
+
+def test_a_naive_conversion_time_is_refused_before_anything_is_sent(client, tenant, emu):
+    with pytest.raises(ValueError, match="time zone"):
+        client.upload(tenant.account_id, tenant.customer_id, [
+            {"ConversionName": tenant.goal_name,
+             "ConversionTime": emu_now(emu).replace(tzinfo=None)}])
+    assert emu.admin.requests(operation="ApplyOfflineConversions") == []
+
+
+def test_the_client_leaves_other_pydantic_models_alone(client, tenant):
+    """The SDK's ServiceClient patches pydantic's BaseModel for the whole process; ours must
+    not, or Airflow's own models in the same worker would break."""
+    from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
+
+    class Frozen(BaseModel):
+        model_config = ConfigDict(frozen=True)
+        x: int
+        _note: str = PrivateAttr(default="kept")
+
+    client.list_accounts()
+    client.get_offline_goals(tenant.account_id, tenant.customer_id)
+    model = Frozen(x=1)
+    assert model._note == "kept"
+    with pytest.raises(ValidationError):
+        model.x = 2
+
+
+def test_hosts_are_the_sdks_own(profile):
+    from bingads.service_client import ServiceClient
+
+    from include.msads_capi.microsoft.profile import HOSTS
+
+    for env, services in HOSTS.items():
+        assert services["CampaignManagementService"] == ServiceClient.endpoints[env][
+            "campaignmanagement"]
+        assert services["CustomerManagementService"] == ServiceClient.endpoints[env][
+            "customermanagement"]
+
+
+def test_a_developer_token_microsoft_refuses_is_an_account_level_failure(make_client, emu,
+                                                                         tenant):
+    from include.msads_capi.microsoft.profile import profile_from_connection
+    from tests.fixtures_microsoft import connection
+
+    conn = connection(emu, tenant, developer_token="NOT-A-TOKEN")
+    bad = make_client(profile_from_connection("msads_default", conn))
+    with pytest.raises(AccountAuthError) as caught:
+        bad.get_offline_goals(tenant.account_id, tenant.customer_id)
+    assert caught.value.first.code == 105 and caught.value.http_status == 401
+    assert caught.value.tracking_id  # read from the fault body as sent
+    assert "NOT-A-TOKEN" not in str(caught.value)
+
+
+def test_no_answer_in_time_is_transient(make_client, profile, tenant, emu, sleeper):
+    client = make_client(profile)
+    client.timeout = 0.3
+    emu.admin.add_fault("delay", delay_seconds=1.5, operation="GetConversionGoalsByIds",
+                        count=10)
+    with pytest.raises(TransientError, match="did not answer in time"):
+        client.get_offline_goals(tenant.account_id, tenant.customer_id)
