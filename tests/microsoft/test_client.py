@@ -231,3 +231,12 @@ def test_no_answer_in_time_is_transient(make_client, profile, tenant, emu, sleep
                         count=10)
     with pytest.raises(TransientError, match="did not answer in time"):
         client.get_offline_goals(tenant.account_id, tenant.customer_id)
+
+
+def test_a_goal_microsoft_refuses_says_why(client, tenant):
+    """Microsoft answers a null id for a refused goal, which the SDK's model cannot read: the
+    client reads that answer itself and names Microsoft's reason."""
+    from include.msads_capi.microsoft.faults import RequestError
+
+    with pytest.raises(RequestError, match="5317 ConversionGoalNameAlreadyExists"):
+        client.add_offline_goal(tenant.account_id, tenant.customer_id, name=tenant.goal_name)

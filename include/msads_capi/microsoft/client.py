@@ -41,6 +41,11 @@ GOAL_FIELDS = "GoalCategory,IsEnhancedConversionsEnabled,IsExternallyAttributed"
 CONVERSION_FIELDS = ("ConversionCurrencyCode", "ConversionName", "ConversionTime",
                      "ConversionValue", "HashedEmailAddress", "HashedPhoneNumber",
                      "MicrosoftClickId")
+# Answers read as plain JSON: the SDK declares AddConversionGoalsResponse.ConversionGoalIds as a
+# list of non-null strings, but Microsoft answers null at the index of every goal it refused
+# ("the corresponding element will be null", AddConversionGoals), so the SDK's model raises
+# on exactly the answer that says why a goal was refused.
+READ_AS_JSON = frozenset({"AddConversionGoals"})
 CAMPAIGN = "CampaignManagementService"
 CUSTOMER = "CustomerManagementService"
 _SNAKE = {"GetUser": "get_user", "SearchAccounts": "search_accounts",
@@ -161,6 +166,26 @@ class RestService:
         headers = answer.headers or {}
         return answer.data, _text(headers.get("TrackingId"))
 
+    def call_json(self, operation: str, request, timeout: float | None = None):
+        """(response JSON as a dict, TrackingId): for an answer the SDK's model cannot read.
+
+        The SDK's request building and transport, without its response parsing; a fault
+        raises the SDK's own ApiException, as :meth:`call` does."""
+        import json
+
+        from openapi_client.exceptions import ApiException
+        from openapi_client.rest import RESTResponse
+
+        method = getattr(self.api, _SNAKE.get(operation, operation)
+                         + "_without_preload_content")
+        raw = method(request, _request_timeout=timeout)
+        answer = RESTResponse(raw)
+        answer.read()
+        if not 200 <= answer.status <= 299:
+            ApiException.from_response(http_resp=answer, body=answer.data.decode(
+                "utf-8", "replace"), data=None)
+        return json.loads(answer.data or b"{}"), _text(raw.headers.get("TrackingId"))
+
 
 class AdsClient:
     """Microsoft Advertising for one profile: accounts, goals, uploads, adjustments."""
@@ -213,6 +238,8 @@ class AdsClient:
         return self.retry.call(attempt, what=f"{operation} (account {account_id})")
 
     def _invoke(self, rest: RestService, operation: str, request):
+        if operation in READ_AS_JSON:
+            return rest.call_json(operation, request, self.timeout)
         return rest.call(operation, request, self.timeout)
 
     # ------------------------------------------------------------------ calls
@@ -297,12 +324,14 @@ class AdsClient:
         response, tracking = self._call(CAMPAIGN, "AddConversionGoals",
                                         AddConversionGoalsRequest(ConversionGoals=[goal]),
                                         account_id=account_id, customer_id=customer_id)
-        errors = [_batch_error(e) for e in response.partial_errors or [] if e is not None]
+        errors = [ApiError(int(e.get("Code", -1)), str(e.get("ErrorCode") or ""),
+                           str(e.get("Message") or ""), e.get("Index"))
+                  for e in response.get("PartialErrors") or [] if e]
         if errors:
             e = errors[0]
             raise RequestError(f"Microsoft refused the goal {name!r}: {e}", tuple(errors),
                                tracking_id=tracking)
-        ids = response.conversion_goal_ids or []
+        ids = response.get("ConversionGoalIds") or []
         if not ids or ids[0] is None:
             raise RequestError(f"Microsoft returned no id for the goal {name!r}",
                                tracking_id=tracking)
