@@ -9,8 +9,8 @@ new database on the server ``MSADS_WAREHOUSE_URL`` names) and a fresh emulator t
 loaded with generate_series (half click ids the emulator issued, the rest emails, a fifth with
 phones as well, in mixed case and whitespace; every event can be uploaded) and drained by
 ``run_once`` in a loop, in its own process so that peak RSS is per backlog. The SDK ceiling is
-1,000-item ``ApplyOfflineConversions`` calls built and sent through the bingads SDK to the same
-emulator from one process, and nothing else, measured before and after the backlogs (the mean
+1,000-item ``ApplyOfflineConversions`` calls built and sent by the REST SDK (``msads``) to the
+same emulator from one process, and nothing else, measured before and after the backlogs (the mean
 counts). The emulator runs in a process of its own. The pipeline runs with its defaults,
 ``MSADS_UPLOAD_PROCESSES=2`` included: a backlog of at least 20,000 conversions per account is
 uploaded in two parts at once, the second by a worker process. The last line printed is
@@ -193,11 +193,12 @@ class Bench:
             sys.stderr.write(proc.stderr if "--profiled" in args else proc.stderr[-3000:])
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
-    def ceiling(self) -> dict:
+    def ceiling(self, calls: int = CEILING_CALLS) -> dict:
         tenant = self.tenant()
-        clicks = self.admin.issue_clicks(tenant["account_id"], CEILING_CALLS * ITEMS // 2,
+        clicks = self.admin.issue_clicks(tenant["account_id"], calls * ITEMS // 2,
                                          click_time={"ago": 3 * 3600})
         spec = {"campaign_url": self.emu["campaign_url"], "tenant": tenant, "clicks": clicks,
+                "calls": calls,
                 "now": self.admin.clock()["epoch"]}  # the emulator's clock, as the clicks
         path = self.tmp / "ceiling.json"
         path.write_text(json.dumps(spec))
@@ -212,51 +213,61 @@ def peak_rss_mb() -> float:
 
 
 def sdk_ceiling(spec_file: str) -> dict:
-    """Build and send 1,000-item requests with the bingads SDK; nothing else."""
+    """Build and send 1,000-item requests with the REST SDK (msads); nothing else.
+
+    The SDK's own models (``OfflineConversion``, ``ApplyOfflineConversionsRequest``) and its
+    generated ``CampaignManagementServiceApi``: what any program using the SDK must do per
+    call, with nothing of this project's in the way."""
     import hashlib
-    import logging
     from datetime import UTC, datetime, timedelta
 
-    from bingads import AuthorizationData, ServiceClient
-    from bingads.authorization import OAuthDesktopMobileAuthCodeGrant, OAuthTokens
+    from bingads.manifest import USER_AGENT
+    from openapi_client.api.campaign_management_service_api import (
+        CampaignManagementServiceApi,
+    )
+    from openapi_client.api_client import ApiClient
+    from openapi_client.configuration import Configuration
+    from openapi_client.models.campaign.apply_offline_conversions_request import (
+        ApplyOfflineConversionsRequest,
+    )
+    from openapi_client.models.campaign.offline_conversion import OfflineConversion
 
-    logging.getLogger("suds").setLevel(logging.CRITICAL)
     spec = json.loads(Path(spec_file).read_text())
     tenant, clicks = spec["tenant"], spec["clicks"]
-    auth = OAuthDesktopMobileAuthCodeGrant(
-        tenant["client_id"], oauth_tokens=OAuthTokens(access_token=tenant["access_token"]))
-    svc = ServiceClient("CampaignManagementService", 13, authorization_data=AuthorizationData(
-        account_id=tenant["account_id"], customer_id=tenant["customer_id"],
-        developer_token=tenant["developer_token"], authentication=auth),
-        environment="production", location=spec["campaign_url"])
-    svc.refresh_oauth_tokens_automatically = False
-    now = datetime.fromtimestamp(spec["now"], UTC) - timedelta(hours=1)
+    api_client = ApiClient(Configuration(host=spec["campaign_url"]))
+    for name, value in (("Authorization", f"Bearer {tenant['access_token']}"),
+                        ("DeveloperToken", tenant["developer_token"]),
+                        ("CustomerId", str(tenant["customer_id"])),
+                        ("CustomerAccountId", str(tenant["account_id"])),
+                        ("User-Agent", USER_AGENT)):
+        api_client.set_default_header(name, value)
+    api = CampaignManagementServiceApi(api_client)
+    now = datetime.fromtimestamp(spec["now"], UTC).replace(microsecond=0) - timedelta(hours=1)
     emails = [hashlib.sha256(f"ceiling.{i}@example.com".encode()).hexdigest()
-              for i in range(CEILING_CALLS * ITEMS)]
-    svc.ApplyOfflineConversions(OfflineConversions={"OfflineConversion": [{  # warm-up
-        "ConversionName": tenant["goal_name"], "ConversionTime": now.isoformat(),
-        "HashedEmailAddress": hashlib.sha256(b"warm-up").hexdigest()}]})
+              for i in range(spec["calls"] * ITEMS)]
+    api.apply_offline_conversions(ApplyOfflineConversionsRequest(OfflineConversions=[  # warm-up
+        OfflineConversion(ConversionName=tenant["goal_name"], ConversionTime=now,
+                          HashedEmailAddress=hashlib.sha256(b"warm-up").hexdigest())]))
     started = time.perf_counter()
-    for call in range(CEILING_CALLS):
-        rows = []
+    for call in range(spec["calls"]):
+        items = []
         for i in range(ITEMS):
             n = call * ITEMS + i
             row = {"ConversionName": tenant["goal_name"],
-                   "ConversionTime": (now - timedelta(seconds=n % 3000)).strftime(
-                       "%Y-%m-%dT%H:%M:%SZ"), "ConversionValue": float(n % 200),
-                   "ConversionCurrencyCode": "USD"}
+                   "ConversionTime": now - timedelta(seconds=n % 3000),
+                   "ConversionValue": float(n % 200), "ConversionCurrencyCode": "USD"}
             if i % 2:
                 row["HashedEmailAddress"] = emails[n]
             else:
                 row["MicrosoftClickId"] = clicks[n // 2]
-            rows.append(row)
-        result = svc.ApplyOfflineConversions(OfflineConversions={"OfflineConversion": rows})
-        errors = getattr(result, "BatchError", None) if result is not None else None
-        if errors:
-            raise SystemExit(f"the emulator refused items: {errors[0]}")
+            items.append(OfflineConversion(**row))
+        result = api.apply_offline_conversions(
+            ApplyOfflineConversionsRequest(OfflineConversions=items))
+        if result.partial_errors:
+            raise SystemExit(f"the emulator refused items: {result.partial_errors[0]}")
     elapsed = time.perf_counter() - started
-    return {"calls": CEILING_CALLS, "conversions": CEILING_CALLS * ITEMS, "seconds": elapsed,
-            "per_second": CEILING_CALLS * ITEMS / elapsed, "peak_rss_mb": peak_rss_mb()}
+    return {"calls": spec["calls"], "conversions": spec["calls"] * ITEMS, "seconds": elapsed,
+            "per_second": spec["calls"] * ITEMS / elapsed, "peak_rss_mb": peak_rss_mb()}
 
 
 def drain(profile: bool) -> dict:
@@ -273,7 +284,6 @@ def drain(profile: bool) -> dict:
     from include.msads_capi.warehouse import Warehouse
 
     logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("suds").setLevel(logging.CRITICAL)
     stages: dict[str, float] = {}
 
     def timed(name, fn):
@@ -296,7 +306,6 @@ def drain(profile: bool) -> dict:
     prof = profile_from_connection("msads_default", conn)
     client = AdsClient(prof, TokenProvider(prof, TokenStore(warehouse)))
     config = pipeline_config.from_env()
-    client._service("CampaignManagementService", None, None)  # parse the WSDL before timing
     profiler = None
     if profile:
         import cProfile
@@ -349,6 +358,8 @@ def main() -> int:
                         help="comma-separated backlog sizes (default 100000,1000000)")
     parser.add_argument("--profile", type=int, metavar="SIZE",
                         help="drain one backlog of SIZE under cProfile and print the top calls")
+    parser.add_argument("--ceiling-calls", type=int, default=CEILING_CALLS, metavar="N",
+                        help=f"1,000-item calls per ceiling measurement (default {CEILING_CALLS})")
     parser.add_argument("--ceiling", help=argparse.SUPPRESS)
     parser.add_argument("--drain", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--profiled", action="store_true", help=argparse.SUPPRESS)
@@ -364,7 +375,7 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} cores; {_cpu_model()}; {_ram_gb():.0f} GB RAM", flush=True)
     bench = Bench()
     try:
-        ceiling = bench.ceiling()
+        ceiling = bench.ceiling(args.ceiling_calls)
         print(f"SDK ceiling: {ceiling['per_second']:,.0f} conversions/s "
               f"({ceiling['calls']} calls of {ITEMS:,} in {ceiling['seconds']:.1f} s, "
               "one process)", flush=True)
@@ -390,7 +401,7 @@ def main() -> int:
             if uploaded != size:
                 print(f"  WARNING: {size - uploaded:,} event(s) were not uploaded", flush=True)
         # the machine's speed drifts: measure the ceiling again and use the mean of the two
-        again = bench.ceiling()
+        again = bench.ceiling(args.ceiling_calls)
         print(f"SDK ceiling again: {again['per_second']:,.0f} conversions/s", flush=True)
         ceiling = {**ceiling, "per_second": (ceiling["per_second"] + again["per_second"]) / 2}
         print(f"SDK ceiling (mean): {ceiling['per_second']:,.0f} conversions/s", flush=True)
