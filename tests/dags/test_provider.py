@@ -30,4 +30,5 @@ def test_hook_reads_a_json_env_connection(monkeypatch):
     assert (profile.client_id, profile.client_secret, profile.developer_token) == (
         "client-1", "s3cret", "DEV")
     assert profile.scopes == ["https://si.ads.microsoft.com/msads.manage"]
-    assert profile.location("CampaignManagementService") is None  # the SDK's sandbox URL
+    assert profile.host("CampaignManagementService") == (
+        "https://campaign.api.sandbox.bingads.microsoft.com")  # Microsoft's sandbox

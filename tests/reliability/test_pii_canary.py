@@ -5,6 +5,7 @@ nowhere; their SHA-256 digests appear only in what was sent to Microsoft.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -70,20 +71,22 @@ def test_no_raw_email_or_phone_leaves_the_events_table(run_dag, shop, caplog, ca
         s.event(email=c["email"], phone=c["phone"], **click)
     s.event("Lead", email=canaries[0]["email"], attributed_platform="google")  # not_attributed
     s.event(email=f"not-an-email-{uuid.uuid4().hex}", msclkid=None)  # no_identifier
-    # a worker configured to log everything at DEBUG (the suite itself silences suds)
+    # a worker configured to log everything at DEBUG, the SDK's and urllib3's loggers included
     caplog.set_level(logging.DEBUG)
-    for name in ("suds", "include", "airflow", "urllib3", "msal", "bingads"):
+    names = ("include", "airflow", "urllib3", "msal", "bingads", "openapi_client")
+    for name in names:
         logging.getLogger(name).setLevel(logging.NOTSET)
-    try:
-        dag_run = run_dag("msads_upload_conversions")
-    finally:
-        logging.getLogger("suds").setLevel(logging.CRITICAL)
+    dag_run = run_dag("msads_upload_conversions")
     assert dag_run.state == "success", task_states(dag_run)
     out, err = capsys.readouterr()
 
     assert len(s.emu.admin.conversions()) == 6  # the canaries did reach Microsoft, hashed
     requests = s.emu.admin.requests()
-    sent = "\n".join((r.get("body") or "") + (r.get("response") or "") for r in requests)
+    rest = [r for r in requests if r["service"] in ("campaign", "customer")]
+    assert {r["operation"] for r in rest} >= {"ApplyOfflineConversions"}
+    # what went to Microsoft's REST API and came back: bodies and headers alike
+    sent = "\n".join((r.get("body") or "") + (r.get("response") or "")
+                     + json.dumps(r["headers"]) for r in requests)
     places = {
         "logs": [caplog.text, out, err, *_log_files()],
         "xcom": _xcom_values(),
@@ -91,7 +94,12 @@ def test_no_raw_email_or_phone_leaves_the_events_table(run_dag, shop, caplog, ca
         "requests": [sent],
     }
     assert places["xcom"] and places["ledger"] and "claimed 8 new" in caplog.text
-    assert s.tenant.developer_token not in "".join(places["logs"])  # nor the SOAP headers
+    logs = "".join(places["logs"])
+    assert s.tenant.developer_token not in logs  # nor the REST headers
+    assert not any(r["headers"]["authorization"].split()[-1] in logs for r in rest)
+    rest_sent = "".join(json.dumps(r["headers"]) + (r.get("body") or "") for r in rest)
+    for secret in (s.tenant.client_secret, s.tenant.refresh_token):
+        assert secret not in logs and secret not in rest_sent
     for c in canaries:
         for raw in c["raw"]:
             for where, texts in places.items():

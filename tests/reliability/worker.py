@@ -24,7 +24,6 @@ def main(argv: list[str]) -> int:
     from include.msads_emulator.client import AdminClient
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    logging.getLogger("suds").setLevel(logging.CRITICAL)
     run_id = argv[0]
     chunk = int(argv[1]) if len(argv) > 1 else 5000
     admin = AdminClient(os.environ["MSADS_EMULATOR_ADMIN"])
