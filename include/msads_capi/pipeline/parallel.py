@@ -1,8 +1,8 @@
 """Several uploaders for one account at once, outside Airflow.
 
-The SDK builds each request in Python (suds marshalling holds the GIL for about 0.25-0.7 s per
-1,000 conversions), so one process uploads at most one call's worth at a time, and threads do
-not help. A big backlog is therefore split into parts of consecutive events
+Building each request, and planning and hashing the rows before it, is Python work that holds
+the GIL (the REST SDK's models and JSON cost about 20-50 ms per 1,000 conversions;
+docs/performance.md), so one process does one part's work at a time, and threads do not help. A big backlog is therefore split into parts of consecutive events
 (:func:`~include.msads_capi.pipeline.upload.accounts_with_work`), which never overlap. In
 Airflow each part is a mapped ``upload_conversions`` task, so the executor runs them side by
 side and the ``msads_api`` pool caps how many calls are in flight. ``run_once`` (``msads run``,
