@@ -1,10 +1,17 @@
-"""ApplyOfflineConversionAdjustments through the real bingads SDK."""
+"""ApplyOfflineConversionAdjustments through Microsoft's REST SDK (msads). Bodies the SDK
+refuses to build go to the emulator as raw JSON (``post``)."""
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+import requests
+
+from include.msads_emulator.testing import CAMPAIGN, http_session, strict_parse
 from tests.emulator.support import ago, batch_errors, conversion, upload
+
+ADJUST_PATH = "/CampaignManagement/v13/OfflineConversionAdjustments/Apply"
 
 
 @pytest.fixture
@@ -18,8 +25,15 @@ def uploaded(emu, cm, tenant):
 
 
 def adjust(cm, rows):
-    return cm.ApplyOfflineConversionAdjustments(
-        OfflineConversionAdjustments={"OfflineConversionAdjustment": rows})
+    return cm.ApplyOfflineConversionAdjustments({"OfflineConversionAdjustments": rows})
+
+
+def post(emu, cm, rows) -> requests.Response:
+    """Adjustments the SDK would not send, POSTed as JSON with the tenant's headers."""
+    with http_session(emu) as session:
+        return session.post(emu.base_url + ADJUST_PATH, timeout=30,
+                            headers={**cm.headers, "Content-Type": "application/json"},
+                            data=json.dumps({"OfflineConversionAdjustments": rows}).encode())
 
 
 def adjustment(tenant, click, when, adjusted_at, kind="Restate", **fields):
@@ -34,7 +48,7 @@ def test_restate_and_retract_apply_to_the_original(emu, cm, tenant, uploaded):
     click, when = uploaded
     result = adjust(cm, [adjustment(tenant, click, when, ago(emu, minutes=30),
                                     AdjustmentValue=15.0, AdjustmentCurrencyCode="EUR")])
-    assert result == "" and batch_errors(result) == []
+    assert result.partial_errors == []  # an empty list, not an absent field
     [row] = emu.admin.conversions()
     assert (row["restated_value"], row["restated_currency"]) == (15.0, "EUR")
     assert batch_errors(adjust(cm, [adjustment(tenant, click, when, ago(emu, minutes=10),
@@ -58,7 +72,7 @@ def test_adjustment_rules(emu, cm, tenant, uploaded):
     later = ago(emu, minutes=30)
     rows = [
         adjustment(tenant, click, when, later, "Undo"),
-        {**adjustment(tenant, click, when, later, AdjustmentValue=1), "AdjustmentTime": None},
+        adjustment(tenant, click, when, later, AdjustmentValue=1),
         adjustment(tenant, click, when, ago(emu, hours=2), AdjustmentValue=1),
         adjustment(tenant, click, when, ago(emu, minutes=-5), AdjustmentValue=1),
         adjustment(tenant, click, when, later, "Retract", AdjustmentValue=1),
@@ -66,14 +80,46 @@ def test_adjustment_rules(emu, cm, tenant, uploaded):
         adjustment(tenant, click, when, later, AdjustmentValue=-3),
         adjustment(tenant, click, when, later, AdjustmentValue=3, AdjustmentCurrencyCode="EURO"),
         adjustment(tenant, click, when, later, ConversionName="Unknown", AdjustmentValue=3),
-        {**adjustment(tenant, click, when, later, AdjustmentValue=1),
-         "AdjustmentTime": "yesterday"},
     ]
     rows[1].pop("AdjustmentTime")
     assert [(i, c) for i, c, _ in batch_errors(adjust(cm, rows))] == [
         (0, 5618), (1, 5619), (2, 5620), (3, 5622), (4, 5624), (5, 5625), (6, 5610),
-        (7, 5611), (8, 5606), (9, 5621)]
+        (7, 5611), (8, 5606)]
     assert emu.admin.adjustments() == []
+
+
+@pytest.mark.parametrize("text, code", [
+    (lambda now: "yesterday", 5621),
+    (lambda now: now.strftime("%Y-13-01T%H:%M:%SZ"), 5621),  # month 13
+    (lambda now: "", 5619),
+], ids=["text", "month 13", "empty"])
+def test_an_adjustment_time_that_is_not_a_date_and_time_is_refused(emu, cm, tenant, uploaded,
+                                                                   text, code):
+    """The SDK refuses to build these (AdjustmentTime is a datetime), so they go raw."""
+    click, when = uploaded
+    good = adjustment(tenant, click, when, ago(emu, minutes=30), "Retract")
+    bad = {**good, "AdjustmentTime": text(ago(emu, minutes=30))}
+    answer = post(emu, cm, [good, bad])
+    assert answer.status_code == 200, answer.text
+    result = strict_parse(CAMPAIGN, "ApplyOfflineConversionAdjustments", 200, answer.text)
+    assert [(i, c) for i, c, _ in batch_errors(result)] == [(1, code)]
+    assert [a["item_index"] for a in emu.admin.adjustments()] == [0]
+
+
+def test_an_adjustment_value_of_the_wrong_json_type_refuses_the_whole_request(emu, cm, tenant,
+                                                                             uploaded):
+    click, when = uploaded
+    good = adjustment(tenant, click, when, ago(emu, minutes=30), "Retract")
+    bad = adjustment(tenant, click, when, ago(emu, minutes=20), AdjustmentValue="15")
+    answer = post(emu, cm, [good, bad])
+    assert answer.status_code == 400
+    fault = answer.json()
+    assert fault["Type"] == "AdApiFaultDetail"
+    [error] = fault["Errors"]
+    assert (error["Code"], error["ErrorCode"]) == (100, "NullRequest")
+    assert "AdjustmentValue" in error["Detail"]
+    assert emu.admin.adjustments() == []
+    assert emu.admin.conversions()[0]["retracted_at"] is None
 
 
 def test_an_adjustment_of_an_unknown_well_formed_click_is_accepted(emu, cm, tenant):

@@ -1,16 +1,34 @@
-"""ApplyOfflineConversions through the real bingads SDK: Microsoft's rules, codes and indexes."""
+"""ApplyOfflineConversions through Microsoft's REST SDK (msads): Microsoft's rules, codes and
+indexes. Bodies the SDK refuses to build go to the emulator as raw JSON (``post``)."""
 
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+import json
+from datetime import UTC, timedelta, timezone
 
 import pytest
-from suds import WebFault
+import requests
+from openapi_client.exceptions import ApiException
+from openapi_client.models.campaign.apply_offline_conversions_request import (
+    ApplyOfflineConversionsRequest,
+)
+from openapi_client.models.campaign.offline_conversion import OfflineConversion
 
-from tests.emulator.support import ago, batch_errors, conversion, emu_now, outcome, upload
+from include.msads_emulator.testing import CAMPAIGN, http_session, strict_parse
+from tests.emulator.support import (
+    ago,
+    batch_errors,
+    conversion,
+    emu_now,
+    fault_codes,
+    fault_of,
+    outcome,
+    upload,
+)
 
 SHA = hashlib.sha256(b"someone@example.com").hexdigest()
+APPLY_PATH = "/CampaignManagement/v13/OfflineConversions/Apply"
 
 
 @pytest.fixture
@@ -18,13 +36,29 @@ def click(emu, tenant):
     return emu.admin.issue_click(tenant.account_id, click_time={"ago": 3 * 3600})
 
 
+def post(emu, cm, body: str) -> requests.Response:
+    """A JSON text the SDK would not send (a string for a number, a null item, garbage),
+    POSTed to ApplyOfflineConversions with the tenant's headers."""
+    with http_session(emu) as session:
+        return session.post(emu.base_url + APPLY_PATH, data=body.encode(), timeout=30,
+                            headers={**cm.headers, "Content-Type": "application/json"})
+
+
+def post_rows(emu, cm, rows: list):
+    """Raw items that the emulator answers with 200: the SDK's response model of the answer."""
+    answer = post(emu, cm, json.dumps({"OfflineConversions": rows}))
+    assert answer.status_code == 200, answer.text
+    return strict_parse(CAMPAIGN, "ApplyOfflineConversions", 200, answer.text)
+
+
 def test_an_accepted_conversion_reads_back_through_the_admin_api(emu, cm, tenant, click):
     when = ago(emu, hours=1)
     result = upload(cm, [conversion(tenant, when, MicrosoftClickId=click, ConversionValue=19.99,
                                     ConversionCurrencyCode="EUR")])
-    assert result == ""  # suds unwraps an empty <PartialErrors/> to an empty Text
-    assert batch_errors(result) == []
-    assert cm.get_response_header()["TrackingId"]
+    assert result.partial_errors == []  # an empty list, not an absent field
+    assert cm.tracking_id
+    [logged] = emu.admin.requests(operation="ApplyOfflineConversions", bodies=False)
+    assert logged["tracking_id"] == cm.tracking_id
     [row] = emu.admin.conversions()
     assert row["click_id"] == click and row["value"] == 19.99 and row["currency"] == "EUR"
     assert row["goal_id"] == tenant.goal_id and row["account_id"] == tenant.account_id
@@ -41,9 +75,9 @@ def test_errors_come_back_at_the_zero_based_index_of_the_failing_item(emu, cm, t
     result = upload(cm, rows)
     assert batch_errors(result) == [(1, 5606, "OfflineConversionNameInvalid"),
                                     (3, 5604, "OfflineConversionMicrosoftClickIdInvalid")]
-    first = result.BatchError[0]
-    assert first.Message == "The conversion name do not match an existing offline conversion goal."
-    assert first.Type == "BatchError"
+    first = result.partial_errors[0]
+    assert first.message == "The conversion name do not match an existing offline conversion goal."
+    assert first.type == "BatchError"
     assert len(emu.admin.conversions()) == 2
     assert [r["code"] for r in emu.admin.rejections()] == [5606, 5604]
 
@@ -52,12 +86,14 @@ def test_more_than_1000_items_is_an_operation_error_fault(emu, cm, tenant, click
     now = emu_now(emu)
     rows = [conversion(tenant, now - timedelta(minutes=i + 1), MicrosoftClickId=click)
             for i in range(1001)]
-    with pytest.raises(WebFault) as caught:
+    with pytest.raises(ApiException) as caught:
         upload(cm, rows)
-    detail = caught.value.fault.detail.ApiFaultDetail
-    assert detail.OperationErrors.OperationError.Code == "5601"
-    assert detail.OperationErrors.OperationError.ErrorCode == "OfflineConversionsLimitExceeded"
-    assert detail.BatchErrors == ""
+    status, fault = fault_of(caught)
+    assert status == 400 and fault["Type"] == "ApiFaultDetail"
+    assert [(e["Code"], e["ErrorCode"]) for e in fault["OperationErrors"]] == [
+        (5601, "OfflineConversionsLimitExceeded")]
+    assert fault["BatchErrors"] == []
+    assert fault["TrackingId"] == cm.tracking_id
     assert emu.admin.conversions() == []
 
 
@@ -69,10 +105,51 @@ def test_exactly_1000_items_are_accepted(emu, cm, tenant, click):
     assert len(emu.admin.conversions()) == 1000
 
 
-def test_an_empty_list_is_an_operation_error(cm):
-    with pytest.raises(WebFault) as caught:
-        cm.ApplyOfflineConversions(OfflineConversions={"OfflineConversion": []})
-    assert caught.value.fault.detail.ApiFaultDetail.OperationErrors.OperationError.Code == "5600"
+@pytest.mark.parametrize("request_fields", [{"OfflineConversions": []}, {}],
+                         ids=["empty list", "no list"])
+def test_an_empty_or_missing_list_is_an_operation_error(cm, request_fields):
+    with pytest.raises(ApiException) as caught:
+        cm.ApplyOfflineConversions(request_fields)
+    assert fault_of(caught)[0] == 400
+    assert fault_codes(caught) == [(5600, "OfflineConversionsNullOrEmpty")]
+
+
+def test_a_null_item_is_refused_at_its_own_index(emu, cm, tenant, click):
+    """The SDK leaves null items out of the list it sends (shifting the indexes), so only a
+    raw body carries one; the emulator answers 5602 at the null item's index."""
+    row = conversion(tenant, ago(emu, hours=1), MicrosoftClickId=click)
+    result = post_rows(emu, cm, [None, row])
+    assert batch_errors(result) == [(0, 5602, "OfflineConversionIsNull")]
+    [stored] = emu.admin.conversions()
+    assert stored["click_id"] == click
+
+
+@pytest.mark.parametrize("body, detail", [
+    ('{"OfflineConversions": [ROW, {"ConversionName": "x", "ConversionValue": "12.5"}]}',
+     "ConversionValue"),
+    ('{"OfflineConversions": [ROW, {"ConversionName": "x", "ConversionValue": "abc"}]}',
+     "ConversionValue"),
+    ('{"OfflineConversions": [ROW, {"ConversionName": "x", "MicrosoftClickId": 12345}]}',
+     "MicrosoftClickId"),
+    ('{"OfflineConversions": [ROW, "not an object"]}', "OfflineConversions[1]"),
+    ('{"OfflineConversions": ROW}', "OfflineConversions"),
+    ('{"OfflineConversions": [ROW', "not JSON"),
+], ids=["number as string", "text as number", "number as click id", "string item",
+        "object for list", "truncated JSON"])
+def test_a_value_of_the_wrong_json_type_refuses_the_whole_request(emu, cm, tenant, click,
+                                                                 body, detail):
+    """A body that cannot be read into the request object is a 400 NullRequest fault, and
+    none of its items is kept, not even the valid ones."""
+    row = json.dumps(conversion(tenant, ago(emu, hours=1), MicrosoftClickId=click))
+    answer = post(emu, cm, body.replace("ROW", row))
+    assert answer.status_code == 400
+    fault = answer.json()
+    assert fault["Type"] == "AdApiFaultDetail"
+    [error] = fault["Errors"]
+    assert (error["Code"], error["ErrorCode"]) == (100, "NullRequest")
+    assert detail in error["Detail"]
+    assert answer.headers["TrackingId"] == fault["TrackingId"]
+    assert emu.admin.conversions() == [] and emu.admin.rejections() == []
 
 
 @pytest.mark.parametrize("fields, code", [
@@ -143,16 +220,24 @@ def test_hashed_identifiers_alone_count_only_on_an_enhanced_conversions_goal(emu
     assert outcome(emu) == [(False, "NotEligibleForEnhancedConversions"), (True, None)]
 
 
-@pytest.mark.parametrize("when, code", [
-    (None, 5608),
-    ("not-a-date", 5607),
-    ("2026-13-01T00:00:00Z", 5607),
-])
-def test_conversion_time_must_be_given_and_valid(emu, cm, tenant, click, when, code):
+def test_a_missing_conversion_time_is_refused(emu, cm, tenant, click):
     row = {"ConversionName": tenant.goal_name, "MicrosoftClickId": click}
-    if when is not None:
-        row["ConversionTime"] = when
-    assert [c for _, c, _ in batch_errors(upload(cm, [row]))] == [code]
+    assert batch_errors(upload(cm, [row])) == [(0, 5608, "OfflineConversionTimeNullOrEmpty")]
+
+
+@pytest.mark.parametrize("text, code", [
+    (lambda now: "not-a-date", 5607),
+    (lambda now: now.strftime("%Y-13-01T%H:%M:%SZ"), 5607),  # month 13
+    (lambda now: "", 5608),
+], ids=["text", "month 13", "empty"])
+def test_a_conversion_time_that_is_not_a_date_and_time_is_refused(emu, cm, tenant, click,
+                                                                  text, code):
+    """The SDK refuses to build these (ConversionTime is a datetime), so they go raw."""
+    good = conversion(tenant, ago(emu, hours=1), MicrosoftClickId=click)
+    bad = {**good, "ConversionTime": text(ago(emu, hours=1))}
+    result = post_rows(emu, cm, [good, bad])
+    assert [(i, c) for i, c, _ in batch_errors(result)] == [(1, code)]
+    assert len(emu.admin.conversions()) == 1
 
 
 def test_conversion_time_rules(emu, cm, tenant):
@@ -237,12 +322,16 @@ def test_a_goal_younger_than_two_hours_refuses_conversions_until_it_is_old_enoug
     assert batch_errors(upload(cm, [row])) == []
 
 
-@pytest.mark.parametrize("value, code", [(-1, 5610), (1e12, 5610), ("abc", 5610),
-                                         ("NaN", 5610), (0, None), (999999.5, None)])
+@pytest.mark.parametrize("value, code", [
+    (-1, 5610), (1e12, 5610), (float("nan"), 5610), (float("inf"), 5610),
+    (0, None), (999999.5, None)])
 def test_conversion_value_rules(emu, cm, tenant, click, value, code):
+    """NaN and Infinity: the SDK writes them as the bare tokens Python's json module
+    does (not strict JSON); a value that is text is test_a_value_of_the_wrong_json_type."""
     result = upload(cm, [conversion(tenant, ago(emu, hours=1), MicrosoftClickId=click,
                                     ConversionValue=value)])
     assert [c for _, c, _ in batch_errors(result)] == ([code] if code else [])
+    assert len(emu.admin.conversions()) == (0 if code else 1)
 
 
 @pytest.mark.parametrize("currency, ok", [
@@ -259,8 +348,10 @@ def test_currency_must_be_on_microsofts_conversion_currency_list(emu, cm, tenant
 def test_duplicates_are_accepted_and_ignored(emu, cm, tenant, click):
     when = ago(emu, hours=1)
     first = conversion(tenant, when, MicrosoftClickId=click, ConversionValue=10)
-    same_instant = conversion(tenant, when.astimezone().replace(microsecond=when.microsecond),
+    # The same instant written with another offset.
+    same_instant = conversion(tenant, when.astimezone(timezone(timedelta(hours=2))),
                               MicrosoftClickId=click, ConversionValue=12)
+    assert same_instant["ConversionTime"] != first["ConversionTime"]
     hashed = conversion(tenant, when, HashedEmailAddress=SHA)
     assert batch_errors(upload(cm, [first, same_instant, hashed, hashed])) == []
     assert batch_errors(upload(cm, [first])) == []
@@ -386,21 +477,29 @@ def test_customer_goals_serve_every_account_of_the_customer(emu, cm, tenant):
     assert batch_errors(upload(cm, rows)) == [(1, 5606, "OfflineConversionNameInvalid")]
 
 
-def test_factory_objects_and_naive_utc_datetimes_work_too(emu, cm, tenant, click):
-    arr = cm.factory.create("ArrayOfOfflineConversion")
-    oc = cm.factory.create("OfflineConversion")
-    oc.ConversionName = tenant.goal_name
-    oc.ConversionTime = emu_now(emu).replace(tzinfo=None, microsecond=0)
-    oc.MicrosoftClickId = click
-    arr.OfflineConversion.append(oc)
-    assert batch_errors(cm.ApplyOfflineConversions(OfflineConversions=arr)) == []
+def test_sdk_models_and_naive_utc_datetimes_work_too(emu, cm, tenant, click):
+    """The SDK's own models, with a datetime without a zone: the SDK sends it without an
+    offset, and the emulator reads it as UTC."""
+    naive = (emu_now(emu) - timedelta(minutes=5)).replace(tzinfo=None, microsecond=0)
+    oc = OfflineConversion(ConversionName=tenant.goal_name, ConversionTime=naive,
+                           MicrosoftClickId=click)
+    request = ApplyOfflineConversionsRequest(OfflineConversions=[oc])
+    assert batch_errors(cm.ApplyOfflineConversions(request)) == []
+    [sent] = emu.admin.requests(operation="ApplyOfflineConversions")
+    assert json.loads(sent["body"])["OfflineConversions"][0]["ConversionTime"] == \
+        naive.isoformat()
+    [row] = emu.admin.conversions()
+    assert row["conversion_time"] == naive.replace(tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_a_goal_just_added_through_the_api_refuses_conversions_for_two_hours(emu, cm, tenant,
                                                                              click):
-    from tests.emulator.test_goals import add, offline_goal
-
-    add(cm, offline_goal(cm, Name="Brand new"))
+    added = cm.AddConversionGoals({"ConversionGoals": [{
+        "Type": "OfflineConversion", "Name": "Brand new", "GoalCategory": "Purchase",
+        "ConversionWindowInMinutes": 43200, "CountType": "All", "Scope": "Account",
+        "Status": "Active", "Revenue": {"Type": "VariableValue", "Value": 0,
+                                        "CurrencyCode": "USD"}}]})
+    assert added.partial_errors == [] and added.conversion_goal_ids[0]
     row = conversion(tenant, ago(emu, minutes=30), ConversionName="Brand new",
                      MicrosoftClickId=click)
     assert batch_errors(upload(cm, [row])) == [(0, 5615, "OfflineConversionNotAcceptedForGoal")]
