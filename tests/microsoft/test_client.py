@@ -240,3 +240,23 @@ def test_a_goal_microsoft_refuses_says_why(client, tenant):
 
     with pytest.raises(RequestError, match="5317 ConversionGoalNameAlreadyExists"):
         client.add_offline_goal(tenant.account_id, tenant.customer_id, name=tenant.goal_name)
+
+
+def test_adjustments_go_over_rest_with_one_outcome_per_row(client, tenant, emu):
+    click = emu.admin.issue_click(tenant.account_id, click_time={"ago": 3 * 3600})
+    when = emu_now(emu) - timedelta(hours=2)
+    client.upload(tenant.account_id, tenant.customer_id, [
+        {"ConversionName": tenant.goal_name, "ConversionTime": when, "MicrosoftClickId": click,
+         "ConversionValue": 50.0, "ConversionCurrencyCode": "USD"}])
+    result = client.adjust(tenant.account_id, tenant.customer_id, [
+        {"ConversionName": tenant.goal_name, "ConversionTime": when, "MicrosoftClickId": click,
+         "AdjustmentType": "Restate", "AdjustmentTime": emu_now(emu) - timedelta(minutes=5),
+         "AdjustmentValue": 20.0, "AdjustmentCurrencyCode": "USD"},
+        {"ConversionName": tenant.goal_name, "ConversionTime": when, "MicrosoftClickId": click,
+         "AdjustmentType": "Retract", "AdjustmentTime": when - timedelta(minutes=1)}])
+    assert [o.accepted for o in result.outcomes] == [True, False]
+    assert result.outcomes[1].code == 5620  # adjusted before the conversion happened
+    [call] = emu.admin.requests(operation="ApplyOfflineConversionAdjustments")
+    assert call["path"] == "/CampaignManagement/v13/OfflineConversionAdjustments/Apply"
+    [row] = emu.admin.conversions()
+    assert row["restated_value"] == 20.0
