@@ -450,6 +450,11 @@ class Admin:
         http_status = body.get("http_status")
         if http_status is not None and not 100 <= int(http_status) <= 599:
             raise StoreError("http_status must be an HTTP status code")
+        if http_status is not None and kind not in ("http_error", "delay") \
+                and int(http_status) < 400:
+            # The SDK reads a 2xx answer as the operation's response, never as a fault.
+            raise StoreError(f"http_status of a {kind} fault must be 400..599: REST faults "
+                             f"come with an error status")
         if kind == "http_error" and http_status is None:
             http_status = 500
         body_contains = body.get("body_contains")

@@ -197,7 +197,7 @@ class AdminClient:
 
     def requests(self, *, service: str | None = None, operation: str | None = None,
                  since_id: int | None = None, bodies: bool = True) -> list[dict]:
-        """Every request received (SOAP and OAuth), with headers and bodies by default."""
+        """Every request received (REST and OAuth), with headers and bodies by default."""
         return self.call("GET", "requests", query={
             "service": service, "operation": operation, "since_id": since_id,
             "bodies": "true" if bodies else "false"})
@@ -208,11 +208,12 @@ class AdminClient:
         """Inject a fault. kind: throttle (117), internal_error (0), adapi_error (code=...),
         operation_error (code=...), batch_error (code=...; the items holding body_contains,
         in PartialErrors or, with as_fault=True, in an ApiFaultDetail), http_error
-        (http_status, non-SOAP body), deserialization (WCF's DeserializationFailed fault),
-        delay (delay_seconds). spec: operation, account_id, body_contains (only requests whose
-        raw body contains this text), count (calls; default 1), for_seconds or until
-        (emulator time), after_calls (let that many matching calls through first),
-        http_status (200 or 500 for SOAP faults), error_code, message."""
+        (http_status, an HTML page, not JSON), deserialization (100 NullRequest: a body that
+        cannot be read), delay (delay_seconds). spec: operation, account_id, body_contains
+        (only requests whose raw body contains this text), count (calls; default 1),
+        for_seconds or until (emulator time), after_calls (let that many matching calls
+        through first), http_status (400..599 for a fault; by default 401 for sign-in
+        codes, 500 for code 0, else 400), error_code, message."""
         return self.call("POST", "faults", {"kind": kind, **spec})
 
     def faults(self) -> list[dict]:

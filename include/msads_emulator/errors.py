@@ -250,8 +250,9 @@ def unreadable(message: str, http_status: int | None = None) -> Fault:
 
 
 def not_found(method: str, path: str, implemented: list[str]) -> Fault:
-    """A route the service does not have. Assumed: 404 with an AdApiFaultDetail (Microsoft
-    documents no body for it); the Detail lists what the emulator implements."""
+    """A route the service does not have: an unknown path, or a known path with another method
+    than its own (POST). Assumed: 404 for both (not 405) with an AdApiFaultDetail (Microsoft
+    documents neither status nor body); the Detail lists what the emulator implements."""
     return Fault("adapi", [ErrorItem(None, "NotFound",
                                      f"No operation is served at {method} {path}.",
                                      "The emulator implements: " + ", ".join(implemented))],

@@ -145,7 +145,7 @@ class App:
             resp = json_response(result)
         resp.headers["TrackingId"] = tracking_id
         self.store.finish_request(rid, status=resp.status, outcome=outcome,
-                                  response=resp.body.decode("utf-8"))
+                                  response=resp.body.decode("utf-8"), tracking_id=tracking_id)
         return resp
 
     def _injected(self, operation: str, account_id: str | None, body: str,

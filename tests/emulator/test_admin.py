@@ -22,11 +22,16 @@ def test_the_request_log_keeps_what_was_sent(emu, cm, tenant):
     email = "b4c9a289323b21a01c3e940f150eb9b8c542587f1abfd8f0e1cc1ffc5e475514"
     upload(cm, [conversion(tenant, ago(emu, hours=1), HashedEmailAddress=email)])
     [req] = emu.admin.requests(service="campaign", operation="ApplyOfflineConversions")
-    assert email in req["body"] and "<PartialErrors" in req["response"]
-    assert req["headers"]["soapaction"] == '"ApplyOfflineConversions"'
+    sent = json.loads(req["body"])["OfflineConversions"][0]
+    assert sent["HashedEmailAddress"] == email
+    assert json.loads(req["response"]) == {"PartialErrors": []}
+    assert (req["method"], req["path"]) == ("POST",
+                                            "/CampaignManagement/v13/OfflineConversions/Apply")
     assert req["headers"]["user-agent"].startswith("BingAdsSDKPython")
+    assert req["headers"]["authorization"] == f"Bearer {tenant.access_token}"
     assert req["account_id"] == str(tenant.account_id) and req["status"] == 200
-    assert req["tracking_id"] == cm.get_response_header()["TrackingId"]
+    assert req["customer_id"] == str(tenant.customer_id)
+    assert req["tracking_id"] == cm.tracking_id
     slim = emu.admin.requests(bodies=False, since_id=req["id"] - 1)
     assert "body" not in slim[0]
 
@@ -55,6 +60,8 @@ def test_admin_errors_say_what_to_fix(emu, tenant):
         admin.update_settings(colour="blue")
     with pytest.raises(AdminError, match="unknown setting"):
         admin.update_settings(strict_click_ids=False)  # removed: any 32-hex click id is taken
+    with pytest.raises(AdminError, match="unknown setting"):
+        admin.update_settings(fault_http_status=200)  # removed: REST faults have own statuses
     with pytest.raises(AdminError, match="conversion goal revenue currencies"):
         admin.create_goal("Lira", account_id=tenant.account_id, currency="TRY")
     with pytest.raises(AdminError) as caught:
@@ -68,13 +75,13 @@ def test_goals_change_like_in_the_web_ui(emu, cm, tenant):
                                     count_type="Unique")
     assert (changed["status"], changed["enhanced_conversions"], changed["externally_attributed"],
             changed["window_minutes"], changed["count_type"]) == ("Paused", 0, 1, 1440, "Unique")
-    [goal] = cm.GetConversionGoalsByIds(
-        ConversionGoalTypes="OfflineConversion",
-        ReturnAdditionalFields="IsExternallyAttributed IsEnhancedConversionsEnabled"
-    ).ConversionGoals.ConversionGoal
-    assert (goal.Status, goal.IsEnhancedConversionsEnabled, goal.IsExternallyAttributed,
-            goal.ConversionWindowInMinutes, goal.CountType) == ("Paused", False, True, 1440,
-                                                                "Unique")
+    [goal] = cm.GetConversionGoalsByIds({
+        "ConversionGoalTypes": "OfflineConversion",
+        "ReturnAdditionalFields": "IsExternallyAttributed,IsEnhancedConversionsEnabled",
+    }).conversion_goals
+    assert (goal.status.value, goal.is_enhanced_conversions_enabled,
+            goal.is_externally_attributed, goal.conversion_window_in_minutes,
+            goal.count_type.value) == ("Paused", False, True, 1440, "Unique")
     assert emu.admin.update_goal(tenant.goal_id, status="Active")["status"] == "Active"
 
 

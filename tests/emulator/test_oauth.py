@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from include.msads_emulator.testing import ADS_SCOPE, http_session, msal_app, use_tenant
+from include.msads_emulator.testing import ADS_SCOPE, http_session, msal_app
 
 REDIRECT = "http://localhost:8400"
 # msal warns about query response mode and about polling sooner than the interval; both are
@@ -26,13 +26,15 @@ def test_discovery_document(emu, tenant):
     assert doc["authorization_endpoint"].startswith("https://")
 
 
-def test_a_refreshed_access_token_works_on_the_soap_services(emu, cust, tenant):
+def test_a_refreshed_access_token_works_on_the_rest_services(emu, cust, tenant):
     result = refresh(msal_app(emu, tenant), tenant.refresh_token)
     assert result["token_type"] == "Bearer" and result["expires_in"] == 3600
     assert result["scope"] == ADS_SCOPE
     assert result["refresh_token"] != tenant.refresh_token
-    use_tenant(cust, tenant, access_token=result["access_token"])
-    assert cust.GetUser(UserId=None).User.Id == tenant.user_id
+    cust.use(tenant, access_token=result["access_token"])
+    assert cust.GetUser().user.id == str(tenant.user_id)
+    assert emu.admin.requests(operation="GetUser")[-1]["headers"]["authorization"] == \
+        f"Bearer {result['access_token']}"
     form = parse_qs(emu.admin.requests(operation="token")[-1]["body"])
     assert form["grant_type"] == ["refresh_token"]
     assert ADS_SCOPE in form["scope"][0] and "offline_access" in form["scope"][0]
