@@ -220,7 +220,11 @@ def strict_parse(service: str, operation: str | None, status: int, body: str):
     nulls = NULL_ITEMS_THE_SDK_CANNOT_READ.get(operation or "") if status == 200 else None
     if nulls and isinstance(data.get(nulls), list):
         data = {**data, nulls: [v for v in data[nulls] if v is not None]}
-    parsed = model.from_dict(data)
+    try:
+        parsed = model.from_dict(data)
+    except Exception as exc:  # pydantic's ValidationError, or an unknown Type discriminator
+        raise AssertionError(f"{operation or 'fault'} HTTP {status}: the SDK's "
+                             f"{model.__name__} cannot read the answer: {exc}") from exc
     again = _as_json(parsed)
     if _pruned(again) != _pruned(data):
         raise AssertionError(
