@@ -19,7 +19,7 @@ Typical use (one emulator per test session, state reset between tests)::
 What is here:
 
 * :class:`Tenant` and :func:`seed_tenant`: the ids and secrets of a ready-made tenant.
-* :class:`ServiceClient`, :func:`campaign_client`, :func:`customer_client`: the SDK's generated
+* :class:`RestClient`, :func:`campaign_client`, :func:`customer_client`: the SDK's generated
   API classes pointed at the emulator, with the headers a test can change (``headers``).
 * :func:`strict_parse` and :func:`assert_conformant`: every response the emulator sent, read by
   the SDK's own models; a field they do not know, a wrong type or an unknown enum value fails.
@@ -97,7 +97,7 @@ def response_model(service: str, operation: str | None, status: int):
     return module.ApplicationFault
 
 
-class ServiceClient:
+class RestClient:
     """One REST service of the emulator through the SDK's generated API class.
 
     ``headers`` holds what every call sends (``Authorization``, ``DeveloperToken``,
@@ -131,7 +131,7 @@ class ServiceClient:
 
     def use(self, tenant: Tenant | None = None, *, access_token: str | None = None,
             account_id: int | None = None, customer_id: int | None = None,
-            developer_token: str | None = None) -> ServiceClient:
+            developer_token: str | None = None) -> RestClient:
         """Send another tenant's (or these) credentials from now on."""
         token = access_token or (tenant.access_token if tenant else None)
         values = {
@@ -174,14 +174,14 @@ class ServiceClient:
         raise AttributeError(name)
 
 
-def campaign_client(emu: Emulator, tenant: Tenant | None = None, **options) -> ServiceClient:
-    """Campaign Management v13 (see :class:`ServiceClient`)."""
-    return ServiceClient(emu, CAMPAIGN, tenant, **options)
+def campaign_client(emu: Emulator, tenant: Tenant | None = None, **options) -> RestClient:
+    """Campaign Management v13 (see :class:`RestClient`)."""
+    return RestClient(emu, CAMPAIGN, tenant, **options)
 
 
-def customer_client(emu: Emulator, tenant: Tenant | None = None, **options) -> ServiceClient:
-    """Customer Management v13 (see :class:`ServiceClient`)."""
-    return ServiceClient(emu, CUSTOMER, tenant, **options)
+def customer_client(emu: Emulator, tenant: Tenant | None = None, **options) -> RestClient:
+    """Customer Management v13 (see :class:`RestClient`)."""
+    return RestClient(emu, CUSTOMER, tenant, **options)
 
 
 # -- strict parsing -----------------------------------------------------------------------------

@@ -47,3 +47,21 @@ def test_airflow_settings_follows_the_astro_schema_with_placeholders():
 def test_sql_lives_in_include_sql():
     migrations = sorted(p.name for p in (PROJECT / "include" / "sql" / "migrations").glob("*.sql"))
     assert migrations[0].startswith("0001_")
+
+
+def test_microsoft_is_reached_over_rest_only():
+    """SOAP is switched off on 2027-01-31: no suds, no SOAP SDK pin, and nothing builds the
+    SDK's ServiceClient (it patches pydantic's BaseModel for the whole process)."""
+    pins = {line.split("==")[0].strip().lower() for name in ("requirements.txt",
+                                                             "constraints.txt")
+            for line in (PROJECT / name).read_text().splitlines() if "==" in line}
+    assert "msads" in pins
+    assert not pins & {"bingads", "suds-community", "suds", "xmlschema"}
+    offenders = []
+    for folder in ("include", "dags", "plugins", "bench", "tests"):
+        for path in (PROJECT / folder).rglob("*.py"):
+            text = path.read_text()
+            if re.search(r"^\s*(from|import)\s+(suds|xmlschema)\b", text, re.MULTILINE) or \
+                    re.search(r"\bServiceClient\(", text):
+                offenders.append(str(path.relative_to(PROJECT)))
+    assert offenders == []
