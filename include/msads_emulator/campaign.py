@@ -11,6 +11,7 @@ from include.msads_emulator import errors, offline, rest
 from include.msads_emulator.currencies import CONVERSION_GOAL_REVENUE_CURRENCIES
 from include.msads_emulator.errors import BatchError
 from include.msads_emulator.store import Store
+from include.msads_emulator.timeutil import iso, parse_datetime
 
 MAX_CONVERSIONS = 1000
 MAX_ADJUSTMENTS = 1000  # Microsoft publishes no limit for adjustments; the same as uploads.
@@ -315,9 +316,130 @@ def apply_offline_conversion_adjustments(call: Call) -> dict:
                   MAX_ADJUSTMENTS, offline.check_adjustment, offline.record_adjustments)
 
 
+# -- offline conversion reports ---------------------------------------------------------------
+# What became of the uploads, per UTC day of upload (GetOfflineConversionReports, one account)
+# and per goal (GetOfflineConversionReportByGoalIds). Microsoft's pages name the fields but not
+# how each is counted; assumed here: a success is an accepted conversion that counts, an
+# unattributed one is accepted and not counted (its reason is the alert), a failure is an item
+# refused with a BatchError. The per-record files (FileUrl) are not emulated.
+
+UPLOAD_CHANNELS = ("Unknown", "CampaignManagementAPI", "BulkAPI", "WebUpload")
+# The emulator's reasons for not counting, as OfflineConversionUnattributedReason names; the
+# reasons that enum lacks are mapped to the nearest (assumed).
+UNATTRIBUTED = {
+    offline.GOAL_INACTIVE: "GoalNotFoundOrInactive",
+    offline.NO_MATCHING_CLICK: "NoMatchingClickFound",
+    offline.ACCOUNT_MISMATCH: "AccountMismatch",
+    offline.OUTSIDE_WINDOW: "OutsideGoalLookbackWindow",
+    offline.NOT_FIRST: "DuplicateConversionKey",
+    offline.NOT_ENHANCED: "MissingMatchIdentifiers",
+    offline.EMAIL_NOT_HASHED: "MalformedData",
+    offline.PHONE_NOT_HASHED: "MalformedData",
+    offline.EXTERNAL_NOT_ELIGIBLE: "MalformedData",
+    offline.EXTERNAL_FIELD_EMPTY: "MalformedData",
+    offline.EXTERNAL_CREDIT_INVALID: "MalformedData",
+}
+DAY = 86400
+
+
+def _report_range(call: Call) -> tuple[float, float]:
+    """[StartDateUtc, EndDateUtc] as epoch seconds; an open end is the start of time or now."""
+    bounds = []
+    for name, default in (("StartDateUtc", 0.0), ("EndDateUtc", call.now)):
+        raw = rest.get(call.body, name, "string")
+        if raw is None:
+            bounds.append(default)
+            continue
+        try:
+            bounds.append(parse_datetime(raw))
+        except ValueError:
+            raise errors.unreadable(f"{name}: {raw!r} is not a date and time.") from None
+    return bounds[0], bounds[1]
+
+
+def _day(epoch: float) -> str:
+    return iso(epoch - epoch % DAY)
+
+
+def _alerts(reasons: dict[str, int]) -> list[dict]:
+    counts: dict[str, int] = {}
+    for reason, n in reasons.items():
+        name = UNATTRIBUTED.get(reason, "Unknown")
+        counts[name] = counts.get(name, 0) + n
+    return [{"UnattributedReason": k, "Count": str(v)} for k, v in sorted(counts.items())]
+
+
+def _rate(success: int, unattributed: int) -> float:
+    return round(success / (success + unattributed), 4) if success + unattributed else 0.0
+
+
+def get_offline_conversion_reports(call: Call) -> dict:
+    start, end = _report_range(call)
+    days: dict[str, list[int]] = {}
+    for row in call.store.query(
+            "SELECT received_at, counted FROM conversions WHERE account_id = ? "
+            "AND received_at BETWEEN ? AND ?", (call.account["id"], start, end)):
+        days.setdefault(_day(row["received_at"]), [0, 0])[0] += 1
+    for row in call.store.query(
+            "SELECT x.received_at FROM rejections x JOIN requests r ON r.id = x.request_id "
+            "WHERE x.operation = 'ApplyOfflineConversions' AND r.account_id = ? "
+            "AND x.received_at BETWEEN ? AND ?", (str(call.account["id"]), start, end)):
+        days.setdefault(_day(row["received_at"]), [0, 0])[1] += 1
+    return {"DailySummaries": [{"UploadDate": day, "SuccessCount": ok, "FailureCount": failed}
+                               for day, (ok, failed) in sorted(days.items())]}
+
+
+def get_offline_conversion_report_by_goal_ids(call: Call) -> dict:
+    start, end = _report_range(call)
+    channels = rest.flags(rest.get(call.body, "UploadChannelFilter", "string"),
+                          (*UPLOAD_CHANNELS, "None"), "UploadChannelFilter")
+    visible = {g["id"]: g for g in call.store.goals_for_account(call.account)}
+    raw_ids = rest.get(call.body, "GoalIds", "array") or []
+    ids = [rest.get_id({"Id": v}, "Id", f"GoalIds[{i}].") for i, v in enumerate(raw_ids)]
+    if len(ids) > MAX_GOAL_IDS:
+        raise errors.operation(5318)
+    batch = [errors.batch_error(i, 5314) for i, gid in enumerate(ids) if gid not in visible]
+    wanted = [gid for gid in ids if gid in visible] if ids else list(visible)
+    # every upload here came through the Campaign Management API
+    api = not channels or "CampaignManagementAPI" in channels
+    summaries = []
+    for gid in wanted:
+        rows = call.store.query(
+            "SELECT received_at, counted, not_counted_reason FROM conversions WHERE goal_id = ? "
+            "AND account_id = ? AND received_at BETWEEN ? AND ?",
+            (gid, call.account["id"], start, end)) if api else []
+        days: dict[str, dict] = {}
+        for row in rows:
+            day = days.setdefault(_day(row["received_at"]), {"ok": 0, "reasons": {}})
+            if row["counted"]:
+                day["ok"] += 1
+            else:
+                reason = row["not_counted_reason"]
+                day["reasons"][reason] = day["reasons"].get(reason, 0) + 1
+        ok = sum(d["ok"] for d in days.values())
+        reasons: dict[str, int] = {}
+        for d in days.values():
+            for reason, n in d["reasons"].items():
+                reasons[reason] = reasons.get(reason, 0) + n
+        lost = sum(reasons.values())
+        summaries.append({
+            "GoalId": str(gid), "ConversionName": visible[gid]["name"],
+            "OverallSuccessCount": str(ok), "OverallUnattributedCount": str(lost),
+            "OverallSuccessRate": _rate(ok, lost), "OverallAlerts": _alerts(reasons),
+            "DailySummaries": [{
+                "GoalId": str(gid), "UploadDate": day, "SuccessCount": d["ok"],
+                "UnattributedCount": sum(d["reasons"].values()),
+                "SuccessRate": _rate(d["ok"], sum(d["reasons"].values())),
+                "Alerts": _alerts(d["reasons"])} for day, d in sorted(days.items())]})
+    return {"OfflineGoalConversionSummaries": summaries,
+            "PartialErrors": [b.as_json() for b in batch]}
+
+
 OPERATIONS: dict[str, Callable[[Call], dict]] = {
     "GetConversionGoalsByIds": get_conversion_goals_by_ids,
     "AddConversionGoals": add_conversion_goals,
     "ApplyOfflineConversions": apply_offline_conversions,
     "ApplyOfflineConversionAdjustments": apply_offline_conversion_adjustments,
+    "GetOfflineConversionReports": get_offline_conversion_reports,
+    "GetOfflineConversionReportByGoalIds": get_offline_conversion_report_by_goal_ids,
 }

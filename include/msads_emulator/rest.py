@@ -27,6 +27,10 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/CampaignManagement/v13/ConversionGoals/QueryByIds"):
         (CAMPAIGN, "GetConversionGoalsByIds"),
     ("POST", "/CampaignManagement/v13/ConversionGoals"): (CAMPAIGN, "AddConversionGoals"),
+    ("POST", "/CampaignManagement/v13/OfflineConversionReports/Query"):
+        (CAMPAIGN, "GetOfflineConversionReports"),
+    ("POST", "/CampaignManagement/v13/OfflineConversionReport/QueryByGoalIds"):
+        (CAMPAIGN, "GetOfflineConversionReportByGoalIds"),
     ("POST", "/CustomerManagement/v13/User/Query"): (CUSTOMER, "GetUser"),
     ("POST", "/CustomerManagement/v13/AccountsInfo/Query"): (CUSTOMER, "GetAccountsInfo"),
     ("POST", "/CustomerManagement/v13/Accounts/Search"): (CUSTOMER, "SearchAccounts"),

@@ -187,12 +187,20 @@ def customer_client(emu: Emulator, tenant: Tenant | None = None, **options) -> R
 # -- strict parsing -----------------------------------------------------------------------------
 
 
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+
+
 def _pruned(value):
-    """JSON without nulls (the SDK's models omit unset fields and null list items)."""
+    """JSON without nulls (the SDK's models omit unset fields and null list items), with
+    date-times compared as instants (the SDK writes ``+00:00`` for ``Z``)."""
     if isinstance(value, dict):
         return {k: _pruned(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
         return [_pruned(v) for v in value if v is not None]
+    if isinstance(value, str) and _DATETIME.fullmatch(value):
+        from datetime import UTC, datetime
+
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC).isoformat()
     return value
 
 

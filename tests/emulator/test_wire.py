@@ -14,6 +14,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 import requests
@@ -34,7 +35,7 @@ from openapi_client.models.customer.get_user_request import GetUserRequest
 
 from include.msads_emulator import rest
 from include.msads_emulator.testing import CAMPAIGN, SERVICES, http_session, strict_parse
-from tests.emulator.support import ago, batch_errors, conversion, upload
+from tests.emulator.support import ago, batch_errors, conversion, emu_now, upload
 
 APPLY_PATH = "/CampaignManagement/v13/OfflineConversions/Apply"
 ALL_GOAL_FIELDS = ("ViewThroughConversionWindowInMinutes,IsExternallyAttributed,GoalCategory,"
@@ -122,6 +123,31 @@ def add_goal(emu, cm, cust, tenant):
         Name="Calls", GoalCategory="Contact", Revenue=ConversionGoalRevenue(Type="NoValue"))]})
     [goal] = [g for g in emu.admin.goals() if g["name"] == "Calls"]
     return [str(goal["id"])], []
+
+
+def upload_report(emu, cm, cust, tenant):
+    apply_conversions(emu, cm, cust, tenant)  # one accepted, one refused
+    now = emu_now(emu)
+    cm.GetOfflineConversionReports({"StartDateUtc": (now - timedelta(days=1)).isoformat(),
+                                    "EndDateUtc": now.isoformat()})
+    return [(now.date(), 1, 1)]
+
+
+def goal_report(emu, cm, cust, tenant):
+    when = ago(emu, hours=1)
+    upload(cm, [conversion(tenant, when, MicrosoftClickId="0" * 32)])  # never issued
+    now = emu_now(emu)
+    cm.GetOfflineConversionReportByGoalIds({
+        "StartDateUtc": (now - timedelta(days=1)).isoformat(), "EndDateUtc": now.isoformat(),
+        "GoalIds": [str(tenant.goal_id), "1"], "UploadChannelFilter": "CampaignManagementAPI"})
+    return ([(str(tenant.goal_id), "0", "1", [("NoMatchingClickFound", "1")])],
+            [(1, 5314, "InvalidConversionGoalId")])
+
+
+def goal_report_facts(answer):
+    return ([(g.goal_id, g.overall_success_count, g.overall_unattributed_count,
+              [(a.unattributed_reason.value, a.count) for a in g.overall_alerts])
+             for g in answer.offline_goal_conversion_summaries], batch_errors(answer))
 
 
 def get_user(emu, cm, cust, tenant):
@@ -249,6 +275,14 @@ KINDS = {
     "AddConversionGoals 200": Kind(
         add_goal, "AddConversionGoals", 200, "campaign.AddConversionGoalsResponse",
         lambda a: (a.conversion_goal_ids, batch_errors(a))),
+    "GetOfflineConversionReports 200": Kind(
+        upload_report, "GetOfflineConversionReports", 200,
+        "campaign.GetOfflineConversionReportsResponse",
+        lambda a: [(d.upload_date.date(), d.success_count, d.failure_count)
+                   for d in a.daily_summaries]),
+    "GetOfflineConversionReportByGoalIds 200": Kind(
+        goal_report, "GetOfflineConversionReportByGoalIds", 200,
+        "campaign.GetOfflineConversionReportByGoalIdsResponse", goal_report_facts),
     "GetUser 200": Kind(
         get_user, "GetUser", 200, "customer.GetUserResponse",
         lambda a: (a.user.id, [(r.role_id, r.customer_id, r.account_ids)

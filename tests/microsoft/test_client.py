@@ -260,3 +260,35 @@ def test_adjustments_go_over_rest_with_one_outcome_per_row(client, tenant, emu):
     assert call["path"] == "/CampaignManagement/v13/OfflineConversionAdjustments/Apply"
     [row] = emu.admin.conversions()
     assert row["restated_value"] == 20.0
+
+
+def test_reports_say_what_became_of_each_upload(client, tenant, emu):
+    from include.msads_capi.microsoft.faults import RequestError
+
+    click = emu.admin.issue_click(tenant.account_id, click_time={"ago": 3 * 3600})
+    when = emu_now(emu) - timedelta(hours=1)
+    unknown_click = "0" * 32  # well formed, never issued: accepted, then not attributed
+    result = client.upload(tenant.account_id, tenant.customer_id, [
+        {"ConversionName": tenant.goal_name, "ConversionTime": when, "MicrosoftClickId": click},
+        {"ConversionName": tenant.goal_name, "ConversionTime": when,
+         "MicrosoftClickId": unknown_click},
+        {"ConversionName": "No such goal", "ConversionTime": when, "MicrosoftClickId": click}])
+    assert [o.accepted for o in result.outcomes] == [True, True, False]
+    now = emu_now(emu)
+    days = client.upload_report(tenant.account_id, tenant.customer_id, now - timedelta(days=1),
+                                now)
+    assert [(d.day, d.succeeded, d.failed) for d in days] == [(now.date(), 2, 1)]
+    [goal] = client.goal_report(tenant.account_id, tenant.customer_id,
+                                now - timedelta(days=1), now)
+    assert (goal.goal_id, goal.conversion_name) == (tenant.goal_id, tenant.goal_name)
+    assert (goal.succeeded, goal.unattributed, goal.success_rate) == (1, 1, 0.5)
+    assert goal.alerts == {"NoMatchingClickFound": 1}
+    assert [(d.day, d.succeeded, d.unattributed) for d in goal.days] == [(now.date(), 1, 1)]
+    # before the uploads: nothing to report
+    assert client.goal_report(tenant.account_id, tenant.customer_id, now - timedelta(days=3),
+                              now - timedelta(days=2))[0].succeeded == 0
+    with pytest.raises(RequestError, match="5314"):
+        client.goal_report(tenant.account_id, tenant.customer_id, now - timedelta(days=1), now,
+                           goal_ids=[tenant.goal_id + 999])
+    calls = emu.admin.requests(operation="GetOfflineConversionReportByGoalIds")
+    assert calls[0]["path"] == "/CampaignManagement/v13/OfflineConversionReport/QueryByGoalIds"

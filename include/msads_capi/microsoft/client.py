@@ -19,7 +19,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from include.msads_capi.microsoft.faults import (
@@ -103,6 +103,36 @@ class UploadResult:
     tracking_id: str | None
 
 
+@dataclass(frozen=True)
+class UploadDay:
+    """GetOfflineConversionReports: one UTC day of uploads to an account."""
+
+    day: date
+    succeeded: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class GoalDay:
+    day: date
+    succeeded: int
+    unattributed: int
+    alerts: dict[str, int]  # OfflineConversionUnattributedReason -> count
+
+
+@dataclass(frozen=True)
+class GoalReport:
+    """GetOfflineConversionReportByGoalIds: what became of one goal's offline conversions."""
+
+    goal_id: int
+    conversion_name: str | None
+    succeeded: int
+    unattributed: int
+    success_rate: float | None
+    alerts: dict[str, int]
+    days: list[GoalDay]
+
+
 def _text(value) -> str | None:
     """Text of a value from the SDK's models; enums by their value; None for unset or empty."""
     value = getattr(value, "value", value)
@@ -113,13 +143,18 @@ def _int(value) -> int | None:
     return None if value is None or str(value) == "" else int(value)
 
 
-def _when(value) -> datetime:
-    """A conversion time as an aware UTC datetime, whole seconds (Microsoft keeps seconds)."""
+def _utc(value) -> datetime:
+    """A time as an aware UTC datetime; a time without a zone is refused, never guessed."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if value.tzinfo is None:
-        raise ValueError("a conversion time must carry its time zone")
-    return value.astimezone(UTC).replace(microsecond=0)
+        raise ValueError("a time sent to Microsoft must carry its time zone")
+    return value.astimezone(UTC)
+
+
+def _when(value) -> datetime:
+    """A conversion time as an aware UTC datetime, whole seconds (Microsoft keeps seconds)."""
+    return _utc(value).replace(microsecond=0)
 
 
 class RestService:
@@ -371,6 +406,52 @@ class AdsClient:
         return self._apply("ApplyOfflineConversionAdjustments", request, account_id,
                            customer_id, len(items))
 
+    def upload_report(self, account_id: int, customer_id: int, start: datetime,
+                      end: datetime) -> list[UploadDay]:
+        """Uploads to the account per UTC day between ``start`` and ``end``: how many
+        conversions Microsoft took and how many failed (GetOfflineConversionReports)."""
+        from openapi_client.models.campaign.get_offline_conversion_reports_request import (
+            GetOfflineConversionReportsRequest,
+        )
+
+        request = GetOfflineConversionReportsRequest(StartDateUtc=_utc(start),
+                                                     EndDateUtc=_utc(end))
+        response, _ = self._call(CAMPAIGN, "GetOfflineConversionReports", request,
+                                 account_id=account_id, customer_id=customer_id)
+        return [UploadDay(d.upload_date.date(), d.success_count or 0, d.failure_count or 0)
+                for d in response.daily_summaries or [] if d is not None]
+
+    def goal_report(self, account_id: int, customer_id: int, start: datetime, end: datetime,
+                    goal_ids: Sequence[int] = ()) -> list[GoalReport]:
+        """What became of the offline conversions of these goals (all the account's goals
+        when none are named), uploaded between ``start`` and ``end``: counted, or not with
+        Microsoft's reason (GetOfflineConversionReportByGoalIds)."""
+        from openapi_client.models.campaign.get_offline_conversion_report_by_goal_ids_request import (  # noqa: E501
+            GetOfflineConversionReportByGoalIdsRequest,
+        )
+
+        request = GetOfflineConversionReportByGoalIdsRequest(
+            StartDateUtc=_utc(start), EndDateUtc=_utc(end),
+            GoalIds=[str(g) for g in goal_ids] or None,
+            UploadChannelFilter="CampaignManagementAPI")
+        response, tracking = self._call(CAMPAIGN, "GetOfflineConversionReportByGoalIds",
+                                        request, account_id=account_id,
+                                        customer_id=customer_id)
+        errors = [_batch_error(e) for e in response.partial_errors or [] if e is not None]
+        if errors:
+            raise RequestError(f"Microsoft refused the report for goal(s) "
+                               f"{', '.join(str(goal_ids[e.index]) for e in errors)}: "
+                               f"{errors[0]}", tuple(errors), tracking)
+        return [GoalReport(
+            goal_id=int(g.goal_id), conversion_name=g.conversion_name,
+            succeeded=_int(g.overall_success_count) or 0,
+            unattributed=_int(g.overall_unattributed_count) or 0,
+            success_rate=g.overall_success_rate, alerts=_alert_counts(g.overall_alerts),
+            days=[GoalDay(d.upload_date.date(), d.success_count or 0,
+                          d.unattributed_count or 0, _alert_counts(d.alerts))
+                  for d in g.daily_summaries or [] if d is not None])
+            for g in response.offline_goal_conversion_summaries or [] if g is not None]
+
     @staticmethod
     def _checked(operation: str, rows: Sequence[dict]) -> Sequence[dict]:
         if len(rows) > MAX_CONVERSIONS_PER_CALL:
@@ -397,6 +478,16 @@ class AdsClient:
                                                     e.message))
         return UploadResult([rejected.get(i, RowOutcome(i, True)) for i in range(count)],
                             tracking)
+
+
+def _alert_counts(alerts) -> dict[str, int]:
+    """OfflineConversionAlert list -> {UnattributedReason: count}."""
+    counts: dict[str, int] = {}
+    for a in alerts or []:
+        if a is not None and a.unattributed_reason is not None:
+            reason = _text(a.unattributed_reason) or "Unknown"
+            counts[reason] = counts.get(reason, 0) + (_int(a.count) or 0)
+    return counts
 
 
 def _batch_error(e) -> ApiError:
