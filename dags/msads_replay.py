@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
-from include.msads_capi.pipeline.replay import REPLAYABLE
+from include.msads_capi.outcomes import REPLAY_DEFAULT, REPLAYABLE
 from include.msads_capi.runtime.pipeline_tasks import plan_hash_upload
 
 OUTCOMES = list(REPLAYABLE)
@@ -51,7 +51,7 @@ OUTCOMES = list(REPLAYABLE)
                        description="event_time from (inclusive)"),
         "end": Param(None, type=["null", "string"], format="date-time",
                      description="event_time until (exclusive)"),
-        "outcomes": Param(["not_mapped", "goal_missing", "account_inactive", "failed"],
+        "outcomes": Param(list(REPLAY_DEFAULT),
                           type="array", items={"type": "string", "enum": OUTCOMES},
                           description="outcomes to resend (never uploaded)"),
         "dry_run": Param(True, type="boolean", description="only report what would be sent"),

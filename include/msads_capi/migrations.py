@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from include.msads_capi import settings
+from include.msads_capi import outcomes, settings
 from include.msads_capi.errors import MsadsError
 from include.msads_capi.paths import SQL_DIR
 from include.msads_capi.warehouse import Warehouse, transaction
@@ -122,6 +122,7 @@ def migrate(warehouse: Warehouse) -> list[Migration]:
                 (m.version, m.name, m.checksum),
             )
             done.append(m)
+        outcomes.sync(conn)  # the explanations follow the code, new migration or not
     return done
 
 

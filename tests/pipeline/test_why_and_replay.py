@@ -8,6 +8,8 @@ from pathlib import Path
 
 import psycopg
 
+from include.msads_capi.outcomes import REASONS
+
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
@@ -44,12 +46,18 @@ def test_why_explains_every_reason_in_plain_words(shop, msads):
         assert sentence.endswith(".") and "_" not in sentence.split(".")[0], reason
 
 
-def test_the_docs_outcome_table_lists_every_reason_the_pipeline_explains(warehouse):
+def test_the_docs_outcome_table_lists_every_reason_of_the_registry(warehouse):
     section = (DOCS / "pipeline.md").read_text(encoding="utf-8").split("\n## Outcomes", 1)[1]
-    documented = set(re.findall(r"^\| `([^`]+)` \|", section, re.MULTILINE))
+    rows = re.findall(r"^\| `([^`]+)` \| (\w+)", section, re.MULTILINE)
+    assert dict(rows) == {**{code: r.status for code, r in REASONS.items()},
+                          "rejected:<ErrorCode>": "rejected"}
+
+
+def test_analysts_read_the_registrys_explanations_in_the_warehouse(warehouse):
     with psycopg.connect(warehouse.url) as conn:
-        explained = {r for (r,) in conn.execute("SELECT reason FROM msads.reasons")}
-    assert documented == explained | {"rejected:<ErrorCode>"}
+        rows = conn.execute("SELECT reason, status, sentence, fix FROM msads.reasons").fetchall()
+    assert {r[0]: (r[1], r[2], r[3]) for r in rows} == {
+        code: (r.status, r.sentence, r.fix) for code, r in REASONS.items()}
 
 
 def test_replay_after_a_mapping_is_fixed_never_resends_an_upload(shop, msads):

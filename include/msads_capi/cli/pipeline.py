@@ -100,14 +100,15 @@ def _parse_time(value: str | None, what: str) -> datetime | None:
 
 def _replay(args, ctx) -> int:
     from include.msads_capi import migrations
+    from include.msads_capi.outcomes import REPLAY_DEFAULT
     from include.msads_capi.pipeline.config import from_env
-    from include.msads_capi.pipeline.replay import DEFAULT_OUTCOMES, ReplayRequest, reopen
+    from include.msads_capi.pipeline.replay import ReplayRequest, reopen
 
     migrations.require_current(ctx.warehouse)
     req = ReplayRequest(space=args.space, event_names=args.event,
                         start=_parse_time(args.start, "--start"),
                         end=_parse_time(args.end, "--end"),
-                        outcomes=args.outcome or list(DEFAULT_OUTCOMES), dry_run=not args.go)
+                        outcomes=args.outcome or list(REPLAY_DEFAULT), dry_run=not args.go)
     run_id = f"replay__{datetime.now(UTC):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
     report = reopen(ctx.warehouse, req, run_id, datetime.now(UTC))
     if req.dry_run:

@@ -18,6 +18,7 @@ from datetime import datetime
 import pandas as pd
 
 from include.msads_capi.identity import describe, hash_identities
+from include.msads_capi.outcomes import ENHANCED_CONVERSIONS_OFF, NO_IDENTIFIER, READY
 from include.msads_capi.pipeline.config import PipelineConfig
 from include.msads_capi.pipeline.store import delete_keys, update
 from include.msads_capi.settings import events_table
@@ -92,10 +93,10 @@ def hash_stage(warehouse: Warehouse, run_id: str, now: datetime,
             for row, ok in zip(frame.itertuples(index=False), has_id, strict=True):
                 key = (row.event_id, int(row.account_id), int(row.goal_id))
                 if not ok:
-                    decided.append(key + ("skipped", "no_identifier", _why_absent(row), None,
+                    decided.append(key + ("skipped", NO_IDENTIFIER, _why_absent(row), None,
                                           now))
                 elif not isinstance(row.click_id, str) and not row.enhanced:
-                    decided.append(key + ("skipped", "enhanced_conversions_off",
+                    decided.append(key + ("skipped", ENHANCED_CONVERSIONS_OFF,
                                           f"no click id, only a hashed email or phone, and goal "
                                           f"{row.goal_id} ({row.conversion_name}) does not have "
                                           "enhanced conversions turned on", None, now))
@@ -117,7 +118,7 @@ def hash_stage(warehouse: Warehouse, run_id: str, now: datetime,
                    decided, touch_updated_at=True)
             delete_keys(conn, "msads.outbox", drop)
             summary.outcomes.update(d[4] for d in decided)
-            summary.outcomes["ready"] += len(ready)
+            summary.outcomes[READY] += len(ready)
     log.info("hashed: %s; identifier coverage %s", dict(summary.outcomes), dict(summary.coverage))
     return summary
 

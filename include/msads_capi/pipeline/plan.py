@@ -29,6 +29,24 @@ import pandas as pd
 
 from include.msads_capi import codes
 from include.msads_capi.events import select_optional
+from include.msads_capi.outcomes import (
+    ACCOUNT_INACTIVE,
+    ATTRIBUTION_INVALID,
+    ATTRIBUTION_MISSING,
+    CAPI_OFF,
+    EVENT_DELETED,
+    FUTURE_TIME,
+    GOAL_MISSING,
+    GOAL_PAUSED,
+    GOAL_TOO_NEW,
+    INVALID_VALUE,
+    NO_TIME_ZONE,
+    NOT_ATTRIBUTED,
+    NOT_DUE_YET,
+    NOT_MAPPED,
+    OUTSIDE_WINDOW,
+    READY,
+)
 from include.msads_capi.pipeline.config import PipelineConfig
 from include.msads_capi.pipeline.store import delete_keys, upsert
 from include.msads_capi.settings import events_table
@@ -128,14 +146,14 @@ class Planner:
                 *columns, strict=True)):
             reason = None
             if gone[i]:
-                reason, detail = "event_deleted", None
+                reason, detail = EVENT_DELETED, None
             elif space_id not in capi_on:
-                reason, detail = "not_mapped", (f"Space {space_id!r} is not configured; add it "
+                reason, detail = NOT_MAPPED, (f"Space {space_id!r} is not configured; add it "
                                                 "with msads space add")
             elif not capi_on[space_id]:
-                reason, detail = "capi_off", f"Microsoft CAPI was off for Space {space_id}"
+                reason, detail = CAPI_OFF, _capi_off(space_id)
             elif (candidates := maps.get((space_id, name))) is None:
-                reason, detail = "not_mapped", (f"no enabled mapping sends {name!r} in "
+                reason, detail = NOT_MAPPED, (f"no enabled mapping sends {name!r} in "
                                                 f"Space {space_id}")
             if reason is not None:
                 finals.append(self._final(holders.iloc[i], 0, 0, reason, detail))
@@ -186,16 +204,16 @@ class Planner:
         reason = np.select(
             [missing_event, capi_off, ~mapped, broken, unverified, inactive, paused,
              not_attributed],
-            ["event_deleted", "capi_off", "not_mapped", "goal_missing", "goal_missing",
-             "account_inactive", "goal_paused", "not_attributed"], default="ready")
-        held = (((reason == "goal_missing") & unverified.to_numpy() & ~unverified_over.to_numpy()
+            [EVENT_DELETED, CAPI_OFF, NOT_MAPPED, GOAL_MISSING, GOAL_MISSING,
+             ACCOUNT_INACTIVE, GOAL_PAUSED, NOT_ATTRIBUTED], default=READY)
+        held = (((reason == GOAL_MISSING) & unverified.to_numpy() & ~unverified_over.to_numpy()
                  & ~broken.to_numpy())
-                | ((reason == "account_inactive") & ~inactive_over.to_numpy())
-                | ((reason == "goal_paused") & ~paused_over.to_numpy()))
+                | ((reason == ACCOUNT_INACTIVE) & ~inactive_over.to_numpy())
+                | ((reason == GOAL_PAUSED) & ~paused_over.to_numpy()))
         df["reason"] = reason
         df["held"] = held
         hold_until = np.select(
-            [df["reason"].eq("account_inactive"), df["reason"].eq("goal_paused")],
+            [df["reason"].eq(ACCOUNT_INACTIVE), df["reason"].eq(GOAL_PAUSED)],
             [first_seen + cfg.account_hold, first_seen + cfg.goal_hold],
             default=first_seen + cfg.unverified_hold)
         clean, values, currencies = self._clean(df)
@@ -208,7 +226,7 @@ class Planner:
         accounts, goals = df["account_id"].astype("int64").tolist(), df["goal_id"].astype(
             "int64").tolist()
         customers = df["customer_id"].tolist()
-        ready = reason == "ready"
+        ready = reason == READY
         slow = np.flatnonzero(~(ready & clean))  # decided here, or checked one by one
         rows = dict(zip(slow.tolist(), df.iloc[slow].itertuples(index=False), strict=True))
         ledger, outbox = [], []
@@ -234,7 +252,7 @@ class Planner:
                 value, currency, pre, pre_detail, defer, credit, model = self._preflight(rows[i])
             conv_time, goal_name, click = times[i], col["goal_name"][i], col["msclkid"][i]
             click = click.strip() if isinstance(click, str) else None
-            ledger.append(base + ("pending", "ready", None, None, None, goal_name, conv_time,
+            ledger.append(base + ("pending", READY, None, None, None, goal_name, conv_time,
                                   value, currency) + tail)
             outbox.append((event_id, accounts[i], goals[i], int(customers[i]), run_id,
                            goal_name, conv_time, value, currency, click or None, None, None,
@@ -243,12 +261,12 @@ class Planner:
 
     def _detail(self, row) -> str | None:
         reason = row.reason
-        if reason == "capi_off":
-            return f"Microsoft CAPI is off for Space {row.space_id}"
-        if reason == "not_mapped":
+        if reason == CAPI_OFF:
+            return _capi_off(row.space_id)
+        if reason == NOT_MAPPED:
             return (f"no enabled mapping sends {row.event_name!r} to goal {row.goal_id} of "
                     f"account {row.account_id} any more")
-        if reason == "goal_missing":
+        if reason == GOAL_MISSING:
             if isinstance(row.broken_reason, str):
                 return row.broken_reason
             if not row.goals_fetched:
@@ -256,13 +274,13 @@ class Planner:
                         f"{row.goal_id} cannot be checked; run the msads_refresh_goals DAG")
             return (f"goal {row.goal_id} is not an offline conversion goal of account "
                     f"{row.account_id} in Microsoft Advertising")
-        if reason == "account_inactive":
+        if reason == ACCOUNT_INACTIVE:
             why = f": {row.account_reason}" if isinstance(row.account_reason, str) else ""
             return f"account {row.account_id} is {row.account_status}{why}"
-        if reason == "goal_paused":
+        if reason == GOAL_PAUSED:
             return (f"goal {row.goal_id} ({row.goal_name}) of account {row.account_id} is paused "
                     "in Microsoft Advertising, where it counts nothing")
-        if reason == "not_attributed":
+        if reason == NOT_ATTRIBUTED:
             platform = row.attributed_platform if isinstance(row.attributed_platform, str) else None
             return (f"attributed to {platform!r}" if platform else "not attributed to any "
                     "platform") + "; the mapping sends only events attributed to Microsoft"
@@ -315,25 +333,25 @@ class Planner:
         if isinstance(created, datetime) and not pd.isna(created):
             ready_at = created + cfg.goal_min_age
             if now < ready_at:
-                reasons.append(("goal_too_new", f"goal {row.goal_id} was created at "
+                reasons.append((GOAL_TOO_NEW, f"goal {row.goal_id} was created at "
                                 f"{created:%Y-%m-%d %H:%M} UTC; Microsoft accepts conversions "
                                 f"from {ready_at:%H:%M} UTC", ready_at))
         event_time = pd.Timestamp(row.event_time).to_pydatetime()
         if event_time.tzinfo is None:
             # A custom events table with `timestamp` columns: the zone is never guessed.
-            return (None, None, "no_time_zone", f"event_time {event_time:%Y-%m-%d %H:%M} has no "
+            return (None, None, NO_TIME_ZONE, f"event_time {event_time:%Y-%m-%d %H:%M} has no "
                     "time zone (the column is timestamp, not timestamptz); write timestamptz",
                     None, None, None)
         if event_time < now - cfg.max_age:
-            reasons.append(("outside_window", f"the event is {(now - event_time).days} day(s) "
+            reasons.append((OUTSIDE_WINDOW, f"the event is {(now - event_time).days} day(s) "
                             f"old; Microsoft accepts conversions up to {cfg.max_age.days} days "
                             "old", None))
         elif event_time > now + cfg.future_tolerance:
-            reasons.append(("future_time", f"event_time {event_time:%Y-%m-%d %H:%M} UTC is "
+            reasons.append((FUTURE_TIME, f"event_time {event_time:%Y-%m-%d %H:%M} UTC is "
                             f"more than {_minutes(cfg.future_tolerance)} ahead of now "
                             f"({now:%Y-%m-%d %H:%M} UTC)", None))
         elif event_time > now:
-            reasons.append(("not_due_yet", f"event_time {event_time:%H:%M:%S} UTC is ahead of "
+            reasons.append((NOT_DUE_YET, f"event_time {event_time:%H:%M:%S} UTC is ahead of "
                             f"now ({now:%H:%M:%S} UTC); it is sent once that time has passed",
                             event_time))
         if value is not None and not (isinstance(value, Decimal) and value.is_nan()):
@@ -341,22 +359,22 @@ class Planner:
             cur_raw = row.currency_code if isinstance(row.currency_code, str) else None
             currency = (cur_raw or row.space_currency or "").strip().upper()
             if math.isnan(number) or math.isinf(number) or number < 0 or number > cfg.max_value:
-                reasons.append(("invalid_value", f"value {value} is not a non-negative amount",
+                reasons.append((INVALID_VALUE, f"value {value} is not a non-negative amount",
                                 None))
             elif currency not in codes.CURRENCIES:
-                reasons.append(("invalid_value", f"currency {currency!r} is not one Microsoft "
+                reasons.append((INVALID_VALUE, f"currency {currency!r} is not one Microsoft "
                                 f"takes for conversions (its list: {codes.CURRENCY_LIST_URL})",
                                 None))
             value = number
         elif value is not None:
-            reasons.append(("invalid_value", "value is NaN (not a number)", None))
+            reasons.append((INVALID_VALUE, "value is NaN (not a number)", None))
             value = None
         credit, model = self._attribution(row, reasons)
         if not reasons:
             return value, currency or None, None, None, None, credit, model
         reason, detail, defer = reasons[0]
-        return (value if reason != "invalid_value" else None,
-                currency if reason != "invalid_value" else None, reason, detail, defer,
+        return (value if reason != INVALID_VALUE else None,
+                currency if reason != INVALID_VALUE else None, reason, detail, defer,
                 credit, model)
 
     @staticmethod
@@ -372,10 +390,10 @@ class Planner:
             absent = " and ".join(n for n, v in (("external_attribution_credit", credit),
                                                  ("external_attribution_model", model))
                                   if v is None)
-            reasons.append(("attribution_missing", f"goal {row.goal_id} uses external "
+            reasons.append((ATTRIBUTION_MISSING, f"goal {row.goal_id} uses external "
                             f"attribution; the event has no {absent}", None))
         elif not 0 <= credit <= 1:
-            reasons.append(("attribution_invalid", f"external_attribution_credit {raw_credit} "
+            reasons.append((ATTRIBUTION_INVALID, f"external_attribution_credit {raw_credit} "
                             "is not between 0 and 1", None))
         return credit, model
 
@@ -430,3 +448,7 @@ def plan(warehouse: Warehouse, run_id: str, now: datetime, config: PipelineConfi
             counts.update(r[6] for r in finals + rows)
     log.info("planned: %s", dict(counts))
     return counts
+
+
+def _capi_off(space_id: str) -> str:
+    return f"Microsoft CAPI was off for Space {space_id} when the event was planned"

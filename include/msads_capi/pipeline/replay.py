@@ -17,18 +17,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from include.msads_capi.errors import MsadsError
+from include.msads_capi.outcomes import REFUSED, REJECTED, REPLAY_DEFAULT, REPLAYABLE, UPLOADED
 from include.msads_capi.settings import events_table
 from include.msads_capi.warehouse import Warehouse, transaction
 
-REPLAYABLE = ("capi_off", "not_mapped", "goal_missing", "account_inactive", "goal_paused",
-              "not_attributed", "no_identifier", "enhanced_conversions_off", "outside_window",
-              "future_time", "no_time_zone", "invalid_value", "attribution_missing",
-              "attribution_invalid", "failed", "event_deleted", "rejected", "refused")
 # Rejections recorded for a whole refused request (before msads-capi told them apart).
 _REFUSED_WHOLE = ("(r.status = 'rejected' AND r.detail IS NULL AND (r.ms_message LIKE "
                   "'Microsoft Advertising answered%%' OR r.ms_message LIKE "
                   "'unexpected error calling Microsoft Advertising%%'))")
-DEFAULT_OUTCOMES = ("not_mapped", "goal_missing", "account_inactive", "failed")
 
 
 @dataclass
@@ -37,12 +33,12 @@ class ReplayRequest:
     event_names: list[str] = field(default_factory=list)
     start: datetime | None = None
     end: datetime | None = None
-    outcomes: list[str] = field(default_factory=lambda: list(DEFAULT_OUTCOMES))
+    outcomes: list[str] = field(default_factory=lambda: list(REPLAY_DEFAULT))
     dry_run: bool = True
 
     def validate(self) -> None:
         bad = [o for o in self.outcomes if o not in REPLAYABLE]
-        if "uploaded" in self.outcomes:
+        if UPLOADED in self.outcomes:
             raise MsadsError("uploaded conversions are never sent again; leave 'uploaded' out")
         if bad or not self.outcomes:
             raise MsadsError(f"outcomes {bad or '[]'} cannot be replayed; choose from "
@@ -54,11 +50,11 @@ class ReplayRequest:
 
 def _where(req: ReplayRequest) -> tuple[str, dict]:
     clauses = ["r.status IN ('skipped', 'rejected', 'failed', 'deferred')"]
-    reasons = [o for o in req.outcomes if o not in ("rejected", "refused")]
+    reasons = [o for o in req.outcomes if o not in (REJECTED, REFUSED)]
     outcome_sql = ["r.reason = ANY(%(reasons)s)"]
-    if "rejected" in req.outcomes:
+    if REJECTED in req.outcomes:
         outcome_sql.append("r.reason LIKE 'rejected:%%'")
-    if "refused" in req.outcomes:
+    if REFUSED in req.outcomes:
         outcome_sql.append(_REFUSED_WHOLE)
     clauses.append("(" + " OR ".join(outcome_sql) + ")")
     if req.space:

@@ -44,6 +44,16 @@ from include.msads_capi.microsoft.faults import (
     MicrosoftError,
     RequestError,
 )
+from include.msads_capi.outcomes import (
+    ACCOUNT_INACTIVE,
+    FAILED,
+    GOAL_TOO_NEW,
+    NOT_DUE_YET,
+    REFUSED,
+    RETRY,
+    UPLOADED,
+    rejected,
+)
 from include.msads_capi.pipeline.config import PipelineConfig
 from include.msads_capi.pipeline.store import delete_keys, update
 from include.msads_capi.warehouse import Warehouse, connect, transaction
@@ -260,7 +270,7 @@ class Uploader:
         released = self._release(*self._left) if self._left else 0
         if self._tripped is not None:
             self._error = self._error or self._refused_error(
-                self._tripped, released + self.summary.outcomes["refused"])
+                self._tripped, released + self.summary.outcomes[REFUSED])
         if self._error is not None:
             raise self._error
         return self.summary
@@ -364,7 +374,7 @@ class Uploader:
 
     def _rejected(self, row: OutboxRow, err: tuple, exc: RequestError) -> tuple:
         code, error_code, message = err
-        return _decided(row, "rejected", f"rejected:{error_code or code}", None,
+        return _decided(row, "rejected", rejected(error_code or code), None,
                         error=(code, error_code, message), tracking=exc.tracking_id,
                         decided_at=self.clock())
 
@@ -382,7 +392,7 @@ class Uploader:
         and the account is no longer refused."""
         if self._alone:
             now = self.clock()
-            self._write([_decided(row, "rejected", f"rejected:{_error_fields(e)[1]}",
+            self._write([_decided(row, "rejected", rejected(_error_fields(e)[1]),
                                   "Microsoft refused this conversion when it was sent alone, "
                                   "while it accepted other requests",
                                   error=_error_fields(e), tracking=e.tracking_id, decided_at=now)
@@ -407,7 +417,7 @@ class Uploader:
         self._wait([row for row, _ in self._alone], error)
         self._alone.clear()
         self._left = (f"Microsoft refuses every request ({error.signature})",
-                      self.config.retry_delay(1), "refused", self._refusal_detail(error))
+                      self.config.retry_delay(1), REFUSED, self._refusal_detail(error))
         self.summary.stopped = f"Microsoft refuses every request: {error.signature}"
 
     def _refused_error(self, error: RequestError, waiting: int) -> AccountRefusedError:
@@ -427,7 +437,7 @@ class Uploader:
         """Rows refused as part of whole requests: pending, retried with backoff."""
         now, detail = self.clock(), self._refusal_detail(error)
         self._write([self._retry_row(r, now, _error_fields(error), error.tracking_id,
-                                     reason="refused", detail=detail) for r in rows])
+                                     reason=REFUSED, detail=detail) for r in rows])
 
     # ---------------------------------------------------------------- the ledger
 
@@ -466,33 +476,33 @@ class Uploader:
         for row, out in zip(rows, result.outcomes, strict=True):
             error = (out.code, out.error_code, out.message)
             if out.accepted:
-                decided.append(_decided(row, "uploaded", "uploaded", tracking=tracking,
+                decided.append(_decided(row, "uploaded", UPLOADED, tracking=tracking,
                                         decided_at=now))
             elif out.code == 5615:
-                decided.append(_decided(row, "deferred", "goal_too_new", out.message,
+                decided.append(_decided(row, "deferred", GOAL_TOO_NEW, out.message,
                                         error=error, tracking=tracking,
                                         next_at=now + self.config.goal_min_age))
             elif out.code == 5614:  # Microsoft's clock says the time has not come yet
                 decided.append(self._retry_row(
-                    row, now, error, tracking, status="deferred", reason="not_due_yet",
+                    row, now, error, tracking, status="deferred", reason=NOT_DUE_YET,
                     detail="Microsoft said the conversion time is in the future; it is sent "
                            "again once that time has passed",
                     not_before=row.conversion_time))
             elif out.transient:
                 decided.append(self._retry_row(row, now, error, tracking))
             else:
-                decided.append(_decided(row, "rejected",
-                                        f"rejected:{out.error_code or out.code}", error=error,
+                decided.append(_decided(row, "rejected", rejected(out.error_code or out.code),
+                                        error=error,
                                         tracking=tracking, decided_at=now))
         self._write(decided)
 
     def _retry_row(self, row: OutboxRow, now: datetime, error: tuple, tracking: str | None, *,
-                   status: str = "pending", reason: str = "retry", detail: str | None = None,
+                   status: str = "pending", reason: str = RETRY, detail: str | None = None,
                    not_before: datetime | None = None) -> tuple:
         """Try again later with backoff; after 24 hours of trying, ``failed``."""
         attempts = row.attempts + 1
         if row.first_seen_at + self.config.give_up_after <= now:
-            return _decided(row, "failed", "failed", f"gave up after {attempts} attempt(s)"
+            return _decided(row, "failed", FAILED, f"gave up after {attempts} attempt(s)"
                             + (f"; {detail}" if detail else ""), error=error, tracking=tracking,
                             decided_at=now)
         next_at = now + self.config.retry_delay(attempts)
@@ -511,7 +521,7 @@ class Uploader:
         now = self.clock()
         with self._tx() as conn:
             set_account_status(conn, self.account_id, status, str(exc))
-        self._write([_decided(r, "deferred", "account_inactive", f"account {self.account_id} "
+        self._write([_decided(r, "deferred", ACCOUNT_INACTIVE, f"account {self.account_id} "
                               f"is {status}: {exc}", next_at=now + self.config.hold_recheck)
                      for r in rows])
         self._release(f"account {self.account_id} is {status}", timedelta(0), None, None)
