@@ -171,7 +171,8 @@ def _goal_error(index: int, code: int) -> BatchError:
     return errors.batch_error(index, code)
 
 
-def _parse_goal(index: int, g: dict | None, call: Call, names_in_batch: set[str]
+# Microsoft's goal rules one per line, in the order the first refusal wins (docs/emulator.md).
+def _parse_goal(index: int, g: dict | None, call: Call, names_in_batch: set[str]  # noqa: C901
                 ) -> tuple[BatchError | None, dict | None]:
     if g is None:
         return _goal_error(index, 5323), None

@@ -182,7 +182,8 @@ def _external_reason(item: Mapping[str, str | None], goal: dict) -> tuple[str | 
     return None, credit
 
 
-def check_conversion(item: Item, ctx: Context) -> int | dict:
+# Microsoft's per-item rules in the order the first one wins (docs/emulator.md).
+def check_conversion(item: Item, ctx: Context) -> int | dict:  # noqa: C901
     """One OfflineConversion: a BatchError code, or the accepted conversion as a dict whose
     ``not_counted_reason`` says why it will not count (None: it counts, unless a ``Unique``
     goal already has an earlier conversion of the same click or person)."""

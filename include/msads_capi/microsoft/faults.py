@@ -174,7 +174,9 @@ def _header(headers, name: str) -> str | None:
         return None
 
 
-def classify(exc: BaseException) -> MicrosoftError | None:
+# One flat table of checks in the order they must run (codes before statuses); split up, the
+# order would no longer show.
+def classify(exc: BaseException) -> MicrosoftError | None:  # noqa: C901
     """Turn whatever the SDK raised into one of our error classes (never leaks tokens).
 
     None for a bug in our own code (:data:`BUGS`): the caller lets it fail the task.
