@@ -8,8 +8,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from include.msads_capi import migrations, warehouse
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from include.msads_capi.microsoft.client import AdsClient
+    from include.msads_capi.microsoft.profile import Profile
 
 
 def fail(message: str) -> int:
@@ -37,14 +44,14 @@ class Context:
         return self._warehouse
 
     @contextmanager
-    def transaction(self, *, migrated: bool = True) -> Iterator:
+    def transaction(self, *, migrated: bool = True) -> Iterator[psycopg.Connection]:
         """A connection in one transaction; by default it first checks the schema is current."""
         if migrated:
             migrations.require_current(self.warehouse)
         with warehouse.transaction(self.warehouse) as conn:
             yield conn
 
-    def profile(self, conn_id: str):
+    def profile(self, conn_id: str) -> Profile:
         """The Microsoft profile held by an Airflow connection (env var, or Airflow's store)."""
         from include.msads_capi.errors import MsadsError
         from include.msads_capi.microsoft.profile import (
@@ -58,7 +65,7 @@ class Context:
                              f"{conn_id.upper()} or add it in the Airflow UI (docs/connections.md)")
         return profile_from_connection(conn_id, connection_from_value(raw))
 
-    def client(self, conn_id: str):
+    def client(self, conn_id: str) -> AdsClient:
         """An API client for the connection's profile, tokens kept in this warehouse."""
         from include.msads_capi.microsoft.client import AdsClient
         from include.msads_capi.microsoft.tokens import TokenProvider, TokenStore
@@ -71,7 +78,7 @@ class Context:
         pass
 
 
-def connection_client(warehouse_: warehouse.Warehouse, conn_id: str):
+def connection_client(warehouse_: warehouse.Warehouse, conn_id: str) -> AdsClient:
     """The API client for a connection, as the commands build it (for upload worker processes,
     which get the warehouse from their parent)."""
     ctx = Context()
@@ -95,7 +102,7 @@ def cli_connection_lookup(conn_id: str) -> str | None:
     return connection_json(conn_id)
 
 
-def _cell(value) -> str:
+def _cell(value: object) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -117,7 +124,7 @@ def print_table(rows: Sequence[dict], columns: Sequence[str], *, empty: str) -> 
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
-def _json_default(value):
+def _json_default(value: object) -> str | float:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -125,5 +132,5 @@ def _json_default(value):
     raise TypeError(type(value).__name__)
 
 
-def print_json(data) -> None:
+def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=_json_default, ensure_ascii=False))

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from include.msads_capi import configuration as cfg
 from include.msads_capi.cli.common import info, print_json, print_table
+
+if TYPE_CHECKING:
+    import argparse
+
+    from include.msads_capi.cli.common import Context
 
 SPACE_COLS = ["space_id", "name", "currency_code", "phone_region", "capi_enabled"]
 ACCOUNT_COLS = ["account_id", "customer_id", "space_id", "conn_id", "status", "goals"]
@@ -11,11 +18,11 @@ MAPPING_COLS = ["mapping_id", "space_id", "account_id", "event_name", "goal_id",
                 "goal_state", "send_rule", "enabled"]
 
 
-def _json_flag(p) -> None:
+def _json_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     # -- space
     space = sub.add_parser("space", help="Spaces (business units): add, list, set")
     ss = space.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -102,7 +109,7 @@ def _space_row(s: cfg.Space) -> dict:
     return cfg.as_dict(s)
 
 
-def _space_add(args, ctx) -> int:
+def _space_add(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.transaction() as conn:
         s = cfg.add_space(conn, args.space_id, name=args.name, currency=args.currency,
                           region=args.region)
@@ -111,7 +118,7 @@ def _space_add(args, ctx) -> int:
     return 0
 
 
-def _space_list(args, ctx) -> int:
+def _space_list(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.transaction() as conn:
         rows = [_space_row(s) for s in cfg.list_spaces(conn)]
     if args.json:
@@ -122,7 +129,7 @@ def _space_list(args, ctx) -> int:
     return 0
 
 
-def _space_set(args, ctx) -> int:
+def _space_set(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.transaction() as conn:
         s = cfg.set_space(conn, args.space_id, name=args.name, currency=args.currency,
                           region=args.region)
@@ -131,7 +138,7 @@ def _space_set(args, ctx) -> int:
     return 0
 
 
-def _capi(args, ctx) -> int:
+def _capi(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.transaction() as conn:
         if args.capi_action == "status":
             s = cfg.get_space(conn, cfg.space_id(args.space))
@@ -162,7 +169,7 @@ def _account_row(a: cfg.Account) -> dict:
     return row
 
 
-def _account_link(args, ctx) -> int:
+def _account_link(args: argparse.Namespace, ctx: Context) -> int:
     customer, name = args.customer, args.name
     if customer is None:
         from include.msads_capi.errors import NotFound
@@ -182,7 +189,7 @@ def _account_link(args, ctx) -> int:
     return 0
 
 
-def _account_unlink(args, ctx) -> int:
+def _account_unlink(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.transaction() as conn:
         removed = cfg.unlink_account(conn, args.account_id, force=args.force)
     extra = f" and removed its {removed} mapping(s)" if removed else ""
@@ -190,7 +197,7 @@ def _account_unlink(args, ctx) -> int:
     return 0
 
 
-def _account_list(args, ctx) -> int:
+def _account_list(args: argparse.Namespace, ctx: Context) -> int:
     if args.remote:
         return _account_list_remote(args, ctx)
     with ctx.transaction() as conn:
@@ -203,7 +210,7 @@ def _account_list(args, ctx) -> int:
     return 0
 
 
-def _account_list_remote(args, ctx) -> int:
+def _account_list_remote(args: argparse.Namespace, ctx: Context) -> int:
     remote = ctx.client(args.conn_id).list_accounts()
     with ctx.transaction() as conn:
         linked = {a.account_id: a.space_id for a in cfg.list_accounts(conn)}
@@ -219,7 +226,7 @@ def _account_list_remote(args, ctx) -> int:
     return 0
 
 
-def _map_add(args, ctx) -> int:
+def _map_add(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.transaction() as conn:
         m = cfg.add_mapping(conn, account_id=args.account, goal=args.goal, event=args.event,
                             rule=args.rule)
@@ -235,7 +242,7 @@ def _map_add(args, ctx) -> int:
     return 0
 
 
-def _map_list(args, ctx) -> int:
+def _map_list(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.transaction() as conn:
         rows = [cfg.as_dict(m) for m in cfg.list_mappings(conn, account_id=args.account,
                                                           space=args.space)]
@@ -247,7 +254,7 @@ def _map_list(args, ctx) -> int:
     return 0
 
 
-def _map_change(args, ctx) -> int:
+def _map_change(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.transaction() as conn:
         if args.map_action == "remove":
             m = cfg.remove_mapping(conn, args.mapping_id)

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from include.msads_capi import migrations, warehouse
 from include.msads_capi.cli.common import info, print_json, print_table
 
+if TYPE_CHECKING:
+    import argparse
 
-def register(sub) -> None:
+    from include.msads_capi.cli.common import Context
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     db = sub.add_parser("db", help="warehouse schema: migrate, status")
     dbs = db.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = dbs.add_parser("migrate", help="apply pending migrations (safe to run again, or twice "
@@ -28,7 +34,7 @@ def register(sub) -> None:
     whs.add_parser("url", help="print the warehouse URL (for psql)").set_defaults(handler=_wh_url)
 
 
-def _migrate(args, ctx) -> int:
+def _migrate(args: argparse.Namespace, ctx: Context) -> int:
     applied = migrations.migrate(ctx.warehouse)
     for m in applied:
         print(f"applied {m.version:04d}_{m.name}")
@@ -37,7 +43,7 @@ def _migrate(args, ctx) -> int:
     return 0
 
 
-def _status(args, ctx) -> int:
+def _status(args: argparse.Namespace, ctx: Context) -> int:
     states = migrations.status(ctx.warehouse)
     rows = [{"version": s.label, "state": "applied" if s.applied_at else "pending",
              "applied_at": s.applied_at} for s in states]
@@ -55,25 +61,25 @@ def _configured_server() -> bool:
                 or warehouse.env_connection_lookup(warehouse.WAREHOUSE_CONN_ID))
 
 
-def _wh_start(args, ctx) -> int:
+def _wh_start(args: argparse.Namespace, ctx: Context) -> int:
     _ = ctx.warehouse  # resolving starts the embedded server when it is the one in use
     return 0
 
 
-def _wh_status(args, ctx) -> int:
+def _wh_status(args: argparse.Namespace, ctx: Context) -> int:
     if _configured_server():
         _ = ctx.warehouse  # says which server is in use
     print(warehouse.EmbeddedWarehouse().status())
     return 0
 
 
-def _wh_stop(args, ctx) -> int:
+def _wh_stop(args: argparse.Namespace, ctx: Context) -> int:
     embedded = warehouse.EmbeddedWarehouse()
     print("stopped the embedded PostgreSQL" if embedded.stop()
           else embedded.status().replace("embedded PostgreSQL: ", "embedded PostgreSQL was "))
     return 0
 
 
-def _wh_url(args, ctx) -> int:
+def _wh_url(args: argparse.Namespace, ctx: Context) -> int:
     print(ctx.warehouse.url)
     return 0

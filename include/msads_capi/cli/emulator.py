@@ -6,12 +6,18 @@ import json
 import signal
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from include.msads_capi.errors import MsadsError
 from include.msads_capi.paths import display, local_dir
 
+if TYPE_CHECKING:
+    import argparse
 
-def register(sub) -> None:
+    from include.msads_capi.cli.common import Context
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "emulator", help="run the Microsoft Advertising emulator (REST services, OAuth, "
                          "admin API) until Ctrl-C")
@@ -32,7 +38,7 @@ def register(sub) -> None:
     p.set_defaults(handler=_run)
 
 
-def _run(args, ctx) -> int:
+def _run(args: argparse.Namespace, ctx: Context) -> int:
     from include.msads_emulator import Emulator
 
     if not 0 <= args.port <= 65535:

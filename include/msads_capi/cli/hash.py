@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from include.msads_capi import codes
 from include.msads_capi.cli.common import info, print_json
 from include.msads_capi.errors import MsadsError
 from include.msads_capi.identity import Normalized, describe, normalize_email, normalize_phone
 
+if TYPE_CHECKING:
+    import argparse
 
-def register(sub) -> None:
+    from include.msads_capi.cli.common import Context
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "hash", help="normalise and SHA-256 an email and/or phone number exactly as uploads do",
         description="Print one JSON object with keys email and phone: null when not given, "
@@ -28,7 +35,7 @@ def _as_json(result: Normalized) -> dict:
     return {"normalized": result.normalized, "sha256": result.sha256, "reason": result.reason}
 
 
-def _hash(args, ctx) -> int:
+def _hash(args: argparse.Namespace, ctx: Context) -> int:
     if args.email is None and args.phone is None:
         raise MsadsError("nothing to hash: give --email, --phone or both, e.g. "
                          "msads hash --phone '(650) 253-0000' --region US")

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from include.msads_capi import configuration as cfg
 from include.msads_capi import goals as goal_store
 from include.msads_capi.cli.common import info, print_json, print_table
 from include.msads_capi.errors import MsadsError
 
+if TYPE_CHECKING:
+    import argparse
+
+    from include.msads_capi.cli.common import Context
+
 _TWO_HOURS = timedelta(hours=2)
 GOAL_COLS = ["goal_id", "name", "status", "count_type", "window_minutes", "revenue_type",
              "enhanced_conversions", "externally_attributed", "created_at", "state"]
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     auth = sub.add_parser("auth", help="connect a Microsoft profile: login, status")
     a = auth.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = a.add_parser("login", help="sign in with Microsoft and store the refresh token")
@@ -51,7 +57,7 @@ def register(sub) -> None:
     p.set_defaults(handler=_goal_list)
 
 
-def _login(args, ctx) -> int:
+def _login(args: argparse.Namespace, ctx: Context) -> int:
     import requests
 
     from include.msads_capi import migrations
@@ -88,7 +94,7 @@ def _login(args, ctx) -> int:
     return 0
 
 
-def _status(args, ctx) -> int:
+def _status(args: argparse.Namespace, ctx: Context) -> int:
     from include.msads_capi.microsoft.tokens import TokenStore
 
     status = TokenStore(ctx.warehouse).status(args.conn_id)
@@ -128,7 +134,7 @@ def _when(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M UTC} ({when})"
 
 
-def _goal_add(args, ctx) -> int:
+def _goal_add(args: argparse.Namespace, ctx: Context) -> int:
     if not 1 <= args.window_days <= 90:
         raise MsadsError("--window-days must be between 1 and 90 (Microsoft's limit)")
     name = args.name.strip()
@@ -160,7 +166,7 @@ def _goal_add(args, ctx) -> int:
     return 0
 
 
-def _goal_list(args, ctx) -> int:
+def _goal_list(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.transaction() as conn:
         account = cfg.get_account(conn, cfg.positive_id(args.account, "account id"))
         rows = goal_store.list_goals(conn, account.account_id)

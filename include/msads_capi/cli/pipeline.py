@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from include.msads_capi.cli.common import info, print_json
 from include.msads_capi.errors import MsadsError
 
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
 
-def register(sub) -> None:
+    from include.msads_capi.cli.common import Context
+    from include.msads_capi.configuration import Account
+    from include.msads_capi.microsoft.client import AdsClient
+    from include.msads_capi.pipeline.config import PipelineConfig
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("why", help="why an event was (or was not) sent: the troubleshooting "
                                    "checklist answered from the data")
     p.add_argument("event_id")
@@ -36,7 +46,7 @@ def register(sub) -> None:
     p.set_defaults(handler=_replay)
 
 
-def _why(args, ctx) -> int:
+def _why(args: argparse.Namespace, ctx: Context) -> int:
     from include.msads_capi.explain import explain, render
 
     with ctx.transaction() as conn:
@@ -48,10 +58,10 @@ def _why(args, ctx) -> int:
     return 0
 
 
-def _client_for(ctx):
-    clients = {}
+def _client_for(ctx: Context) -> Callable[[Account], AdsClient]:
+    clients: dict[str, AdsClient] = {}
 
-    def client_for(account):
+    def client_for(account: Account) -> AdsClient:
         if account.conn_id not in clients:
             clients[account.conn_id] = ctx.client(account.conn_id)
         return clients[account.conn_id]
@@ -59,7 +69,8 @@ def _client_for(ctx):
     return client_for
 
 
-def _stages(ctx, run_id: str, config, *, claim_work: bool = True) -> dict:
+def _stages(ctx: Context, run_id: str, config: PipelineConfig, *,
+            claim_work: bool = True) -> dict:
     from include.msads_capi.cli.common import connection_client
     from include.msads_capi.pipeline.parallel import PartWorkers
     from include.msads_capi.pipeline.run import run_once
@@ -69,7 +80,7 @@ def _stages(ctx, run_id: str, config, *, claim_work: bool = True) -> dict:
                         workers=workers)
 
 
-def _run(args, ctx) -> int:
+def _run(args: argparse.Namespace, ctx: Context) -> int:
     from include.msads_capi import migrations
     from include.msads_capi.pipeline.config import from_env
 
@@ -98,7 +109,7 @@ def _parse_time(value: str | None, what: str) -> datetime | None:
     return parsed
 
 
-def _replay(args, ctx) -> int:
+def _replay(args: argparse.Namespace, ctx: Context) -> int:
     from include.msads_capi import migrations
     from include.msads_capi.outcomes import REPLAY_DEFAULT
     from include.msads_capi.pipeline.config import from_env
