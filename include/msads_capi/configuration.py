@@ -9,9 +9,13 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from include.msads_capi import codes
 from include.msads_capi.errors import Conflict, MsadsError, NotFound
+
+if TYPE_CHECKING:
+    import psycopg
 
 SEND_RULES = ("all", "attributed_only")
 _SPACE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -53,7 +57,7 @@ class Mapping:
     broken_reason: str | None
 
 
-def as_dict(item) -> dict:
+def as_dict(item: Space | Account | Mapping) -> dict:
     """A dataclass as a JSON-friendly dict (datetimes as ISO 8601)."""
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(item).items()}
 
@@ -69,7 +73,7 @@ def space_id(value: str) -> str:
     return value
 
 
-def positive_id(value, what: str) -> int:
+def positive_id(value: int | str | None, what: str) -> int:
     text = str(value).strip().replace("-", "") if value is not None else ""
     if not text.isdigit() or int(text) <= 0 or int(text) >= 2**63:
         raise MsadsError(f"{what} {value!r} is not valid; use the number Microsoft Advertising "
@@ -95,7 +99,7 @@ def event_name(value: str) -> str:
 # --------------------------------------------------------------------------- spaces
 
 
-def get_space(conn, sid: str) -> Space:
+def get_space(conn: psycopg.Connection, sid: str) -> Space:
     row = conn.execute(
         "SELECT space_id, name, currency_code, phone_region, capi_enabled, capi_changed_at "
         "FROM msads.spaces WHERE space_id = %s", (sid,)).fetchone()
@@ -105,7 +109,8 @@ def get_space(conn, sid: str) -> Space:
     return Space(*row)
 
 
-def add_space(conn, sid: str, *, name: str | None, currency: str, region: str) -> Space:
+def add_space(conn: psycopg.Connection, sid: str, *, name: str | None, currency: str,
+              region: str) -> Space:
     sid = space_id(sid)
     cur, reg = codes.currency(currency), codes.region(region)
     row = conn.execute(
@@ -117,15 +122,15 @@ def add_space(conn, sid: str, *, name: str | None, currency: str, region: str) -
     return get_space(conn, sid)
 
 
-def list_spaces(conn) -> list[Space]:
+def list_spaces(conn: psycopg.Connection) -> list[Space]:
     rows = conn.execute(
         "SELECT space_id, name, currency_code, phone_region, capi_enabled, capi_changed_at "
         "FROM msads.spaces ORDER BY space_id").fetchall()
     return [Space(*r) for r in rows]
 
 
-def set_space(conn, sid: str, *, name: str | None = None, currency: str | None = None,
-              region: str | None = None) -> Space:
+def set_space(conn: psycopg.Connection, sid: str, *, name: str | None = None,
+              currency: str | None = None, region: str | None = None) -> Space:
     space = get_space(conn, space_id(sid))
     if name is None and currency is None and region is None:
         raise MsadsError("nothing to change; give --name, --currency or --region")
@@ -138,7 +143,7 @@ def set_space(conn, sid: str, *, name: str | None = None, currency: str | None =
     return get_space(conn, space.space_id)
 
 
-def set_capi(conn, sid: str, enabled: bool) -> Space:
+def set_capi(conn: psycopg.Connection, sid: str, enabled: bool) -> Space:
     """Turn Microsoft CAPI on or off for a Space; mappings are kept either way."""
     space = get_space(conn, space_id(sid))
     if space.capi_enabled != enabled:
@@ -153,7 +158,7 @@ _ACCOUNT_COLS = ("account_id, customer_id, space_id, conn_id, name, status, stat
                  "goals_fetched_at")
 
 
-def get_account(conn, account_id: int) -> Account:
+def get_account(conn: psycopg.Connection, account_id: int) -> Account:
     row = conn.execute(f"SELECT {_ACCOUNT_COLS} FROM msads.accounts WHERE account_id = %s",
                        (account_id,)).fetchone()
     if row is None:
@@ -162,7 +167,8 @@ def get_account(conn, account_id: int) -> Account:
     return Account(*row)
 
 
-def link_account(conn, account_id, *, customer_id, space: str, conn_id: str = "msads_default",
+def link_account(conn: psycopg.Connection, account_id: int | str, *, customer_id: int | str,
+                 space: str, conn_id: str = "msads_default",
                  name: str | None = None) -> tuple[Account, bool]:
     """Link an ad account to a Space; returns (account, created). Linking again is a no-op."""
     aid = positive_id(account_id, "account id")
@@ -189,7 +195,7 @@ def link_account(conn, account_id, *, customer_id, space: str, conn_id: str = "m
     return get_account(conn, aid), False
 
 
-def unlink_account(conn, account_id, *, force: bool = False) -> int:
+def unlink_account(conn: psycopg.Connection, account_id: int | str, *, force: bool = False) -> int:
     """Unlink an account; returns how many mappings went with it (only with ``force``)."""
     account = get_account(conn, positive_id(account_id, "account id"))
     (n,) = conn.execute("SELECT count(*) FROM msads.mappings WHERE account_id = %s",
@@ -202,7 +208,7 @@ def unlink_account(conn, account_id, *, force: bool = False) -> int:
     return n
 
 
-def list_accounts(conn, space: str | None = None) -> list[Account]:
+def list_accounts(conn: psycopg.Connection, space: str | None = None) -> list[Account]:
     if space is not None:
         get_space(conn, space_id(space))
     rows = conn.execute(
@@ -229,7 +235,7 @@ LEFT JOIN msads.goals g ON g.account_id = m.account_id AND g.goal_id = m.goal_id
 """
 
 
-def _resolve_goal(conn, account: Account, goal: str) -> tuple[int, str | None]:
+def _resolve_goal(conn: psycopg.Connection, account: Account, goal: str) -> tuple[int, str | None]:
     """A goal given by id or by name, checked against the account's fetched goals when known."""
     text = (goal or "").strip()
     if not text:
@@ -262,7 +268,7 @@ def _resolve_goal(conn, account: Account, goal: str) -> tuple[int, str | None]:
                      "give the goal id instead")
 
 
-def get_mapping(conn, mapping_id) -> Mapping:
+def get_mapping(conn: psycopg.Connection, mapping_id: int | str) -> Mapping:
     mid = positive_id(mapping_id, "mapping id")
     row = conn.execute(_MAPPING_SELECT + " WHERE m.mapping_id = %s", (mid,)).fetchone()
     if row is None:
@@ -270,7 +276,8 @@ def get_mapping(conn, mapping_id) -> Mapping:
     return Mapping(*row)
 
 
-def add_mapping(conn, *, account_id, goal: str, event: str, rule: str = "all") -> Mapping:
+def add_mapping(conn: psycopg.Connection, *, account_id: int | str, goal: str, event: str,
+                rule: str = "all") -> Mapping:
     account = get_account(conn, positive_id(account_id, "account id"))
     gid, gname = _resolve_goal(conn, account, goal)
     ev, sr = event_name(event), send_rule(rule)
@@ -288,7 +295,8 @@ def add_mapping(conn, *, account_id, goal: str, event: str, rule: str = "all") -
     return get_mapping(conn, row[0])
 
 
-def list_mappings(conn, *, account_id=None, space: str | None = None) -> list[Mapping]:
+def list_mappings(conn: psycopg.Connection, *, account_id: int | str | None = None,
+                  space: str | None = None) -> list[Mapping]:
     aid = positive_id(account_id, "account id") if account_id is not None else None
     if space is not None:
         get_space(conn, space_id(space))
@@ -300,13 +308,13 @@ def list_mappings(conn, *, account_id=None, space: str | None = None) -> list[Ma
     return [Mapping(*r) for r in rows]
 
 
-def remove_mapping(conn, mapping_id) -> Mapping:
+def remove_mapping(conn: psycopg.Connection, mapping_id: int | str) -> Mapping:
     mapping = get_mapping(conn, mapping_id)
     conn.execute("DELETE FROM msads.mappings WHERE mapping_id = %s", (mapping.mapping_id,))
     return mapping
 
 
-def set_mapping_enabled(conn, mapping_id, enabled: bool) -> Mapping:
+def set_mapping_enabled(conn: psycopg.Connection, mapping_id: int | str, enabled: bool) -> Mapping:
     mapping = get_mapping(conn, mapping_id)
     conn.execute("UPDATE msads.mappings SET enabled = %s, updated_at = now() "
                  "WHERE mapping_id = %s", (enabled, mapping.mapping_id))

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from typing import TYPE_CHECKING
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from include.msads_capi.errors import MsadsError
 from include.msads_capi.paths import local_dir
 
+if TYPE_CHECKING:
+    from pathlib import Path
 
-def local_key_file():
+
+def local_key_file() -> Path:
     return local_dir() / "fernet.key"
 
 

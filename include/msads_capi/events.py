@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from include.msads_capi.settings import events_table
+
+if TYPE_CHECKING:
+    import psycopg
 
 # Columns of the data contract a custom events table (or a view) may lack; read as NULL then.
 OPTIONAL_COLUMNS = {"external_attribution_credit": "numeric",
                     "external_attribution_model": "text"}
 
 
-def optional_columns(conn) -> frozenset[str]:
+def optional_columns(conn: psycopg.Connection) -> frozenset[str]:
     """The optional columns the events table has."""
     rows = conn.execute(
         "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
@@ -18,7 +23,7 @@ def optional_columns(conn) -> frozenset[str]:
     return frozenset(r[0] for r in rows)
 
 
-def select_optional(conn, alias: str = "") -> str:
+def select_optional(conn: psycopg.Connection, alias: str = "") -> str:
     """The optional columns as a select list: the column where the table has it, else NULL."""
     present = optional_columns(conn)
     prefix = f"{alias}." if alias else ""

@@ -9,9 +9,13 @@ them but never shown: only whether they are usable, and why not.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from include.msads_capi.errors import NotFound
 from include.msads_capi.settings import events_table
+
+if TYPE_CHECKING:
+    import psycopg
 
 PLATFORMS = {"microsoft", "microsoft ads", "microsoft_ads", "microsoft advertising", "bing",
              "bing ads", "msads"}
@@ -70,7 +74,7 @@ def _identifiers(event: dict) -> tuple[Check, dict]:
                                  "fill at least one in conversion_events"), usable
 
 
-def explain(conn, event_id: str) -> Explanation:
+def explain(conn: psycopg.Connection, event_id: str) -> Explanation:
     cur = conn.execute(
         f"SELECT e.event_id, e.space_id, e.event_name, e.event_time, e.value, e.currency_code, "
         f"e.msclkid, e.email, e.phone, e.attributed_platform, e.ingested_at, "
@@ -189,7 +193,7 @@ def _public(event: dict) -> dict:
     return shown
 
 
-def _mappings(conn, space: str | None, event_name: str | None) -> list[dict]:
+def _mappings(conn: psycopg.Connection, space: str | None, event_name: str | None) -> list[dict]:
     cur = conn.execute(
         "SELECT m.mapping_id, m.account_id, m.goal_id, COALESCE(g.name, m.goal_name) AS goal_name,"
         " m.send_rule, m.broken_reason, a.status AS account_status, a.status_reason, a.conn_id,"
@@ -203,7 +207,7 @@ def _mappings(conn, space: str | None, event_name: str | None) -> list[dict]:
     return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
 
-def _outcomes(conn, event_id: str) -> list[dict]:
+def _outcomes(conn: psycopg.Connection, event_id: str) -> list[dict]:
     cur = conn.execute(
         "SELECT account_id, goal_id, conversion_name, status, reason, explanation, detail, "
         "what_to_do, ms_code, ms_error_code, tracking_id, attempts, next_attempt_at, "

@@ -11,8 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from include.msads_capi.microsoft.client import RemoteAccount, RemoteGoal
+
+if TYPE_CHECKING:
+    import psycopg
 
 ACTIVE_ACCOUNT_STATES = {"Active"}
 
@@ -43,7 +47,8 @@ def account_status(remote: RemoteAccount | None) -> tuple[str, str | None]:
     return "paused", f"Microsoft Advertising reports the account as {remote.status}"
 
 
-def set_account_status(conn, account_id: int, status: str, reason: str | None) -> bool:
+def set_account_status(conn: psycopg.Connection, account_id: int, status: str,
+                       reason: str | None) -> bool:
     """Record an account's status; True when it changed."""
     row = conn.execute("SELECT status FROM msads.accounts WHERE account_id = %s FOR UPDATE",
                        (account_id,)).fetchone()
@@ -57,8 +62,8 @@ def set_account_status(conn, account_id: int, status: str, reason: str | None) -
     return changed
 
 
-def record_goals(conn, account_id: int, goals: Sequence[RemoteGoal], now: datetime,
-                 created_at: dict[int, datetime] | None = None) -> RefreshSummary:
+def record_goals(conn: psycopg.Connection, account_id: int, goals: Sequence[RemoteGoal],
+                 now: datetime, created_at: dict[int, datetime] | None = None) -> RefreshSummary:
     """Upsert the goals Microsoft listed for the account and mark what changed."""
     summary = RefreshSummary(account_id, "active", goals=len(goals))
     known = {gid: (name, missing) for gid, name, missing in conn.execute(
@@ -129,7 +134,7 @@ def record_goals(conn, account_id: int, goals: Sequence[RemoteGoal], now: dateti
     return summary
 
 
-def list_goals(conn, account_id: int) -> list[dict]:
+def list_goals(conn: psycopg.Connection, account_id: int) -> list[dict]:
     rows = conn.execute(
         "SELECT goal_id, name, status, scope, count_type, window_minutes, revenue_type, "
         "revenue_value, revenue_currency, enhanced_conversions, externally_attributed, "
@@ -139,7 +144,7 @@ def list_goals(conn, account_id: int) -> list[dict]:
     return [dict(zip(cols, r, strict=True)) for r in rows.fetchall()]
 
 
-def confirm_mapping(conn, mapping_id: int) -> str:
+def confirm_mapping(conn: psycopg.Connection, mapping_id: int) -> str:
     """Accept a renamed goal for a mapping: record the goal's current name, clear the hold."""
     row = conn.execute(
         "UPDATE msads.mappings m SET goal_name = g.name, broken_reason = NULL, updated_at = now() "

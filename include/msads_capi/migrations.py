@@ -11,11 +11,15 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from include.msads_capi import outcomes, settings
 from include.msads_capi.errors import MsadsError
 from include.msads_capi.paths import SQL_DIR
 from include.msads_capi.warehouse import Warehouse, transaction
+
+if TYPE_CHECKING:
+    import psycopg
 
 MIGRATIONS_DIR = SQL_DIR / "migrations"
 # Any fixed 64-bit number works; this one spells "msadscap" in ASCII.
@@ -75,7 +79,7 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
-def _lock_and_bootstrap(conn) -> dict[int, tuple[str, datetime]]:
+def _lock_and_bootstrap(conn: psycopg.Connection) -> dict[int, tuple[str, datetime]]:
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
     conn.execute(_BOOTSTRAP)
     rows = conn.execute("SELECT version, checksum, applied_at FROM msads.schema_migrations")

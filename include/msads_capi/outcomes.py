@@ -13,8 +13,12 @@ their sentence is Microsoft's message, so they are not listed one by one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from include.msads_capi.sql import query
+
+if TYPE_CHECKING:
+    import psycopg
 
 STATUSES = ("pending", "uploaded", "skipped", "deferred", "rejected", "failed")
 
@@ -165,7 +169,7 @@ def status_of(reason: str) -> str:
 REPLAYABLE = tuple(code for code, r in REASONS.items() if r.replay) + (REJECTED,)
 REPLAY_DEFAULT = (NOT_MAPPED, GOAL_MISSING, ACCOUNT_INACTIVE, FAILED)
 
-def sync(conn) -> None:
+def sync(conn: psycopg.Connection) -> None:
     """Write the table into ``msads.reasons`` (the explanations analysts and views join)."""
     with conn.cursor() as cur:
         cur.executemany(query("reasons_upsert"), [(code, r.status, r.sentence, r.fix)

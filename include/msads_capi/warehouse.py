@@ -16,10 +16,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from include.msads_capi.errors import MsadsError
 from include.msads_capi.paths import display, local_dir
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +110,7 @@ def resolve(lookup: ConnectionLookup | None = env_connection_lookup, *,
     return Warehouse(url or "", f"embedded PostgreSQL in {display(embedded.data_dir)}")
 
 
-def connect(warehouse: Warehouse, **kwargs):
+def connect(warehouse: Warehouse, **kwargs: Any) -> psycopg.Connection:
     """A psycopg connection to the warehouse, with an error that says where it tried.
 
     Its session time zone is UTC, whatever the server's or the user's default: times come back
@@ -129,7 +133,7 @@ def connect(warehouse: Warehouse, **kwargs):
 
 
 @contextmanager
-def transaction(warehouse: Warehouse) -> Iterator:
+def transaction(warehouse: Warehouse) -> Iterator[psycopg.Connection]:
     """A connection inside one transaction: committed on success, rolled back on any error."""
     conn = connect(warehouse)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,9 @@ from include.msads_capi.errors import MsadsError
 from include.msads_capi.identity import phones
 from include.msads_capi.identity.reasons import REASONS
 from include.msads_capi.identity.scalar import normalize_phone, normalize_region
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 # Reason codes as small integers while working; 0 means "usable".
 CODES: tuple[str | None, ...] = (None, *REASONS)
@@ -200,7 +204,8 @@ def _strings(frame: pd.DataFrame, name: str | None, what: str) -> pa.Array | Non
     return array
 
 
-def _per_row(values: pa.Array, read) -> tuple[pa.Array, np.ndarray]:
+def _per_row(values: pa.Array,
+             read: Callable[[pa.Array], Column]) -> tuple[pa.Array, np.ndarray]:
     """Read each distinct value once; spread digests and reasons back over the rows."""
     encoded = values.dictionary_encode()
     column = read(encoded.dictionary)

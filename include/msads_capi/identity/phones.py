@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,9 @@ import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 from phonenumbers.phonemetadata import PhoneMetadata
+
+if TYPE_CHECKING:
+    from phonenumbers.phonemetadata import PhoneNumberDesc
 
 # Values in this shape (and at most 250 characters, phonenumbers' input limit) are read here:
 # the number, then perhaps an extension written "ext", "ext." or "x" (dropped, as phonenumbers
@@ -68,7 +72,7 @@ class _Plan:
     leading_digits: str | None
 
 
-def _desc(desc) -> _Desc | None:
+def _desc(desc: PhoneNumberDesc | None) -> _Desc | None:
     if desc is None or not desc.national_number_pattern:
         return None
     return _Desc(desc.national_number_pattern, tuple(desc.possible_length))

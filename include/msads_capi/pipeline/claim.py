@@ -12,10 +12,14 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from include.msads_capi.pipeline.config import PipelineConfig
 from include.msads_capi.sql import query
 from include.msads_capi.warehouse import Warehouse, transaction
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger(__name__)
 CURSOR = "events"
@@ -35,7 +39,7 @@ class ClaimResult:
         return {**asdict(self), "total": self.total}
 
 
-def _cursor(conn) -> tuple[datetime | str, str]:
+def _cursor(conn: psycopg.Connection) -> tuple[datetime | str, str]:
     row = conn.execute("SELECT ingested_at, event_id FROM msads.pickup_cursor WHERE name = %s",
                        (CURSOR,)).fetchone()
     return row if row else ("-infinity", "")

@@ -14,6 +14,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 
@@ -55,7 +56,7 @@ class HashSummary:
         return {"outcomes": dict(self.outcomes), "coverage": dict(self.coverage)}
 
 
-def _why_absent(row) -> str:
+def _why_absent(row: Any) -> str:
     parts = []
     for name in ("email", "phone"):
         reason = getattr(row, f"{name}_reason")
@@ -123,5 +124,5 @@ def hash_stage(warehouse: Warehouse, run_id: str, now: datetime,
     return summary
 
 
-def _str(value) -> str | None:
+def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None

@@ -23,6 +23,7 @@ import math
 from collections import Counter
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,9 @@ from include.msads_capi.pipeline.config import PipelineConfig
 from include.msads_capi.pipeline.store import delete_keys, upsert
 from include.msads_capi.settings import events_table
 from include.msads_capi.warehouse import Warehouse, transaction
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +99,12 @@ _DECIDED = ("SELECT r.event_id, r.account_id, r.goal_id FROM msads.results r WHE
             "AND NOT (r.run_id = %(run)s AND r.reason = 'claimed')")
 
 
-def _frame(cursor) -> pd.DataFrame:
+def _frame(cursor: psycopg.Cursor) -> pd.DataFrame:
     cols = [d.name for d in cursor.description]
     return pd.DataFrame(cursor.fetchall(), columns=cols)
 
 
-def _as_float(value) -> float:
+def _as_float(value: object) -> float:
     if value is None:
         return math.nan
     try:
@@ -109,7 +113,7 @@ def _as_float(value) -> float:
         return math.inf  # unparseable: flagged as invalid below
 
 
-def load_configuration(conn) -> tuple[pd.DataFrame, pd.DataFrame]:
+def load_configuration(conn: psycopg.Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
     spaces = _frame(conn.execute(
         "SELECT space_id, capi_enabled, currency_code AS space_currency FROM msads.spaces"))
     mappings = _frame(conn.execute(_MAPPINGS))
@@ -165,7 +169,7 @@ class Planner:
             "event_id", "account_id", "goal_id", "first_seen_at", "attempts"]) if pairs else (
             pd.DataFrame()), drop
 
-    def _final(self, row, account_id: int, goal_id: int, reason: str, detail: str | None,
+    def _final(self, row: pd.Series, account_id: int, goal_id: int, reason: str, detail: str | None,
                status: str = "skipped") -> tuple:
         return (row.event_id, account_id, goal_id, getattr(row, "space_id", None),
                 getattr(row, "event_name", None), status, reason, detail, None, self.now,
@@ -259,7 +263,7 @@ class Planner:
                            False, pre, pre_detail, defer, None, credit, model))
         return ledger, outbox
 
-    def _detail(self, row) -> str | None:
+    def _detail(self, row: Any) -> str | None:
         reason = row.reason
         if reason == CAPI_OFF:
             return _capi_off(row.space_id)
@@ -319,7 +323,7 @@ class Planner:
         currencies = [None if m else c for m, c in zip(missing, currency.tolist(), strict=True)]
         return clean, values, currencies
 
-    def _preflight(self, row) -> tuple:
+    def _preflight(self, row: Any) -> tuple:
         """(value, currency, reason, detail, defer_until, attribution credit, attribution model)
         for a conversion that may be sent; the first failed check gives the reason."""
         now, cfg = self.now, self.config
@@ -378,7 +382,7 @@ class Planner:
                 credit, model)
 
     @staticmethod
-    def _attribution(row, reasons: list) -> tuple[float | None, str | None]:
+    def _attribution(row: Any, reasons: list) -> tuple[float | None, str | None]:
         """ExternalAttributionCredit and Model, sent only for an externally attributed goal,
         which needs both (and a credit from 0 to 1)."""
         if not bool(row.externally_attributed):

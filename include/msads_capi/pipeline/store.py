@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime, tzinfo
+
+    import psycopg
 
 RESULT_KEY = ("event_id", "account_id", "goal_id")
 
 
-def upsert(conn, table: str, columns: Sequence[str], rows: Iterable[tuple],
+def upsert(conn: psycopg.Connection, table: str, columns: Sequence[str], rows: Iterable[tuple],
            key: Sequence[str] = RESULT_KEY, *, touch_updated_at: bool = False) -> int:
     """Insert or update ``rows`` (tuples in ``columns`` order) into ``table`` by ``key``."""
     stage, n = _stage(conn, table, columns, rows, "ins")
@@ -24,7 +31,7 @@ def upsert(conn, table: str, columns: Sequence[str], rows: Iterable[tuple],
     return n
 
 
-def _stage(conn, table: str, columns: Sequence[str], rows: Iterable[tuple],
+def _stage(conn: psycopg.Connection, table: str, columns: Sequence[str], rows: Iterable[tuple],
            kind: str) -> tuple[str, int]:
     """COPY rows into a session temp table shaped like ``table``; (its name, row count).
 
@@ -61,21 +68,21 @@ def _stage(conn, table: str, columns: Sequence[str], rows: Iterable[tuple],
 _NUMERIC, _TIMESTAMPTZ, _BINARY_AS = 1700, 1184, {1042: 25}
 
 
-def _decimal(value) -> Decimal:
+def _decimal(value: Decimal | float | int) -> Decimal:
     """A float as the decimal it prints as (what text COPY stored); ints and Decimals as such."""
     if isinstance(value, Decimal):
         return value
     return Decimal(repr(float(value))) if isinstance(value, float) else Decimal(value)
 
 
-def _aware(zone):
+def _aware(zone: tzinfo) -> Callable[[datetime], datetime]:
     """Naive times read in the session's time zone, as text COPY would (aware ones unchanged)."""
-    def convert(value):
+    def convert(value: datetime) -> datetime:
         return value.replace(tzinfo=zone) if value.tzinfo is None else value
     return convert
 
 
-def delete_keys(conn, table: str, keys: Iterable[tuple]) -> None:
+def delete_keys(conn: psycopg.Connection, table: str, keys: Iterable[tuple]) -> None:
     """Delete rows by (event_id, account_id, goal_id)."""
     keys = list(keys)
     if not keys:
@@ -88,7 +95,7 @@ def delete_keys(conn, table: str, keys: Iterable[tuple]) -> None:
                  (events, accounts, goals))
 
 
-def update(conn, table: str, columns: Sequence[str], rows: Iterable[tuple],
+def update(conn: psycopg.Connection, table: str, columns: Sequence[str], rows: Iterable[tuple],
            key: Sequence[str] = RESULT_KEY, *, touch_updated_at: bool = False) -> int:
     """Update existing rows of ``table`` from ``rows`` (tuples in ``columns`` order) by ``key``."""
     stage, n = _stage(conn, table, columns, rows, "upd")
