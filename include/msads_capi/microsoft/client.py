@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from include.msads_capi.microsoft.faults import (
     ROW_TRANSIENT_CODES,
@@ -33,6 +34,11 @@ from include.msads_capi.microsoft.faults import (
 from include.msads_capi.microsoft.profile import Profile
 from include.msads_capi.microsoft.retry import RetryPolicy
 from include.msads_capi.microsoft.tokens import TokenProvider
+
+if TYPE_CHECKING:
+    from openapi_client.models.campaign.batch_error import BatchError
+    from openapi_client.models.campaign.offline_conversion_alert import OfflineConversionAlert
+    from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
 
@@ -133,17 +139,17 @@ class GoalReport:
     days: list[GoalDay]
 
 
-def _text(value) -> str | None:
+def _text(value: object) -> str | None:
     """Text of a value from the SDK's models; enums by their value; None for unset or empty."""
     value = getattr(value, "value", value)
     return None if value is None or str(value) == "" else str(value)
 
 
-def _int(value) -> int | None:
+def _int(value: int | str | None) -> int | None:
     return None if value is None or str(value) == "" else int(value)
 
 
-def _utc(value) -> datetime:
+def _utc(value: datetime | str) -> datetime:
     """A time as an aware UTC datetime; a time without a zone is refused, never guessed."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -152,7 +158,7 @@ def _utc(value) -> datetime:
     return value.astimezone(UTC)
 
 
-def _when(value) -> datetime:
+def _when(value: datetime | str) -> datetime:
     """A conversion time as an aware UTC datetime, whole seconds (Microsoft keeps seconds)."""
     return _utc(value).replace(microsecond=0)
 
@@ -194,14 +200,16 @@ class RestService:
     def set_token(self, token: str | None) -> None:
         self.api_client.set_default_header("Authorization", f"Bearer {token}")
 
-    def call(self, operation: str, request, timeout: float | None = None):
+    def call(self, operation: str, request: BaseModel,
+             timeout: float | None = None) -> tuple[Any, str | None]:
         """(response model, TrackingId) of one operation; the SDK raises on a fault."""
         method = getattr(self.api, _SNAKE.get(operation, operation) + "_with_http_info")
         answer = method(request, _request_timeout=timeout)
         headers = answer.headers or {}
         return answer.data, _text(headers.get("TrackingId"))
 
-    def call_json(self, operation: str, request, timeout: float | None = None):
+    def call_json(self, operation: str, request: BaseModel,
+                  timeout: float | None = None) -> tuple[dict[str, Any], str | None]:
         """(response JSON as a dict, TrackingId): for an answer the SDK's model cannot read.
 
         The SDK's request building and transport, without its response parsing; a fault
@@ -246,8 +254,9 @@ class AdsClient:
                 ca_file=self.profile.ca_file)
         return clients[key]
 
-    def _call(self, service: str, operation: str, request, *, account_id: int | None = None,
-              customer_id: int | None = None):
+    def _call(self, service: str, operation: str, request: BaseModel, *,
+              account_id: int | None = None,
+              customer_id: int | None = None) -> tuple[Any, str | None]:
         """One operation with retries; returns (response, TrackingId)."""
         rest = self._service(service, account_id, customer_id)
 
@@ -272,7 +281,8 @@ class AdsClient:
 
         return self.retry.call(attempt, what=f"{operation} (account {account_id})")
 
-    def _invoke(self, rest: RestService, operation: str, request):
+    def _invoke(self, rest: RestService, operation: str,
+                request: BaseModel) -> tuple[Any, str | None]:
         if operation in READ_AS_JSON:
             return rest.call_json(operation, request, self.timeout)
         return rest.call(operation, request, self.timeout)
@@ -458,7 +468,7 @@ class AdsClient:
             raise ValueError(f"{operation} takes at most {MAX_CONVERSIONS_PER_CALL} items a call")
         return rows
 
-    def _apply(self, operation: str, request, account_id: int, customer_id: int,
+    def _apply(self, operation: str, request: BaseModel, account_id: int, customer_id: int,
                count: int) -> UploadResult:
         if not count:
             return UploadResult([], None)
@@ -480,7 +490,7 @@ class AdsClient:
                             tracking)
 
 
-def _alert_counts(alerts) -> dict[str, int]:
+def _alert_counts(alerts: Sequence[OfflineConversionAlert | None] | None) -> dict[str, int]:
     """OfflineConversionAlert list -> {UnattributedReason: count}."""
     counts: dict[str, int] = {}
     for a in alerts or []:
@@ -490,7 +500,7 @@ def _alert_counts(alerts) -> dict[str, int]:
     return counts
 
 
-def _batch_error(e) -> ApiError:
+def _batch_error(e: BatchError) -> ApiError:
     """A BatchError from the SDK's model (``BatchErrorBase`` or ``EditorialError``)."""
     code = getattr(e, "code", None)
     return ApiError(-1 if code is None else int(code), _text(getattr(e, "error_code", None))

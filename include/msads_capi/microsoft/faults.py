@@ -28,8 +28,12 @@ import json
 import socket
 import ssl
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from include.msads_capi.errors import MsadsError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 THROTTLE_CODES = {117}
 TRANSIENT_CODES = {0, 5612, 2928}
@@ -113,18 +117,18 @@ class RequestError(MicrosoftError):
     pass
 
 
-def _int(value, default: int = -1) -> int:
+def _int(value: object, default: int = -1) -> int:
     try:
         return int(str(value).strip())
     except (TypeError, ValueError):
         return default
 
 
-def _text(value) -> str:
+def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _as_dict(data, body) -> dict:
+def _as_dict(data: object, body: str | None) -> dict:
     """The fault body as a dict: the JSON text as sent, else the SDK's parsed model, else {}.
 
     The text comes first: the SDK parses every fault with ``openapi_client.models.
@@ -146,7 +150,7 @@ def _as_dict(data, body) -> dict:
     return {}
 
 
-def fault_errors(data, body: str | None = None) -> tuple[list[ApiError], str | None]:
+def fault_errors(data: object, body: str | None = None) -> tuple[list[ApiError], str | None]:
     """Errors and TrackingId of a REST fault body (AdApiFaultDetail, ApiFaultDetail or
     ApiFault), given as the SDK's parsed model or as JSON text."""
     fault = _as_dict(data, body)
@@ -167,7 +171,7 @@ def fault_errors(data, body: str | None = None) -> tuple[list[ApiError], str | N
     return errors, tracking
 
 
-def _header(headers, name: str) -> str | None:
+def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
     try:
         return _text(headers.get(name)) or None if headers else None
     except AttributeError:

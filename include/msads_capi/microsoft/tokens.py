@@ -13,11 +13,16 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from include.msads_capi import crypto
 from include.msads_capi.microsoft.faults import AccountAuthError, TransientError
 from include.msads_capi.microsoft.profile import PRODUCTION_AUTHORITY_HOST, Profile
 from include.msads_capi.warehouse import Warehouse, transaction
+
+if TYPE_CHECKING:
+    import msal
+    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +64,7 @@ class TokenStatus:
         return None
 
 
-def msal_app(profile: Profile):
+def msal_app(profile: Profile) -> msal.ClientApplication:
     """msal's client application for the profile (confidential when it has a client secret)."""
     import msal
     import requests
@@ -143,17 +148,18 @@ class TokenProvider:
     """Hands out a valid access token for one profile, refreshing through msal when needed."""
 
     def __init__(self, profile: Profile, store: TokenStore, *,
-                 clock: Callable[[], datetime] = utcnow, app_factory=msal_app) -> None:
+                 clock: Callable[[], datetime] = utcnow,
+                 app_factory: Callable[[Profile], msal.ClientApplication] = msal_app) -> None:
         self.profile = profile
         self.store = store
         self.clock = clock
         self._app_factory = app_factory
-        self._app = None
+        self._app: msal.ClientApplication | None = None
         self._token: str | None = None
         self._expires_at: datetime | None = None
 
     @property
-    def app(self):
+    def app(self) -> msal.ClientApplication:
         if self._app is None:
             self._app = self._app_factory(self.profile)
         return self._app
@@ -209,7 +215,8 @@ class TokenProvider:
                              "WHERE conn_id = %s", (str(failure), conn_id))
         raise failure
 
-    def _store_refreshed(self, conn, result: dict, now: datetime) -> tuple[str, datetime]:
+    def _store_refreshed(self, conn: psycopg.Connection, result: dict,
+                         now: datetime) -> tuple[str, datetime]:
         conn_id = self.profile.conn_id
         expires = now + timedelta(seconds=int(result.get("expires_in") or 3600))
         new_rt = result.get("refresh_token")
