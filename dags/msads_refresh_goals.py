@@ -40,7 +40,7 @@ DEFAULT_ARGS = {
     tags=["msads", "microsoft-ads"],
     doc_md=__doc__,
 )
-def msads_refresh_goals():
+def msads_refresh_goals() -> None:
     @task
     def list_linked_accounts() -> list[dict]:
         from include.msads_capi.runtime.goal_refresh import linked_accounts

@@ -57,9 +57,9 @@ OUTCOMES = list(REPLAYABLE)
         "dry_run": Param(True, type="boolean", description="only report what would be sent"),
     },
 )
-def msads_replay():
+def msads_replay() -> None:
     @task
-    def reopen_selected(params=None, run_id=None) -> dict:
+    def reopen_selected(params: dict | None = None, run_id: str | None = None) -> dict:
         from include.msads_capi.runtime import upload_tasks
 
         return upload_tasks.reopen_for_replay(dict(params), run_id)
@@ -69,7 +69,7 @@ def msads_replay():
         return not report["dry_run"] and report["events"] > 0
 
     @task(trigger_rule="none_failed")
-    def record_and_summarise(report: dict, run_id=None) -> dict:
+    def record_and_summarise(report: dict, run_id: str | None = None) -> dict:
         from include.msads_capi.runtime import upload_tasks
 
         return {**upload_tasks.record_and_summarise(run_id, None), "replay": report}

@@ -50,15 +50,16 @@ DEFAULT_ARGS = {
     tags=["msads", "microsoft-ads"],
     doc_md=__doc__,
 )
-def msads_upload_conversions():
+def msads_upload_conversions() -> None:
     @task
-    def claim_new_events(run_id=None) -> dict:
+    def claim_new_events(run_id: str | None = None) -> dict:
         from include.msads_capi.runtime import upload_tasks
 
         return upload_tasks.claim_new_events(run_id)
 
     @task(trigger_rule="all_done")
-    def record_and_summarise(hashed: dict, uploads: list[dict], run_id=None) -> dict:
+    def record_and_summarise(hashed: dict, uploads: list[dict],
+                             run_id: str | None = None) -> dict:
         from include.msads_capi.runtime import upload_tasks
 
         return upload_tasks.record_and_summarise(run_id, hashed)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from include.msads_capi import warehouse as wh
 from include.msads_capi.hooks.connections import connection_json
+
+if TYPE_CHECKING:
+    from airflow.exceptions import AirflowFailException
 
 
 def task_warehouse() -> wh.Warehouse:
@@ -11,7 +16,7 @@ def task_warehouse() -> wh.Warehouse:
     return wh.resolve(connection_json)
 
 
-def fail_without_retry(message: str):
+def fail_without_retry(message: str) -> AirflowFailException:
     """An error no retry can fix (bad credentials, bad configuration): the task fails at once."""
     from airflow.exceptions import AirflowFailException
 

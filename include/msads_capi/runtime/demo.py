@@ -23,9 +23,13 @@ import time
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from include.msads_capi import migrations, warehouse
 from include.msads_capi.paths import PROJECT_ROOT, local_dir
+
+if TYPE_CHECKING:
+    from include.msads_emulator import Emulator
 
 CONN_ID = "msads_demo"
 DEMO_DB = "msads_demo"
@@ -48,7 +52,7 @@ def _emulator():
     return Emulator(str(state), ca_file=local_dir() / "emulator" / "demo-ca.pem").start()
 
 
-def _microsoft(emu) -> dict:
+def _microsoft(emu: Emulator) -> dict:
     """A demo customer in the emulator: two accounts, goals of every kind, clicks."""
     admin = emu.admin
     t = admin.seed(customer_name="Contoso Outdoor (demo)", account_name="Contoso US",
@@ -74,7 +78,7 @@ def _microsoft(emu) -> dict:
             "fresh_created_at": now - timedelta(minutes=30)}
 
 
-def _connection(emu, t: dict) -> str:
+def _connection(emu: Emulator, t: dict) -> str:
     return json.dumps({"conn_type": "msads", "login": t["client_id"],
                        "password": t["client_secret"],
                        "extra": {"developer_token": t["developer_token"],
@@ -206,7 +210,7 @@ def _airflow(env: dict, *args: str) -> float:
     return time.monotonic() - started
 
 
-def _report(wh: warehouse.Warehouse, emu, t: dict) -> None:
+def _report(wh: warehouse.Warehouse, emu: Emulator, t: dict) -> None:
     from include.msads_capi.explain import explain, render
 
     with warehouse.transaction(wh) as conn:

@@ -18,9 +18,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from include.msads_capi import crypto
 from include.msads_capi.paths import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 GRACE_SECONDS = 45
 
@@ -105,7 +109,7 @@ def main() -> int:
           "Ctrl-C stops everything", flush=True)
     stop_requested = []
 
-    def on_signal(signum, frame):
+    def on_signal(signum: int, frame: FrameType | None) -> None:
         stop_requested.append(signum)
 
     signal.signal(signal.SIGINT, on_signal)

@@ -85,7 +85,7 @@ def reopen_for_replay(params: dict, run_id: str) -> dict:
     from include.msads_capi.errors import MsadsError
     from include.msads_capi.pipeline.replay import ReplayRequest, reopen
 
-    def when(value):
+    def when(value: object) -> datetime | None:
         if not value:
             return None
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
