@@ -31,14 +31,14 @@ FAULT_SPEC = ("kind", "operation", "account_id", "body_contains", "count", "for_
 DEFAULT_SCOPE = "https://ads.microsoft.com/msads.manage offline_access openid profile"
 
 
-def _int(value, what: str) -> int:
+def _int(value: Any, what: str) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
         raise StoreError(f"{what} must be a whole number, not {value!r}") from None
 
 
-def _window(value) -> int:
+def _window(value: Any) -> int:
     window = _int(value, "window_minutes")
     if not 1 <= window <= MAX_WINDOW_MINUTES:
         raise StoreError(f"window_minutes must be 1..{MAX_WINDOW_MINUTES}")

@@ -6,12 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
 
 from include.msads_emulator import errors, offline, rest
 from include.msads_emulator.currencies import CONVERSION_GOAL_REVENUE_CURRENCIES
 from include.msads_emulator.errors import BatchError
 from include.msads_emulator.store import Store
 from include.msads_emulator.timeutil import iso, parse_datetime
+
+if TYPE_CHECKING:
+    import sqlite3
 
 MAX_CONVERSIONS = 1000
 MAX_ADJUSTMENTS = 1000  # Microsoft publishes no limit for adjustments; the same as uploads.
@@ -61,7 +65,7 @@ GOAL_BOOLS = ("ExcludeFromBidding", "IsAutoGoal", "IsEnhancedConversionsEnabled"
               "IsExternallyAttributed")
 
 
-def _readable_goal(g, index: int) -> None:
+def _readable_goal(g: object, index: int) -> None:
     """The whole request is bound before any rule runs: a value of the wrong type or an
     unknown enum name faults the call (errors.unreadable)."""
     if g is None:
@@ -274,8 +278,9 @@ def request_items(body: dict, shape: rest.ItemShape) -> list:
     return rest.get(body, shape.name, "array") or []
 
 
-def _apply(call: Call, operation: str, shape: rest.ItemShape, limit: int, check,
-           record) -> dict:
+def _apply(call: Call, operation: str, shape: rest.ItemShape, limit: int,
+           check: Callable[[offline.Item, offline.Context], int | dict],
+           record: Callable[[sqlite3.Connection, list[dict], int, float], None]) -> dict:
     """Read the items (5600 when none, 5601 over ``limit``), check each, keep what passed and
     answer with a BatchError at the index of each refused item."""
     raw = request_items(call.body, shape)

@@ -33,7 +33,7 @@ def _customer_fault(code: int, message: str) -> Fault:
     return Fault("customer_api", [ErrorItem(code, "", message)])
 
 
-def _id(value) -> str | None:
+def _id(value: object) -> str | None:
     return None if value is None else str(value)
 
 

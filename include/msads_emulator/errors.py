@@ -9,6 +9,10 @@ names and fields follow Microsoft's reference pages for these data objects.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 # From Microsoft's operation error codes page unless marked "emulator's choice":
 # https://learn.microsoft.com/en-us/advertising/guides/operation-error-codes?view=bingads-13
@@ -223,7 +227,8 @@ def adapi_fault(code: int | None, error_code: str, message: str,
 
 
 def operation_fault(code: int, error_code: str, message: str,
-                    batch_errors=(), http_status: int | None = None) -> Fault:
+                    batch_errors: Iterable[BatchError] = (),
+                    http_status: int | None = None) -> Fault:
     return Fault("api", [ErrorItem(code, error_code, message)],
                  batch_errors=list(batch_errors), http_status=http_status)
 

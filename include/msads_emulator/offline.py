@@ -14,10 +14,14 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from include.msads_emulator.currencies import CONVERSION_GOAL_REVENUE_CURRENCIES
 from include.msads_emulator.errors import BatchError
 from include.msads_emulator.timeutil import DAY, HOUR, iso, parse_datetime
+
+if TYPE_CHECKING:
+    import sqlite3
 
 Item = Mapping[str, str | None] | None
 
@@ -271,7 +275,7 @@ def check_adjustment(item: Item, ctx: Context) -> int | dict:
 # -- what the emulator keeps ------------------------------------------------------------------
 
 
-def existing_keys(db, keys: Iterable[str]) -> dict[str, int]:
+def existing_keys(db: sqlite3.Connection, keys: Iterable[str]) -> dict[str, int]:
     """Conversion ids by dedup key, for the keys already stored."""
     found: dict[str, int] = {}
     unique = sorted(set(keys))
@@ -283,7 +287,7 @@ def existing_keys(db, keys: Iterable[str]) -> dict[str, int]:
     return found
 
 
-def _recount_unique(db, goal_id: int, identity: str) -> None:
+def _recount_unique(db: sqlite3.Connection, goal_id: int, identity: str) -> None:
     """``Unique``: of the conversions of one click (or person) that would count, only the one
     with the earliest conversion time does, whatever order they arrived in."""
     rows = db.execute(
@@ -295,7 +299,8 @@ def _recount_unique(db, goal_id: int, identity: str) -> None:
                    (1, None, row[0]) if n == 0 else (0, NOT_FIRST, row[0]))
 
 
-def record_conversions(db, accepted: list[dict], request_id: int, now: float) -> None:
+def record_conversions(db: sqlite3.Connection, accepted: list[dict], request_id: int,
+                       now: float) -> None:
     """Store accepted conversions (each with its ``item_index``); a repeat of a stored one
     (same goal, conversion time and click or hashed identity) is kept under duplicates."""
     existing = existing_keys(db, [c["dedup_key"] for c in accepted])
@@ -328,7 +333,8 @@ def record_conversions(db, accepted: list[dict], request_id: int, now: float) ->
             _recount_unique(db, c["goal_id"], c["identity"])
 
 
-def record_adjustments(db, accepted: list[dict], request_id: int, now: float) -> None:
+def record_adjustments(db: sqlite3.Connection, accepted: list[dict], request_id: int,
+                       now: float) -> None:
     """Store adjustments (each with its ``item_index``) and apply them to their original; one
     whose original is unknown is kept with ``original_id`` null."""
     originals = existing_keys(db, [c["dedup_key"] for c in accepted])
@@ -353,8 +359,8 @@ def record_adjustments(db, accepted: list[dict], request_id: int, now: float) ->
                        "WHERE id = ?", (c["adjustment_value"], c["currency"], original))
 
 
-def record_rejections(db, operation: str, items: list[Item], refused: list[BatchError],
-                      request_id: int, now: float) -> None:
+def record_rejections(db: sqlite3.Connection, operation: str, items: list[Item],
+                      refused: list[BatchError], request_id: int, now: float) -> None:
     """Keep the refused items with their BatchError and the item as sent."""
     rows = []
     for error in refused:

@@ -12,8 +12,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from include.msads_emulator import errors
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
 
 CAMPAIGN = "campaign"
 CUSTOMER = "customer"
@@ -81,12 +85,12 @@ _TYPES = {"string": (str,), "number": (int, float), "integer": (int,), "boolean"
           "array": (list,), "object": (dict,)}
 
 
-def _type_name(value) -> str:
+def _type_name(value: object) -> str:
     return {bool: "boolean", int: "number", float: "number", str: "string", list: "array",
             dict: "object"}.get(type(value), type(value).__name__)
 
 
-def get(obj: dict | None, name: str, kind: str, where: str = ""):
+def get(obj: dict | None, name: str, kind: str, where: str = "") -> Any:
     """``obj[name]`` checked against a JSON type (None when absent or null)."""
     if obj is None:
         return None
@@ -113,7 +117,7 @@ def get_id(obj: dict | None, name: str, where: str = "") -> int | None:
     raise errors.unreadable(f"{where}{name}: {json.dumps(value)[:40]} is not a 64-bit id.")
 
 
-def flags(value: str | None, allowed, where: str) -> list[str]:
+def flags(value: str | None, allowed: Collection[str], where: str) -> list[str]:
     """A flags value (ConversionGoalTypes, ReturnAdditionalFields): names separated by commas,
     as the SDK writes them (spaces are read too)."""
     names = [v for v in (value or "").replace(",", " ").split() if v]
@@ -123,7 +127,7 @@ def flags(value: str | None, allowed, where: str) -> list[str]:
     return names
 
 
-def as_text(value) -> str | None:
+def as_text(value: object) -> str | None:
     """A scalar as the rules read it (they work on text, as the SOAP wire gave it)."""
     if value is None:
         return None
@@ -139,7 +143,7 @@ class ItemShape:
     name: str
     fields: dict[str, str]
 
-    def read(self, item, index: int) -> dict[str, str | None] | None:
+    def read(self, item: object, index: int) -> dict[str, str | None] | None:
         """One item as field name -> text for the rules; None for a null item."""
         if item is None:
             return None

@@ -16,6 +16,7 @@ import uuid
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from include.msads_emulator import campaign, customer, errors, rest
@@ -24,6 +25,11 @@ from include.msads_emulator.errors import BatchError, Fault
 from include.msads_emulator.oauth import OAuth
 from include.msads_emulator.store import Store
 from include.msads_emulator.web import Request, Response, html_response, json_response
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from include.msads_emulator.client import AdminClient
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +41,8 @@ _MISSING = ("", "None")
 class App:
     """Turns a :class:`Request` into a :class:`Response`; knows nothing about sockets."""
 
-    def __init__(self, store: Store, urls, stopping: threading.Event) -> None:
+    def __init__(self, store: Store, urls: Callable[[], dict[str, str]],
+                 stopping: threading.Event) -> None:
         self.store = store
         self.oauth = OAuth(store)
         self.admin = Admin(store, self.oauth, urls)
@@ -81,7 +88,8 @@ class App:
                                 if req.query else ""),
             "headers": req.headers, "body": req.body.decode("utf-8", "replace")})
 
-    def _logged(self, req: Request, service: str, operation: str, fn, *args) -> Response:
+    def _logged(self, req: Request, service: str, operation: str, fn: Callable[..., Response],
+                *args) -> Response:
         rid = self._log_start(req, service, operation)
         body = req.body.decode("utf-8", "replace")
         for fault in self.store.take_faults(operation, None, body, oauth=True):
@@ -290,7 +298,7 @@ class _Server(ThreadingHTTPServer):
     ssl_context: ssl.SSLContext
     public_host: str
 
-    def finish_request(self, request, client_address) -> None:
+    def finish_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:
         conn = request
         try:
             request.settimeout(_Handler.timeout)
@@ -425,7 +433,7 @@ class Emulator:
         return self.base_url + PREFIX
 
     @property
-    def admin(self):
+    def admin(self) -> AdminClient:
         from include.msads_emulator.client import AdminClient
 
         return AdminClient(self.admin_url)

@@ -10,9 +10,12 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from include.msads_emulator.timeutil import DAY, iso
+
+if TYPE_CHECKING:
+    from types import TracebackType
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -187,7 +190,7 @@ class Store:
         with self.lock:
             return self.db.execute(sql, params).lastrowid
 
-    def transaction(self):
+    def transaction(self) -> _Transaction:
         return _Transaction(self)
 
     def _next_id(self, table: str) -> int:
@@ -583,7 +586,8 @@ class _Transaction:
         self.store.db.execute("BEGIN")
         return self.store.db
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         try:
             self.store.db.execute("ROLLBACK" if exc_type else "COMMIT")
         finally:

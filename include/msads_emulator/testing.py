@@ -35,10 +35,14 @@ import importlib
 import json
 import re
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # heavy imports stay out of module import
+    from collections.abc import Callable
+
+    import msal
     import requests
+    from pydantic import BaseModel
 
     from include.msads_emulator.server import Emulator
 
@@ -79,14 +83,14 @@ def _module(service: str) -> str:
     return "campaign" if service == CAMPAIGN else "customer"
 
 
-def request_model(service: str, operation: str):
+def request_model(service: str, operation: str) -> type[Any]:
     """The SDK's request model of an operation, e.g. ``ApplyOfflineConversionsRequest``."""
     module = importlib.import_module(
         f"openapi_client.models.{_module(service)}.{_snake(operation)}_request")
     return getattr(module, f"{operation}Request")
 
 
-def response_model(service: str, operation: str | None, status: int):
+def response_model(service: str, operation: str | None, status: int) -> type[Any]:
     """The SDK's model for an answer: the operation's response on 200, else ApplicationFault."""
     if status == 200 and operation:
         module = importlib.import_module(
@@ -151,7 +155,7 @@ class RestClient:
     def tracking_id(self) -> str | None:
         return self.last_headers.get("TrackingId")
 
-    def call(self, operation: str, request=None):
+    def call(self, operation: str, request: BaseModel | dict | None = None) -> Any:
         model = request_model(self.service, operation)
         if request is None:
             request = model()
@@ -168,7 +172,7 @@ class RestClient:
         self.last_headers = dict(answer.headers or {})
         return answer.data
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Callable[..., Any]:
         if name[:1].isupper():
             return lambda request=None: self.call(name, request)
         raise AttributeError(name)
@@ -190,7 +194,7 @@ def customer_client(emu: Emulator, tenant: Tenant | None = None, **options) -> R
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
 
 
-def _pruned(value):
+def _pruned(value: Any) -> Any:
     """JSON without nulls (the SDK's models omit unset fields and null list items), with
     date-times compared as instants (the SDK writes ``+00:00`` for ``Z``)."""
     if isinstance(value, dict):
@@ -204,7 +208,7 @@ def _pruned(value):
     return value
 
 
-def _as_json(model):
+def _as_json(model: BaseModel) -> Any:
     """A model as the SDK would write it as JSON (enums and flags by name)."""
     from openapi_client.api_client import ApiClient
 
@@ -219,7 +223,7 @@ def _as_json(model):
 NULL_ITEMS_THE_SDK_CANNOT_READ = {"AddConversionGoals": "ConversionGoalIds"}
 
 
-def strict_parse(service: str, operation: str | None, status: int, body: str):
+def strict_parse(service: str, operation: str | None, status: int, body: str) -> Any:
     """Read one answer with the SDK's model and return it; raise AssertionError when the
     model cannot read it, or reads it differently from what was sent (a field it does not
     know is dropped, so a round trip shows it)."""
@@ -272,7 +276,8 @@ def http_session(emu: Emulator) -> requests.Session:
 
 
 def msal_app(emu: Emulator, tenant: Tenant | None = None, *, client_id: str | None = None,
-             client_secret: str | None = None, public: bool = False, **kwargs):
+             client_secret: str | None = None, public: bool = False,
+             **kwargs) -> msal.ClientApplication:
     """An msal application for the emulator's authority (confidential unless ``public``)."""
     import msal
 

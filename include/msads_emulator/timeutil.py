@@ -45,7 +45,7 @@ def iso(epoch: float | None) -> str | None:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_admin_time(value, now: float) -> float:
+def parse_admin_time(value: object, now: float) -> float:
     """A time given to the admin API: ISO text, epoch seconds, or ``{"ago": seconds}``."""
     if value is None:
         return now

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from html import escape
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 
@@ -40,7 +41,7 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def json_response(data, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(status, json.dumps(data, default=str).encode("utf-8"),
                     "application/json; charset=utf-8", headers or {})
 
