@@ -104,7 +104,7 @@ def _frame(cursor: psycopg.Cursor) -> pd.DataFrame:
     return pd.DataFrame(cursor.fetchall(), columns=cols)
 
 
-def _as_float(value: object) -> float:
+def _as_float(value: Any) -> float:
     if value is None:
         return math.nan
     try:
