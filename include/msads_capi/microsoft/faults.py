@@ -117,7 +117,7 @@ class RequestError(MicrosoftError):
     pass
 
 
-def _int(value: object, default: int = -1) -> int:
+def _int(value: object, default: int | None = -1) -> int | None:
     try:
         return int(str(value).strip())
     except (TypeError, ValueError):
