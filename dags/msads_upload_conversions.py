@@ -58,14 +58,13 @@ def msads_upload_conversions() -> None:
         return upload_tasks.claim_new_events(run_id)
 
     @task(trigger_rule="all_done")
-    def record_and_summarise(hashed: dict, uploads: list[dict],
-                             run_id: str | None = None) -> dict:
+    def record_and_summarise(hashed: dict, run_id: str | None = None) -> dict:
         from include.msads_capi.runtime import upload_tasks
 
         return upload_tasks.record_and_summarise(run_id, hashed)
 
     _, hashed, uploads = plan_hash_upload(claim_new_events())
-    record_and_summarise(hashed, uploads)
+    uploads >> record_and_summarise(hashed)  # after every upload, however each one ended
 
 
 msads_upload_conversions()

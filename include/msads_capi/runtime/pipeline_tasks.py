@@ -37,7 +37,8 @@ def upload_conversions(account: dict, run_id: str | None = None) -> dict:
 
 
 def plan_hash_upload(upstream: XComArg | None = None) -> tuple[XComArg, XComArg, XComArg]:
-    """Wire plan → hash → upload per account; returns (hashed, uploads) for what follows."""
+    """Wire plan → hash → upload per account; returns (planned, hashed, uploads) for what
+    follows."""
     planned = plan_conversions(upstream) if upstream is not None else plan_conversions()
     hashed = hash_identifiers(planned)
     uploads = upload_conversions.expand(account=accounts_to_upload(hashed))
