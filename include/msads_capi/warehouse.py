@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from include.msads_capi.errors import MsadsError
+from include.msads_capi.errors import MsadsError, Unavailable
 from include.msads_capi.paths import display, local_dir
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ def connect(warehouse: Warehouse, **kwargs: Any) -> psycopg.Connection:
         return conn
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise MsadsError(
+        raise Unavailable(
             f"cannot connect to the {warehouse.describe()}: {reason}; check that it runs and "
             "that MSADS_WAREHOUSE_URL or the warehouse_default connection is right"
         ) from exc

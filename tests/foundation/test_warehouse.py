@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from include.msads_capi import warehouse
-from include.msads_capi.errors import MsadsError
+from include.msads_capi.errors import MsadsError, Unavailable
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -46,11 +46,22 @@ def test_a_connection_of_another_kind_is_refused():
         warehouse.connection_to_url("mysql://u@h/db")
 
 
-def test_unreachable_server_says_where_it_tried():
+def test_unreachable_server_says_where_it_tried_and_may_be_tried_again():
     wh = warehouse.Warehouse("postgresql://nobody:secret@127.0.0.1:1/none", "MSADS_WAREHOUSE_URL")
-    with pytest.raises(MsadsError) as exc:
+    with pytest.raises(Unavailable) as exc:  # retried by Airflow, "try again" from the CLI
         warehouse.connect(wh)
     assert "cannot connect" in str(exc.value) and "secret" not in str(exc.value)
+    assert not isinstance(exc.value, MsadsError)
+
+
+def test_the_cli_says_try_again_when_the_warehouse_is_down(tmp_path):
+    env = {**os.environ, "MSADS_WAREHOUSE_URL": "postgresql://nobody@127.0.0.1:1/none",
+           "PYTHONPATH": str(PROJECT), "MSADS_HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "include.msads_capi.cli", "space", "list"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 75, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("msads: error: cannot connect to the") and "try again" in last
 
 
 def _msads(home: Path, *args: str) -> subprocess.CompletedProcess:

@@ -12,8 +12,8 @@ import logging
 import sys
 
 from include.msads_capi import __version__
-from include.msads_capi.cli.common import Context, fail
-from include.msads_capi.errors import MsadsError
+from include.msads_capi.cli.common import TRY_AGAIN, Context, fail
+from include.msads_capi.errors import MsadsError, Unavailable
 
 # Command modules, in the order `msads --help` lists them.
 COMMAND_MODULES = ("db", "config", "microsoft", "pipeline", "hash", "emulator")
@@ -37,15 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    ctx = Context()
     try:
-        result = args.handler(args, ctx)
+        result = args.handler(args, Context())
     except MsadsError as exc:
         return fail(str(exc))
+    except Unavailable as exc:
+        return fail(f"{exc} (nothing was lost; try again later)", TRY_AGAIN)
     except KeyboardInterrupt:
         return fail("interrupted")
-    finally:
-        ctx.close()
     return int(result or 0)
 
 

@@ -19,10 +19,14 @@ if TYPE_CHECKING:
     from include.msads_capi.microsoft.profile import Profile
 
 
-def fail(message: str) -> int:
-    """Print ``msads: error: <one line>`` to stderr; the exit status is 2."""
+# Exit statuses: 2 for something a person must fix, 75 (EX_TEMPFAIL) for "try again later".
+USER_ERROR, TRY_AGAIN = 2, 75
+
+
+def fail(message: str, status: int = USER_ERROR) -> int:
+    """Print ``msads: error: <one line>`` to stderr; returns the exit status (2 by default)."""
     print(f"msads: error: {' '.join(message.split())}", file=sys.stderr)
-    return 2
+    return status
 
 
 def info(message: str) -> None:
@@ -73,9 +77,6 @@ class Context:
         profile = self.profile(conn_id)
         migrations.require_current(self.warehouse)
         return AdsClient(profile, TokenProvider(profile, TokenStore(self.warehouse)))
-
-    def close(self) -> None:
-        pass
 
 
 def connection_client(warehouse_: warehouse.Warehouse, conn_id: str) -> AdsClient:

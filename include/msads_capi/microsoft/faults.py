@@ -30,7 +30,7 @@ import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from include.msads_capi.errors import MsadsError
+from include.msads_capi.errors import BUGS, MsadsError, Unavailable
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -45,8 +45,6 @@ ACCOUNT_NOT_FOUND_CODES = {1102, 1030}
 # A batch error with one of these codes is retried for its row: 0 InternalError, 5612 "failed to
 # send offline conversions to internal server".
 ROW_TRANSIENT_CODES = {0, 5612}
-# Exceptions that mean our own code is wrong; retrying cannot help.
-BUGS = (AttributeError, TypeError, NameError, KeyError, IndexError, AssertionError)
 
 
 @dataclass(frozen=True)
@@ -64,8 +62,9 @@ class ApiError:
         return f"{code}{self.error_code}{where}: {self.message}"
 
 
-class MicrosoftError(MsadsError):
-    """Microsoft refused or failed a call; ``errors`` and ``tracking_id`` say how."""
+class MicrosoftError(Exception):
+    """Microsoft refused or failed a call; ``errors`` and ``tracking_id`` say how. Each kind
+    below is also one of errors.py's: a person can fix it, or it may pass."""
 
     def __init__(self, message: str, errors: tuple[ApiError, ...] = (),
                  tracking_id: str | None = None, http_status: int | None = None) -> None:
@@ -91,7 +90,7 @@ class MicrosoftError(MsadsError):
         return type(self).__name__
 
 
-class TransientError(MicrosoftError):
+class TransientError(MicrosoftError, Unavailable):
     """Worth retrying later; ``retry_after`` is the least wait Microsoft asks for (seconds)."""
 
     retry_after: float = 0.0
@@ -105,15 +104,15 @@ class TokenExpiredError(MicrosoftError):
     pass
 
 
-class AccountAuthError(MicrosoftError):
+class AccountAuthError(MicrosoftError, MsadsError):
     """Credentials or consent are bad: retrying cannot help; a person must reconnect."""
 
 
-class AccountNotFoundError(MicrosoftError):
+class AccountNotFoundError(MicrosoftError, MsadsError):
     pass
 
 
-class RequestError(MicrosoftError):
+class RequestError(MicrosoftError, MsadsError):
     pass
 
 

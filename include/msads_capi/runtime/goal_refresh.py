@@ -6,9 +6,10 @@ import logging
 
 from include.msads_capi import configuration as cfg
 from include.msads_capi import migrations
+from include.msads_capi.errors import MsadsError
 from include.msads_capi.microsoft.faults import AccountAuthError
 from include.msads_capi.refresh import refresh_account
-from include.msads_capi.runtime.common import fail_without_retry, task_warehouse
+from include.msads_capi.runtime.common import task_errors, task_warehouse
 from include.msads_capi.warehouse import transaction
 
 log = logging.getLogger(__name__)
@@ -16,10 +17,11 @@ log = logging.getLogger(__name__)
 
 def linked_accounts() -> list[dict]:
     """Linked accounts to refresh: all but ``auth_failed`` ones, which wait for a person."""
-    warehouse = task_warehouse()
-    migrations.require_current(warehouse)
-    with transaction(warehouse) as conn:
-        accounts = cfg.list_accounts(conn)
+    with task_errors("listing linked accounts"):
+        warehouse = task_warehouse()
+        migrations.require_current(warehouse)
+        with transaction(warehouse) as conn:
+            accounts = cfg.list_accounts(conn)
     skipped = [a.account_id for a in accounts if a.status == "auth_failed"]
     if skipped:
         log.warning("not refreshing account(s) %s: sign-in failed earlier; reconnect with "
@@ -33,16 +35,16 @@ def refresh_one(account: dict) -> dict:
     """Refresh one account's status and goals; sign-in failures fail the task at once."""
     from include.msads_capi.hooks.msads import MicrosoftAdsHook
 
-    warehouse = task_warehouse()
-    with transaction(warehouse) as conn:
-        linked = cfg.get_account(conn, account["account_id"])
-    hook = MicrosoftAdsHook(linked.conn_id)
-    try:
-        summary = refresh_account(warehouse, hook.client, linked)
-    except AccountAuthError as exc:
-        raise fail_without_retry(
-            f"account {linked.account_id} is now auth_failed: {exc}") from exc
-    return summary.as_dict()
+    with task_errors("goal refresh"):
+        warehouse = task_warehouse()
+        with transaction(warehouse) as conn:
+            linked = cfg.get_account(conn, account["account_id"])
+        hook = MicrosoftAdsHook(linked.conn_id)
+        try:
+            summary = refresh_account(warehouse, hook.client, linked)
+        except AccountAuthError as exc:
+            raise MsadsError(f"account {linked.account_id} is now auth_failed: {exc}") from exc
+        return summary.as_dict()
 
 
 def summarize(results: list[dict]) -> dict:

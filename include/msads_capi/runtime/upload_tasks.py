@@ -7,19 +7,15 @@ from datetime import UTC, datetime
 
 from include.msads_capi import configuration as cfg
 from include.msads_capi import migrations
-from include.msads_capi.microsoft.faults import BUGS, AccountAuthError
+from include.msads_capi.errors import MsadsError
+from include.msads_capi.microsoft.faults import AccountAuthError
 from include.msads_capi.pipeline import config as pipeline_config
 from include.msads_capi.pipeline.claim import claim
 from include.msads_capi.pipeline.hashing import hash_stage
 from include.msads_capi.pipeline.plan import plan
 from include.msads_capi.pipeline.summary import summarize
-from include.msads_capi.pipeline.upload import (
-    AccountRefusedError,
-    Part,
-    accounts_with_work,
-    upload_account,
-)
-from include.msads_capi.runtime.common import fail_without_retry, task_warehouse
+from include.msads_capi.pipeline.upload import Part, accounts_with_work, upload_account
+from include.msads_capi.runtime.common import fail_without_retry, task_errors, task_warehouse
 from include.msads_capi.warehouse import transaction
 
 log = logging.getLogger(__name__)
@@ -36,53 +32,53 @@ def _config():
 
 
 def claim_new_events(run_id: str) -> dict:
-    warehouse = task_warehouse()
-    migrations.require_current(warehouse)
-    return claim(warehouse, run_id, _now(), _config()).as_dict()
+    with task_errors("claiming new events"):
+        warehouse = task_warehouse()
+        migrations.require_current(warehouse)
+        return claim(warehouse, run_id, _now(), _config()).as_dict()
 
 
 def plan_conversions(run_id: str) -> dict:
-    return dict(plan(task_warehouse(), run_id, _now(), _config()))
+    with task_errors("planning conversions"):
+        return dict(plan(task_warehouse(), run_id, _now(), _config()))
 
 
 def hash_identifiers(run_id: str) -> dict:
-    warehouse = task_warehouse()
-    summary = hash_stage(warehouse, run_id, _now(), _config())
-    return {**summary.as_dict(), "accounts": accounts_with_work(warehouse, run_id, _config())}
+    with task_errors("hashing identifiers"):
+        warehouse = task_warehouse()
+        summary = hash_stage(warehouse, run_id, _now(), _config())
+        return {**summary.as_dict(),
+                "accounts": accounts_with_work(warehouse, run_id, _config())}
 
 
 def upload_for_account(account: dict, run_id: str) -> dict:
     from include.msads_capi.hooks.msads import MicrosoftAdsHook
 
-    warehouse = task_warehouse()
-    with transaction(warehouse) as conn:
-        linked = cfg.get_account(conn, account["account_id"])
-    hook = MicrosoftAdsHook(linked.conn_id)
-    part = Part.of_entry(account)
-    try:
-        result = upload_account(warehouse, hook.client, linked.account_id, run_id, _config(),
-                                clock=_now, part=part).as_dict()
+    with task_errors("upload"):
+        warehouse = task_warehouse()
+        with transaction(warehouse) as conn:
+            linked = cfg.get_account(conn, account["account_id"])
+        hook = MicrosoftAdsHook(linked.conn_id)
+        part = Part.of_entry(account)
+        try:
+            result = upload_account(warehouse, hook.client, linked.account_id, run_id,
+                                    _config(), clock=_now, part=part).as_dict()
+        except AccountAuthError as exc:
+            raise MsadsError(f"account {linked.account_id} is now auth_failed and its "
+                             f"conversions are held: {exc}") from exc
+        # AccountRefusedError (a person must look; the next run tries again after the
+        # backoff) fails the task at once, like every MsadsError.
         return {**result, "part": part.number, "parts": part.of}
-    except AccountAuthError as exc:
-        raise fail_without_retry(f"account {linked.account_id} is now auth_failed and its "
-                                 f"conversions are held: {exc}") from exc
-    except AccountRefusedError as exc:  # the next run tries again, after the backoff
-        raise fail_without_retry(str(exc)) from exc
-    except BUGS as exc:  # retrying cannot fix our own code; the rows wait for the next run
-        raise fail_without_retry(f"a bug in msads-capi while uploading account "
-                                 f"{linked.account_id} ({type(exc).__name__}: {exc}); the "
-                                 "conversions are kept and taken again by the next run; please "
-                                 "report it with this log") from exc
 
 
 def record_and_summarise(run_id: str, hashed: dict | None) -> dict:
     coverage = (hashed or {}).get("coverage") or {}
-    return summarize(task_warehouse(), run_id, coverage=coverage)
+    with task_errors("recording the run's outcomes"):
+        return summarize(task_warehouse(), run_id, coverage=coverage)
 
 
 def reopen_for_replay(params: dict, run_id: str) -> dict:
     """The replay DAG's first task: reopen the selected rows, or report them (dry run)."""
-    from include.msads_capi.errors import MsadsError
     from include.msads_capi.pipeline.replay import ReplayRequest, reopen
 
     def when(value: object) -> datetime | None:
@@ -97,8 +93,9 @@ def reopen_for_replay(params: dict, run_id: str) -> dict:
                             start=when(params.get("start")), end=when(params.get("end")),
                             outcomes=list(params.get("outcomes") or []),
                             dry_run=bool(params.get("dry_run", True)))
-        report = reopen(task_warehouse(), req, run_id, _now())
-    except (MsadsError, ValueError) as exc:
+    except ValueError as exc:
         raise fail_without_retry(f"replay parameters: {exc}") from exc
+    with task_errors("replay parameters"):
+        report = reopen(task_warehouse(), req, run_id, _now())
     log.info("replay %s: %s", "dry run" if req.dry_run else "reopened", report)
     return report
