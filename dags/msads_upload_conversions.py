@@ -18,8 +18,9 @@ from the ledger, never decides an event twice, and resends only what has no reco
 an outcome: rows wait with a next attempt and are retried with backoff for 24 hours. A sign-in
 failure fails only that account's task, with the fix (`msads auth login --conn-id ...`).
 
-Settings: `MSADS_CHUNK_SIZE` (default 5,000 events), `MSADS_RUN_BUDGET_SECONDS` (per account,
-default 45).
+Settings: the Airflow Variables `msads_chunk_size` (default 5,000 events) and
+`msads_run_time_budget_seconds` (per account and run, default 45), under Admin > Variables; or
+the environment variables `MSADS_CHUNK_SIZE` and `MSADS_RUN_BUDGET_SECONDS` (docs/configuration.md).
 """
 
 from __future__ import annotations

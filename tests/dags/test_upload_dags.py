@@ -56,3 +56,26 @@ def test_replay_dag_dry_run_then_resend(run_dag, shop, msads):
                                              "outcomes": ["not_mapped"]})
     assert real.state == "success", task_states(real)
     assert s.reason(signup) == ["uploaded"]
+
+
+def test_the_settings_in_airflow_variables_are_honoured(run_dag, shop):
+    """Admin > Variables: an upload budget of 0 s sends nothing and loses nothing; a value
+    that is not a number fails the run at once, naming the Variable and the fix."""
+    from airflow.models import Variable
+
+    s = shop
+    events = [s.event() for _ in range(3)]
+    Variable.set("msads_run_time_budget_seconds", "0")
+    try:
+        held = run_dag("msads_upload_conversions")
+        assert held.state == "success", task_states(held)
+        assert s.emu.admin.conversions() == []
+        assert all(s.reason(e) == ["ready"] for e in events)  # waiting for the next run
+        Variable.set("msads_run_time_budget_seconds", "soon")
+        broken = run_dag("msads_upload_conversions")
+        assert task_states(broken)[("claim_new_events", -1)] == "failed"
+    finally:
+        Variable.delete("msads_run_time_budget_seconds")
+    sent = run_dag("msads_upload_conversions")
+    assert sent.state == "success", task_states(sent)
+    assert all(s.reason(e) == ["uploaded"] for e in events)

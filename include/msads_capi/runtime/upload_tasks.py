@@ -27,8 +27,26 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _config():
-    return pipeline_config.from_env()
+# Settings a data engineer can change in the Airflow UI (Admin > Variables); set there, they
+# win over the environment variables of the same meaning (docs/configuration.md).
+AIRFLOW_VARIABLES = (("msads_chunk_size", "chunk_size", int),
+                     ("msads_run_time_budget_seconds", "upload_budget_seconds", float))
+
+
+def _config() -> pipeline_config.PipelineConfig:
+    from airflow.sdk import Variable
+
+    overrides = {}
+    for key, name, kind in AIRFLOW_VARIABLES:
+        raw = Variable.get(key, default=None)
+        if raw is None or not str(raw).strip():
+            continue
+        try:
+            overrides[name] = kind(str(raw).strip())
+        except ValueError:
+            raise MsadsError(f"the Airflow Variable {key} is {raw!r}, not a number; fix it in "
+                             "Admin > Variables, or delete it to use the default") from None
+    return pipeline_config.from_env(**overrides)
 
 
 def claim_new_events(run_id: str) -> dict:
