@@ -50,7 +50,7 @@ def test_sql_lives_in_include_sql():
 
 
 def test_microsoft_is_reached_over_rest_only():
-    """SOAP is switched off on 2027-01-31: no suds, no SOAP SDK pin, and nothing builds the
+    """Microsoft switches its SOAP API off: no suds, no SOAP SDK pin, and nothing builds the
     SDK's ServiceClient (it patches pydantic's BaseModel for the whole process)."""
     pins = {line.split("==")[0].strip().lower() for name in ("requirements.txt",
                                                              "constraints.txt")
