@@ -273,17 +273,12 @@ def add_conversion_goals(call: Call) -> dict:
 # Each item is read into a plain dict of text once (rest.ItemShape); offline.py holds the rules.
 
 
-def request_items(body: dict, shape: rest.ItemShape) -> list:
-    """The request's items as JSON (not yet read); [] when there are none."""
-    return rest.get(body, shape.name, "array") or []
-
-
 def _apply(call: Call, operation: str, shape: rest.ItemShape, limit: int,
            check: Callable[[offline.Item, offline.Context], int | dict],
            record: Callable[[sqlite3.Connection, list[dict], int, float], None]) -> dict:
     """Read the items (5600 when none, 5601 over ``limit``), check each, keep what passed and
     answer with a BatchError at the index of each refused item."""
-    raw = request_items(call.body, shape)
+    raw = rest.get(call.body, shape.name, "array") or []
     if not raw:
         raise errors.operation(5600)
     if len(raw) > limit:

@@ -16,6 +16,7 @@ classes underneath it are the same code, send the same requests and need no such
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from include.msads_capi.microsoft.faults import (
     RequestError,
     TokenExpiredError,
     TransientError,
+    api_errors,
     classify,
 )
 from include.msads_capi.microsoft.profile import Profile
@@ -44,9 +46,6 @@ log = logging.getLogger(__name__)
 
 MAX_CONVERSIONS_PER_CALL = 1000
 GOAL_FIELDS = "GoalCategory,IsEnhancedConversionsEnabled,IsExternallyAttributed"
-CONVERSION_FIELDS = ("ConversionCurrencyCode", "ConversionName", "ConversionTime",
-                     "ConversionValue", "HashedEmailAddress", "HashedPhoneNumber",
-                     "MicrosoftClickId")
 # Answers read as plain JSON: the SDK declares AddConversionGoalsResponse.ConversionGoalIds as a
 # list of non-null strings, but Microsoft answers null at the index of every goal it refused
 # ("the corresponding element will be null", AddConversionGoals), so the SDK's model raises
@@ -54,13 +53,6 @@ CONVERSION_FIELDS = ("ConversionCurrencyCode", "ConversionName", "ConversionTime
 READ_AS_JSON = frozenset({"AddConversionGoals"})
 CAMPAIGN = "CampaignManagementService"
 CUSTOMER = "CustomerManagementService"
-_SNAKE = {"GetUser": "get_user", "SearchAccounts": "search_accounts",
-          "GetConversionGoalsByIds": "get_conversion_goals_by_ids",
-          "AddConversionGoals": "add_conversion_goals",
-          "ApplyOfflineConversions": "apply_offline_conversions",
-          "ApplyOfflineConversionAdjustments": "apply_offline_conversion_adjustments",
-          "GetOfflineConversionReports": "get_offline_conversion_reports",
-          "GetOfflineConversionReportByGoalIds": "get_offline_conversion_report_by_goal_ids"}
 
 
 @dataclass(frozen=True)
@@ -139,6 +131,12 @@ class GoalReport:
     days: list[GoalDay]
 
 
+def _snake(operation: str) -> str:
+    """The SDK's method name for a Microsoft operation: ApplyOfflineConversions ->
+    apply_offline_conversions."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", operation).lower()
+
+
 def _text(value: object) -> str | None:
     """Text of a value from the SDK's models; enums by their value; None for unset or empty."""
     value = getattr(value, "value", value)
@@ -203,7 +201,7 @@ class RestService:
     def call(self, operation: str, request: BaseModel,
              timeout: float | None = None) -> tuple[Any, str | None]:
         """(response model, TrackingId) of one operation; the SDK raises on a fault."""
-        method = getattr(self.api, _SNAKE.get(operation, operation) + "_with_http_info")
+        method = getattr(self.api, _snake(operation) + "_with_http_info")
         answer = method(request, _request_timeout=timeout)
         headers = answer.headers or {}
         return answer.data, _text(headers.get("TrackingId"))
@@ -219,8 +217,7 @@ class RestService:
         from openapi_client.exceptions import ApiException
         from openapi_client.rest import RESTResponse
 
-        method = getattr(self.api, _SNAKE.get(operation, operation)
-                         + "_without_preload_content")
+        method = getattr(self.api, _snake(operation) + "_without_preload_content")
         raw = method(request, _request_timeout=timeout)
         answer = RESTResponse(raw)
         answer.read()
@@ -369,9 +366,7 @@ class AdsClient:
         response, tracking = self._call(CAMPAIGN, "AddConversionGoals",
                                         AddConversionGoalsRequest(ConversionGoals=[goal]),
                                         account_id=account_id, customer_id=customer_id)
-        errors = [ApiError(int(e.get("Code", -1)), str(e.get("ErrorCode") or ""),
-                           str(e.get("Message") or ""), e.get("Index"))
-                  for e in response.get("PartialErrors") or [] if e]
+        errors = api_errors(response.get("PartialErrors"))
         if errors:
             e = errors[0]
             raise RequestError(f"Microsoft refused the goal {name!r}: {e}", tuple(errors),

@@ -153,21 +153,17 @@ def fault_errors(data: object, body: str | None = None) -> tuple[list[ApiError],
     """Errors and TrackingId of a REST fault body (AdApiFaultDetail, ApiFaultDetail or
     ApiFault), given as the SDK's parsed model or as JSON text."""
     fault = _as_dict(data, body)
-    errors: list[ApiError] = []
-    for e in fault.get("Errors") or []:
-        if isinstance(e, dict):
-            errors.append(ApiError(_int(e.get("Code")), _text(e.get("ErrorCode")),
-                                   _text(e.get("Message"))))
-    for e in fault.get("OperationErrors") or []:
-        if isinstance(e, dict):
-            errors.append(ApiError(_int(e.get("Code")), _text(e.get("ErrorCode")),
-                                   _text(e.get("Message"))))
-    for e in fault.get("BatchErrors") or []:
-        if isinstance(e, dict):
-            errors.append(ApiError(_int(e.get("Code")), _text(e.get("ErrorCode")),
-                                   _text(e.get("Message")), _int(e.get("Index"), None)))
+    errors = [*api_errors(fault.get("Errors")), *api_errors(fault.get("OperationErrors")),
+              *api_errors(fault.get("BatchErrors"))]
     tracking = _text(fault.get("TrackingId")) or None
     return errors, tracking
+
+
+def api_errors(items: list | None) -> list[ApiError]:
+    """AdApiErrors, OperationErrors or BatchErrors as JSON (a BatchError keeps its Index)."""
+    return [ApiError(_int(e.get("Code")), _text(e.get("ErrorCode")), _text(e.get("Message")),
+                     _int(e.get("Index"), None))
+            for e in items or [] if isinstance(e, dict)]
 
 
 def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
