@@ -46,10 +46,10 @@ migrate: setup
 	$(VENV)/bin/msads db migrate
 
 demo: setup
-	$(PY) -m include.msads_capi.runtime.demo
+	$(PY) -m include.msads_capi.local.demo
 
 run: setup
-	$(PY) -m include.msads_capi.runtime.run_airflow
+	$(PY) -m include.msads_capi.local.run_airflow
 
 emulator: setup
 	$(VENV)/bin/msads emulator --seed $(EMULATOR_ARGS)

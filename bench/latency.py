@@ -3,7 +3,7 @@
     python bench/latency.py                    # 10 minutes at 5 events/s
     python bench/latency.py --minutes 2 --rate 2
 
-Starts what ``make run`` starts (``include.msads_capi.runtime.run_airflow``: Airflow standalone,
+Starts what ``make run`` starts (``include.msads_capi.local.run_airflow``: Airflow standalone,
 LocalExecutor) in a temporary ``MSADS_AIRFLOW_HOME`` on a free port, with the emulator and a
 throw-away warehouse (embedded PostgreSQL, or a new database on ``MSADS_WAREHOUSE_URL``'s server)
 configured through the environment. It unpauses ``msads_upload_conversions`` (every minute),
@@ -77,10 +77,10 @@ def main() -> int:
                     "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
                     "PYTHONPATH": str(ROOT)})
         log = open(bench.tmp / "airflow.log", "w")  # noqa: SIM115 - lives as long as Airflow
-        proc = subprocess.Popen([sys.executable, "-m", "include.msads_capi.runtime.run_airflow"],
+        proc = subprocess.Popen([sys.executable, "-m", "include.msads_capi.local.run_airflow"],
                                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-        from include.msads_capi.runtime.run_airflow import airflow_env
+        from include.msads_capi.local.run_airflow import airflow_env
 
         cli_env = airflow_env(home, port)
         cli_env.update({k: env[k] for k in ("MSADS_WAREHOUSE_URL", "AIRFLOW_CONN_MSADS_DEFAULT")})

@@ -111,13 +111,13 @@ class Bench:
         """A fresh database and tenant with ``size`` events waiting; returns the child's env."""
         import psycopg
 
-        from include.msads_capi import configuration as cfg
         from include.msads_capi import migrations
+        from include.msads_capi import spaces as cfg
         from include.msads_capi.cli import main as msads
+        from include.msads_capi.goals.refresh import refresh_account
         from include.msads_capi.microsoft.client import AdsClient
         from include.msads_capi.microsoft.profile import profile_from_connection
         from include.msads_capi.microsoft.tokens import TokenProvider, TokenStore
-        from include.msads_capi.refresh import refresh_account
         from include.msads_capi.warehouse import Warehouse, transaction
 
         name = f"msads_bench_{uuid.uuid4().hex[:8]}"
@@ -274,11 +274,11 @@ def drain(profile: bool) -> dict:
     """``run_once`` until nothing is left; times each stage and the Microsoft calls."""
     import logging
 
+    from include.msads_capi import settings as pipeline_settings
     from include.msads_capi.cli.common import connection_client
     from include.msads_capi.microsoft.client import AdsClient
     from include.msads_capi.microsoft.profile import profile_from_connection
     from include.msads_capi.microsoft.tokens import TokenProvider, TokenStore
-    from include.msads_capi.pipeline import config as pipeline_config
     from include.msads_capi.pipeline import run as run_module
     from include.msads_capi.pipeline.parallel import PartWorkers
     from include.msads_capi.warehouse import Warehouse
@@ -305,7 +305,7 @@ def drain(profile: bool) -> dict:
     conn = json.loads(os.environ["AIRFLOW_CONN_MSADS_DEFAULT"])
     prof = profile_from_connection("msads_default", conn)
     client = AdsClient(prof, TokenProvider(prof, TokenStore(warehouse)))
-    config = pipeline_config.from_env()
+    config = pipeline_settings.pipeline_config()
     profiler = None
     if profile:
         import cProfile

@@ -43,19 +43,19 @@ DEFAULT_ARGS = {
 def msads_refresh_goals() -> None:
     @task
     def list_linked_accounts() -> list[dict]:
-        from include.msads_capi.runtime.goal_refresh import linked_accounts
+        from include.msads_capi.tasks.refresh_goals import linked_accounts
 
         return linked_accounts()
 
     @task(pool="msads_api", map_index_template="{{ account['label'] }}")
     def refresh_account_goals(account: dict) -> dict:
-        from include.msads_capi.runtime.goal_refresh import refresh_one
+        from include.msads_capi.tasks.refresh_goals import refresh_one
 
         return refresh_one(account)
 
     @task(trigger_rule="all_done")
     def summarize_refresh(results: list[dict]) -> dict:
-        from include.msads_capi.runtime.goal_refresh import summarize
+        from include.msads_capi.tasks.refresh_goals import summarize
 
         return summarize([r for r in results if r])
 

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag, task
 
 from include.msads_capi.outcomes import REPLAY_DEFAULT, REPLAYABLE
-from include.msads_capi.runtime.pipeline_tasks import plan_hash_upload
+from include.msads_capi.tasks.taskflow import plan_hash_upload
 
 OUTCOMES = list(REPLAYABLE)
 
@@ -60,7 +60,7 @@ OUTCOMES = list(REPLAYABLE)
 def msads_replay() -> None:
     @task
     def reopen_selected(params: dict | None = None, run_id: str | None = None) -> dict:
-        from include.msads_capi.runtime import upload_tasks
+        from include.msads_capi.tasks import upload as upload_tasks
 
         return upload_tasks.reopen_for_replay(dict(params), run_id)
 
@@ -70,7 +70,7 @@ def msads_replay() -> None:
 
     @task(trigger_rule="none_failed")
     def record_and_summarise(report: dict, run_id: str | None = None) -> dict:
-        from include.msads_capi.runtime import upload_tasks
+        from include.msads_capi.tasks import upload as upload_tasks
 
         return {**upload_tasks.record_and_summarise(run_id, None), "replay": report}
 

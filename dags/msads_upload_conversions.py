@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
 
-from include.msads_capi.runtime.pipeline_tasks import plan_hash_upload
+from include.msads_capi.tasks.taskflow import plan_hash_upload
 
 DEFAULT_ARGS = {
     "owner": "data-engineering",
@@ -54,13 +54,13 @@ DEFAULT_ARGS = {
 def msads_upload_conversions() -> None:
     @task
     def claim_new_events(run_id: str | None = None) -> dict:
-        from include.msads_capi.runtime import upload_tasks
+        from include.msads_capi.tasks import upload as upload_tasks
 
         return upload_tasks.claim_new_events(run_id)
 
     @task(trigger_rule="all_done")
     def record_and_summarise(hashed: dict, run_id: str | None = None) -> dict:
-        from include.msads_capi.runtime import upload_tasks
+        from include.msads_capi.tasks import upload as upload_tasks
 
         return upload_tasks.record_and_summarise(run_id, hashed)
 

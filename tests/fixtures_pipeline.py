@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 import psycopg
 import pytest
 
-from include.msads_capi import configuration as cfg
-from include.msads_capi.pipeline.config import PipelineConfig
+from include.msads_capi import spaces as cfg
+from include.msads_capi.goals.refresh import refresh_account
 from include.msads_capi.pipeline.run import run_once
-from include.msads_capi.refresh import refresh_account
+from include.msads_capi.settings import PipelineConfig
 from include.msads_capi.warehouse import transaction
 
 _ids = itertools.count(1)

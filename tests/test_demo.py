@@ -21,7 +21,7 @@ def test_demo_runs_end_to_end_on_embedded_defaults(tmp_path):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("AIRFLOW", "MSADS_")) and k != "XDG_RUNTIME_DIR"}
     env.update(MSADS_HOME=str(tmp_path / "local"), PYTHONPATH=str(PROJECT))
-    proc = subprocess.run([sys.executable, "-m", "include.msads_capi.runtime.demo"], env=env,
+    proc = subprocess.run([sys.executable, "-m", "include.msads_capi.local.demo"], env=env,
                           cwd=PROJECT, capture_output=True, text=True, timeout=600)
     out = proc.stdout
     subprocess.run([sys.executable, "-m", "include.msads_capi.cli", "warehouse", "stop"],

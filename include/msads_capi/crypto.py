@@ -16,6 +16,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from include.msads_capi.errors import MsadsError
 from include.msads_capi.paths import local_dir
+from include.msads_capi.settings import load
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -27,10 +28,9 @@ def local_key_file() -> Path:
 
 def key_material() -> str:
     """The configured key(s), generating the local key file on first use."""
-    for var in ("MSADS_FERNET_KEY", "AIRFLOW__CORE__FERNET_KEY"):
-        value = os.environ.get(var, "").strip()
-        if value:
-            return value
+    configured = load().fernet_key
+    if configured:
+        return configured
     path = local_key_file()
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

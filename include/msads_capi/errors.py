@@ -9,7 +9,7 @@
 - :data:`BUGS`: msads-capi's own code is wrong. Nothing retries it or dresses it up as
   something else: a task fails at once with the traceback in its log.
 
-``include/msads_capi/runtime/common.py`` (:func:`task_errors`) maps them to Airflow in one
+``include/msads_capi/tasks/common.py`` (:func:`task_errors`) maps them to Airflow in one
 place; ``include/msads_capi/cli/__init__.py`` to exit statuses.
 """
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -11,7 +10,9 @@ SQL_DIR = PROJECT_ROOT / "include" / "sql"
 
 def local_dir() -> Path:
     """The git-ignored folder for local state; ``MSADS_HOME`` moves it (tests use this)."""
-    return Path(os.environ.get("MSADS_HOME") or PROJECT_ROOT / ".local").resolve()
+    from include.msads_capi.settings import load
+
+    return load().home
 
 
 def display(path: Path) -> str:

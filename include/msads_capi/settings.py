@@ -1,21 +1,145 @@
-"""Settings read from the environment (``MSADS_*``), validated once at the edge."""
+"""Every setting of the product, typed, validated and read from the environment in one place.
+
+:func:`load` reads the ``MSADS_*`` variables (the table :data:`VARIABLES`, which
+``docs/configuration.md`` lists) into one :class:`Settings`. It is called where a setting is
+used, so a test or a shell that changes a variable is seen at once; a bad value raises
+:class:`MsadsError` naming the variable and the fix. Airflow's own variables (``AIRFLOW_*``) are
+Airflow's; two are read here because the product follows them: the Fernet key and
+``AIRFLOW_CONN_*`` connections (``warehouse.env_connection_lookup``).
+
+:class:`PipelineConfig` holds the pipeline's tunable limits with the defaults the DAG uses.
+"""
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
 
 from include.msads_capi.errors import MsadsError
+from include.msads_capi.paths import PROJECT_ROOT
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$")
+
+#: Every environment variable the product reads, with what it does (docs/configuration.md).
+VARIABLES: dict[str, str] = {
+    "MSADS_EVENTS_TABLE": "the events table to read (default conversion_events)",
+    "MSADS_WAREHOUSE_URL": "the warehouse, as a PostgreSQL URL; wins over warehouse_default",
+    "MSADS_HOME": "the folder for local state (default .local in the project)",
+    "MSADS_FERNET_KEY": "the key that encrypts tokens in the warehouse",
+    "MSADS_CHUNK_SIZE": "events read, planned and hashed at a time",
+    "MSADS_RUN_BUDGET_SECONDS": "how long one upload task calls Microsoft per run",
+    "MSADS_UPLOAD_PROCESSES": "upload tasks per account at once, for big backlogs",
+    "MSADS_PART_MIN_CONVERSIONS": "the fewest conversions an upload part gets",
+    "MSADS_AIRFLOW_HOME": "make run's Airflow home (default .airflow in the project)",
+    "MSADS_AIRFLOW_PASSWORD": "make run's admin password (default admin)",
+}
+
+
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    chunk_size: int = 5000                  # events read, planned and hashed at a time
+    max_events_per_run: int = 100_000       # new events one run claims at most
+    overlap: timedelta = timedelta(minutes=15)   # late-commit window re-read every run
+    lease: timedelta = timedelta(minutes=10)     # a claim older than this is taken over
+    upload_budget_seconds: float = 45.0     # per account and run; the rest waits for the next
+    upload_processes: int = 2               # uploaders per account at once, for big backlogs
+    part_min_conversions: int = 10_000      # an account is split only with this many per part
+    account_hold: timedelta = timedelta(days=7)      # account_inactive: how long events wait
+    goal_hold: timedelta = timedelta(days=7)         # goal_paused: how long events wait
+    unverified_hold: timedelta = timedelta(hours=24)  # goals not fetched yet
+    hold_recheck: timedelta = timedelta(minutes=15)
+    retry_base: timedelta = timedelta(minutes=1)
+    retry_max: timedelta = timedelta(hours=1)
+    give_up_after: timedelta = timedelta(hours=24)
+    future_tolerance: timedelta = timedelta(minutes=5)  # ahead of now by less: held, not skipped
+    max_age: timedelta = timedelta(days=90)         # Microsoft: "within the last 90 days"
+    goal_min_age: timedelta = timedelta(hours=2)
+    max_value: float = 1e12
+    attributed_platforms: frozenset[str] = field(default_factory=lambda: frozenset(
+        {"microsoft", "microsoft ads", "microsoft_ads", "microsoft advertising", "bing",
+         "bing ads", "msads"}))
+
+    def retry_delay(self, attempts: int) -> timedelta:
+        """Exponential backoff for the n-th failed attempt (1-based)."""
+        seconds = self.retry_base.total_seconds() * 2 ** max(0, attempts - 1)
+        return timedelta(seconds=min(seconds, self.retry_max.total_seconds()))
+
+
+# MSADS_* variable → (PipelineConfig field, type)
+_PIPELINE_VARIABLES = {"MSADS_CHUNK_SIZE": ("chunk_size", int),
+                       "MSADS_RUN_BUDGET_SECONDS": ("upload_budget_seconds", float),
+                       "MSADS_UPLOAD_PROCESSES": ("upload_processes", int),
+                       "MSADS_PART_MIN_CONVERSIONS": ("part_min_conversions", int)}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The product's settings, as :func:`load` read them."""
+
+    events_table: str = "conversion_events"
+    warehouse_url: str | None = None
+    home: Path = PROJECT_ROOT / ".local"
+    fernet_key: str | None = None
+    airflow_home: Path = PROJECT_ROOT / ".airflow"
+    airflow_password: str = "admin"
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings from ``environ`` (the process environment by default), validated."""
+    env = os.environ if environ is None else environ
+
+    def get(name: str) -> str:
+        return (env.get(name) or "").strip()
+
+    table = get("MSADS_EVENTS_TABLE") or "conversion_events"
+    if not _IDENT.match(table):
+        raise MsadsError(f"MSADS_EVENTS_TABLE={table!r} is not a plain table name; use "
+                         "lowercase letters, digits and _ (optionally schema.table)")
+    return Settings(
+        events_table=table,
+        warehouse_url=get("MSADS_WAREHOUSE_URL") or None,
+        home=Path(get("MSADS_HOME") or PROJECT_ROOT / ".local").resolve(),
+        fernet_key=get("MSADS_FERNET_KEY") or get("AIRFLOW__CORE__FERNET_KEY") or None,
+        airflow_home=Path(get("MSADS_AIRFLOW_HOME") or PROJECT_ROOT / ".airflow"),
+        airflow_password=get("MSADS_AIRFLOW_PASSWORD") or "admin",
+        pipeline=_pipeline(get),
+    )
+
+
+def _pipeline(get: object) -> PipelineConfig:
+    config = PipelineConfig()
+    for var, (name, kind) in _PIPELINE_VARIABLES.items():
+        raw = get(var)  # type: ignore[operator]
+        if raw:
+            try:
+                config = replace(config, **{name: kind(raw)})
+            except ValueError:
+                raise MsadsError(f"{var}={raw!r} is not a number; unset it or give one, "
+                                 f"e.g. {getattr(PipelineConfig(), name)}") from None
+    return config
+
+
+def pipeline_config(**overrides: object) -> PipelineConfig:
+    """The pipeline's limits: defaults, then the ``MSADS_*`` variables, then ``overrides`` (the
+    CLI's options, the Airflow Variables); checked after all three."""
+    config = load().pipeline
+    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    if not 1 <= config.chunk_size <= 100_000:
+        raise MsadsError("chunk size must be between 1 and 100000 events")
+    if not 1 <= config.upload_processes <= 8:
+        raise MsadsError("MSADS_UPLOAD_PROCESSES must be between 1 and 8 uploaders per account")
+    if config.part_min_conversions < 1:
+        raise MsadsError("MSADS_PART_MIN_CONVERSIONS must be at least 1")
+    return config
 
 
 def events_table() -> str:
     """The analysts' events table, ``conversion_events`` unless ``MSADS_EVENTS_TABLE`` says."""
-    name = os.environ.get("MSADS_EVENTS_TABLE", "conversion_events").strip()
-    if not _IDENT.match(name):
-        raise MsadsError(
-            f"MSADS_EVENTS_TABLE={name!r} is not a plain table name; "
-            "use lowercase letters, digits and _ (optionally schema.table)"
-        )
-    return name
+    return load().events_table

@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from include.msads_capi.errors import MsadsError, Unavailable
 from include.msads_capi.paths import display, local_dir
+from include.msads_capi.settings import load
 
 if TYPE_CHECKING:
     import psycopg
@@ -97,7 +98,7 @@ def env_connection_lookup(conn_id: str) -> str | None:
 def resolve(lookup: ConnectionLookup | None = env_connection_lookup, *,
             start_embedded: bool = True) -> Warehouse:
     """Choose the warehouse; start the embedded one when nothing else is configured."""
-    url = os.environ.get("MSADS_WAREHOUSE_URL", "").strip()
+    url = load().warehouse_url
     if url:
         return Warehouse(url, "MSADS_WAREHOUSE_URL")
     raw = lookup(WAREHOUSE_CONN_ID) if lookup else None

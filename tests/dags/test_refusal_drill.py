@@ -10,7 +10,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from include.msads_capi.runtime import upload_tasks
+from include.msads_capi.tasks import upload as upload_tasks
 from tests.dags.conftest import task_states
 from tests.reliability.conftest import add_events, assert_accounted, assert_sent_once
 

@@ -1,5 +1,5 @@
 """How errors become task states: fail at once when a person must act, let Airflow retry when
-something is unavailable for now, fail loudly on a bug (runtime/common.py, task_errors)."""
+something is unavailable for now, fail loudly on a bug (tasks/common.py, task_errors)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from airflow.exceptions import AirflowFailException
 
 from include.msads_capi.errors import MsadsError, Unavailable
 from include.msads_capi.microsoft.faults import AccountAuthError, RequestError, TransientError
-from include.msads_capi.runtime.common import task_errors
-from include.msads_capi.runtime.upload_tasks import claim_new_events
+from include.msads_capi.tasks.common import task_errors
+from include.msads_capi.tasks.upload import claim_new_events
 
 
 def test_what_a_person_must_fix_fails_the_task_at_once_with_the_fix():

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import yaml
 
-from include.msads_capi.runtime.airflow_settings import read
+from include.msads_capi.local.airflow_settings import read
 
 PROJECT = Path(__file__).resolve().parents[2]
 CORE = PROJECT / "include" / "msads_capi"
-AIRFLOW_ALLOWED = {"hooks", "runtime"}  # the only parts of the package that may import Airflow
+AIRFLOW_ALLOWED = {"hooks", "tasks", "local"}  # the only rooms that may import Airflow
 ASTRO_KEYS = {
     "connections": {"conn_id", "conn_type", "conn_host", "conn_schema", "conn_login",
                     "conn_password", "conn_port", "conn_extra", "conn_uri"},

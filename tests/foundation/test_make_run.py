@@ -50,7 +50,7 @@ def test_make_run_serves_the_ui_runs_a_dag_and_stops_cleanly_on_ctrl_c(tmp_path,
                AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(_free_port()),
                AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(_free_port()),
                PYTHONPATH=str(PROJECT), MSADS_WAREHOUSE_URL=warehouse.url)
-    proc = subprocess.Popen([sys.executable, "-m", "include.msads_capi.runtime.run_airflow"],
+    proc = subprocess.Popen([sys.executable, "-m", "include.msads_capi.local.run_airflow"],
                             env=env, cwd=PROJECT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     base = f"http://127.0.0.1:{port}"

@@ -7,10 +7,10 @@ import json
 import psycopg
 import pytest
 
-from include.msads_capi import configuration as cfg
+from include.msads_capi import spaces as cfg
+from include.msads_capi.goals.refresh import refresh_account
 from include.msads_capi.microsoft.faults import AccountAuthError
 from include.msads_capi.microsoft.profile import profile_from_connection
-from include.msads_capi.refresh import refresh_account
 from include.msads_capi.warehouse import transaction
 from include.msads_emulator.testing import seed_tenant
 from tests.microsoft.conftest import connection

@@ -8,8 +8,8 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from include.msads_capi.pipeline.config import PipelineConfig
 from include.msads_capi.pipeline.upload import Uploader
+from include.msads_capi.settings import PipelineConfig
 
 
 def _terminal_once(shop, event_ids) -> None:

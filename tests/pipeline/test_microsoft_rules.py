@@ -13,11 +13,11 @@ from datetime import timedelta
 import psycopg
 import pytest
 
+from include.msads_capi.goals.refresh import refresh_account
 from include.msads_capi.microsoft.client import AdsClient
 from include.msads_capi.pipeline import upload
-from include.msads_capi.pipeline.config import PipelineConfig
 from include.msads_capi.pipeline.run import run_once
-from include.msads_capi.refresh import refresh_account
+from include.msads_capi.settings import PipelineConfig
 
 APPLY = "ApplyOfflineConversions"
 DAY = timedelta(days=1)

@@ -9,12 +9,12 @@ import pytest
 
 from include.msads_capi.cli.common import connection_client
 from include.msads_capi.pipeline.claim import claim
-from include.msads_capi.pipeline.config import PipelineConfig, from_env
 from include.msads_capi.pipeline.hashing import hash_stage
 from include.msads_capi.pipeline.parallel import PartWorkers
 from include.msads_capi.pipeline.plan import plan
 from include.msads_capi.pipeline.run import run_once
 from include.msads_capi.pipeline.upload import Part, accounts_with_work, upload_account
+from include.msads_capi.settings import PipelineConfig, pipeline_config
 
 
 def _events(shop, n: int) -> None:
@@ -99,4 +99,4 @@ def test_a_bad_number_of_upload_processes_is_refused_with_the_fix(monkeypatch, v
 
     monkeypatch.setenv("MSADS_UPLOAD_PROCESSES", value)
     with pytest.raises(MsadsError, match=message):
-        from_env()
+        pipeline_config()

@@ -18,8 +18,8 @@ def main(argv: list[str]) -> int:
     from include.msads_capi.microsoft.client import AdsClient
     from include.msads_capi.microsoft.profile import profile_from_connection
     from include.msads_capi.microsoft.tokens import TokenProvider, TokenStore
-    from include.msads_capi.pipeline.config import PipelineConfig
     from include.msads_capi.pipeline.run import run_once
+    from include.msads_capi.settings import PipelineConfig
     from include.msads_capi.warehouse import Warehouse
     from include.msads_emulator.client import AdminClient
 

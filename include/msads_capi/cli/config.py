@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from include.msads_capi import configuration as cfg
+from include.msads_capi import spaces as cfg
 from include.msads_capi.cli.common import info, print_json, print_table
 
 if TYPE_CHECKING:
@@ -261,7 +261,7 @@ def _map_change(args: argparse.Namespace, ctx: Context) -> int:
             print(f"removed mapping {m.mapping_id} ({m.event_name} -> goal {m.goal_id})")
             return 0
         if args.map_action == "confirm":
-            from include.msads_capi.goals import confirm_mapping
+            from include.msads_capi.goals.records import confirm_mapping
 
             m = cfg.get_mapping(conn, args.mapping_id)
             name = confirm_mapping(conn, m.mapping_id)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from include.msads_capi import migrations, warehouse
 from include.msads_capi.cli.common import info, print_json, print_table
+from include.msads_capi.settings import load
 
 if TYPE_CHECKING:
     import argparse
@@ -57,7 +57,7 @@ def _status(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _configured_server() -> bool:
-    return bool(os.environ.get("MSADS_WAREHOUSE_URL")
+    return bool(load().warehouse_url
                 or warehouse.env_connection_lookup(warehouse.WAREHOUSE_CONN_ID))
 
 

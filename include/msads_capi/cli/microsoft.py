@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from include.msads_capi import configuration as cfg
-from include.msads_capi import goals as goal_store
+from include.msads_capi import spaces as cfg
 from include.msads_capi.cli.common import info, print_json, print_table
 from include.msads_capi.errors import MsadsError
+from include.msads_capi.goals import records as goal_store
 
 if TYPE_CHECKING:
     import argparse

@@ -14,9 +14,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from include.msads_capi.cli.common import Context
-    from include.msads_capi.configuration import Account
     from include.msads_capi.microsoft.client import AdsClient
-    from include.msads_capi.pipeline.config import PipelineConfig
+    from include.msads_capi.settings import PipelineConfig
+    from include.msads_capi.spaces import Account
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -82,11 +82,11 @@ def _stages(ctx: Context, run_id: str, config: PipelineConfig, *,
 
 def _run(args: argparse.Namespace, ctx: Context) -> int:
     from include.msads_capi import migrations
-    from include.msads_capi.pipeline.config import from_env
+    from include.msads_capi.settings import pipeline_config
 
     migrations.require_current(ctx.warehouse)
     run_id = f"cli__{datetime.now(UTC):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
-    summary = _stages(ctx, run_id, from_env(chunk_size=args.chunk_size))
+    summary = _stages(ctx, run_id, pipeline_config(chunk_size=args.chunk_size))
     if args.json:
         print_json(summary)
     else:
@@ -112,8 +112,8 @@ def _parse_time(value: str | None, what: str) -> datetime | None:
 def _replay(args: argparse.Namespace, ctx: Context) -> int:
     from include.msads_capi import migrations
     from include.msads_capi.outcomes import REPLAY_DEFAULT
-    from include.msads_capi.pipeline.config import from_env
     from include.msads_capi.pipeline.replay import ReplayRequest, reopen
+    from include.msads_capi.settings import pipeline_config
 
     migrations.require_current(ctx.warehouse)
     req = ReplayRequest(space=args.space, event_names=args.event,
@@ -127,7 +127,7 @@ def _replay(args: argparse.Namespace, ctx: Context) -> int:
               f"({report['rows_by_outcome']}); {report['mapped_now']} of them now have an "
               "enabled mapping with CAPI on. Add --go to resend.")
         return 0
-    summary = _stages(ctx, run_id, from_env(), claim_work=False)
+    summary = _stages(ctx, run_id, pipeline_config(), claim_work=False)
     print(f"replayed {report['events']} event(s): " + ", ".join(
         f"{k} {v}" for k, v in summary["outcomes"].items()))
     return 0

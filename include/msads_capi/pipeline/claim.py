@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from include.msads_capi.pipeline.config import PipelineConfig
+from include.msads_capi.settings import PipelineConfig
 from include.msads_capi.sql import query
 from include.msads_capi.warehouse import Warehouse, transaction
 

@@ -20,9 +20,8 @@ import pandas as pd
 
 from include.msads_capi.identity import describe, hash_identities
 from include.msads_capi.outcomes import ENHANCED_CONVERSIONS_OFF, NO_IDENTIFIER, READY
-from include.msads_capi.pipeline.config import PipelineConfig
 from include.msads_capi.pipeline.store import delete_keys, update
-from include.msads_capi.settings import events_table
+from include.msads_capi.settings import PipelineConfig, events_table
 from include.msads_capi.warehouse import Warehouse, transaction
 
 log = logging.getLogger(__name__)

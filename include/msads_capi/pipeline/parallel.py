@@ -24,8 +24,8 @@ from datetime import datetime
 
 from include.msads_capi.microsoft.client import AdsClient
 from include.msads_capi.microsoft.faults import AccountAuthError
-from include.msads_capi.pipeline.config import PipelineConfig
 from include.msads_capi.pipeline.upload import AccountRefusedError, Part, upload_account
+from include.msads_capi.settings import PipelineConfig
 from include.msads_capi.warehouse import Warehouse
 
 log = logging.getLogger(__name__)

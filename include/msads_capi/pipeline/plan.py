@@ -48,9 +48,8 @@ from include.msads_capi.outcomes import (
     OUTSIDE_WINDOW,
     READY,
 )
-from include.msads_capi.pipeline.config import PipelineConfig
 from include.msads_capi.pipeline.store import delete_keys, upsert
-from include.msads_capi.settings import events_table
+from include.msads_capi.settings import PipelineConfig, events_table
 from include.msads_capi.warehouse import Warehouse, transaction
 
 if TYPE_CHECKING:

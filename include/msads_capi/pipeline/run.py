@@ -6,15 +6,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from itertools import groupby
 
-from include.msads_capi import configuration as cfg
+from include.msads_capi import spaces as cfg
 from include.msads_capi.microsoft.client import AdsClient
 from include.msads_capi.pipeline.claim import ClaimResult, claim
-from include.msads_capi.pipeline.config import PipelineConfig
 from include.msads_capi.pipeline.hashing import hash_stage
 from include.msads_capi.pipeline.parallel import PartWorkers, upload_one_part
 from include.msads_capi.pipeline.plan import plan
 from include.msads_capi.pipeline.summary import summarize
 from include.msads_capi.pipeline.upload import Part, accounts_with_work
+from include.msads_capi.settings import PipelineConfig
 from include.msads_capi.warehouse import Warehouse, transaction
 
 

@@ -36,7 +36,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from include.msads_capi.errors import MsadsError
-from include.msads_capi.goals import set_account_status
+from include.msads_capi.goals.records import set_account_status
 from include.msads_capi.microsoft.client import MAX_CONVERSIONS_PER_CALL, AdsClient, UploadResult
 from include.msads_capi.microsoft.faults import (
     AccountAuthError,
@@ -54,8 +54,8 @@ from include.msads_capi.outcomes import (
     UPLOADED,
     rejected,
 )
-from include.msads_capi.pipeline.config import PipelineConfig
 from include.msads_capi.pipeline.store import delete_keys, update
+from include.msads_capi.settings import PipelineConfig
 from include.msads_capi.warehouse import Warehouse, connect, transaction
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from include.msads_capi import crypto
+from include.msads_capi import crypto, settings
 from include.msads_capi.paths import PROJECT_ROOT
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ GRACE_SECONDS = 45
 def airflow_env(home: Path | None = None, port: int | None = None) -> dict[str, str]:
     """The environment every Airflow process of the project runs with."""
     env = dict(os.environ)
-    home = home or Path(os.environ.get("MSADS_AIRFLOW_HOME") or PROJECT_ROOT / ".airflow")
+    home = home or settings.load().airflow_home
     python_path = [str(PROJECT_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(":") if p]
     port = str(port or env.get("AIRFLOW__API__PORT", "8080"))
     host = env.get("AIRFLOW__API__HOST", "127.0.0.1")
@@ -53,8 +53,7 @@ def airflow_env(home: Path | None = None, port: int | None = None) -> dict[str, 
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "PYTHONPATH": ":".join(dict.fromkeys(python_path)),
         # Airflow and the msads CLI must encrypt with the same key (rotated refresh tokens).
-        "AIRFLOW__CORE__FERNET_KEY": env.get("AIRFLOW__CORE__FERNET_KEY")
-        or env.get("MSADS_FERNET_KEY") or crypto.key_material(),
+        "AIRFLOW__CORE__FERNET_KEY": crypto.key_material(),
         # standalone starts its components as `airflow ...` from PATH: use this venv's.
         "PATH": str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
     })
@@ -65,7 +64,7 @@ def _write_password(home: Path) -> None:
     """Choose the admin password before the first start (Airflow keeps a generated one)."""
     home.mkdir(parents=True, exist_ok=True)
     pw_file = home / "simple_auth_manager_passwords.json.generated"
-    wanted = os.environ.get("MSADS_AIRFLOW_PASSWORD", "admin")
+    wanted = settings.load().airflow_password
     current = json.loads(pw_file.read_text()) if pw_file.exists() else {}
     if current.get("admin") != wanted:
         current["admin"] = wanted
@@ -81,7 +80,7 @@ def prepare(env: dict[str, str]) -> None:
     """Migrate Airflow's metadata database and load ``airflow_settings.yaml`` into it."""
     _write_password(Path(env["AIRFLOW_HOME"]))
     _airflow("db", "migrate", env=env)
-    subprocess.run([sys.executable, "-m", "include.msads_capi.runtime.airflow_settings",
+    subprocess.run([sys.executable, "-m", "include.msads_capi.local.airflow_settings",
                     str(PROJECT_ROOT / "airflow_settings.yaml")], env=env, check=True)
 
 

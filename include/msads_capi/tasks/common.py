@@ -12,7 +12,7 @@ from include.msads_capi.errors import BUGS, MsadsError
 from include.msads_capi.hooks.connections import connection_json
 
 if TYPE_CHECKING:
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ def task_warehouse() -> wh.Warehouse:
 
 def fail_without_retry(message: str) -> AirflowFailException:
     """An error no retry can fix (bad credentials, bad configuration): the task fails at once."""
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     return AirflowFailException(message)
 

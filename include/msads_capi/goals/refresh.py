@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from include.msads_capi.configuration import Account
-from include.msads_capi.goals import (
+from include.msads_capi.goals.records import (
     RefreshSummary,
     account_status,
     record_goals,
@@ -15,9 +14,33 @@ from include.msads_capi.goals import (
 from include.msads_capi.microsoft.client import AdsClient
 from include.msads_capi.microsoft.faults import AccountAuthError, AccountNotFoundError
 from include.msads_capi.microsoft.tokens import utcnow
+from include.msads_capi.spaces import Account
 from include.msads_capi.warehouse import Warehouse, transaction
 
 log = logging.getLogger(__name__)
+
+
+def to_refresh(accounts: list[Account]) -> list[dict]:
+    """Linked accounts to refresh, labelled for the UI: all but ``auth_failed`` ones, which wait
+    for a person to sign in again."""
+    skipped = [a.account_id for a in accounts if a.status == "auth_failed"]
+    if skipped:
+        log.warning("not refreshing account(s) %s: sign-in failed earlier; reconnect with "
+                    "msads auth login, which makes them active again", skipped)
+    return [{"account_id": a.account_id, "conn_id": a.conn_id,
+             "label": f"{a.account_id} {a.name or ''} ({a.space_id})".replace("  ", " ")}
+            for a in accounts if a.status != "auth_failed"]
+
+
+def summarize(results: list[dict]) -> dict:
+    """One line for a whole refresh: accounts per status, goals, mappings held."""
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    summary = {"accounts": counts, "goals": sum(r["goals"] for r in results),
+               "mappings_held": sum(r["mappings_held"] for r in results)}
+    log.info("goal refresh: %s", summary)
+    return summary
 
 
 def mark_auth_failed(warehouse: Warehouse, account_id: int, error: Exception) -> None:

@@ -2,7 +2,7 @@
 
 Only what is missing is created: a connection edited in the UI is never overwritten by the
 placeholders in the file. Run inside the project venv: ``python -m
-include.msads_capi.runtime.airflow_settings [FILE]``.
+include.msads_capi.local.airflow_settings [FILE]``.
 """
 
 from __future__ import annotations

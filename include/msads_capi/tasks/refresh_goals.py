@@ -1,18 +1,17 @@
-"""The tasks of the ``msads_refresh_goals`` DAG, as plain functions the DAG file calls."""
+"""The tasks of the ``msads_refresh_goals`` DAG: warehouse, hook and error mapping around
+:mod:`include.msads_capi.goals.refresh`, which does the work."""
 
 from __future__ import annotations
 
-import logging
-
-from include.msads_capi import configuration as cfg
 from include.msads_capi import migrations
+from include.msads_capi import spaces as cfg
 from include.msads_capi.errors import MsadsError
+from include.msads_capi.goals.refresh import refresh_account, summarize, to_refresh
 from include.msads_capi.microsoft.faults import AccountAuthError
-from include.msads_capi.refresh import refresh_account
-from include.msads_capi.runtime.common import task_errors, task_warehouse
+from include.msads_capi.tasks.common import task_errors, task_warehouse
 from include.msads_capi.warehouse import transaction
 
-log = logging.getLogger(__name__)
+__all__ = ["linked_accounts", "refresh_one", "summarize"]
 
 
 def linked_accounts() -> list[dict]:
@@ -21,14 +20,7 @@ def linked_accounts() -> list[dict]:
         warehouse = task_warehouse()
         migrations.require_current(warehouse)
         with transaction(warehouse) as conn:
-            accounts = cfg.list_accounts(conn)
-    skipped = [a.account_id for a in accounts if a.status == "auth_failed"]
-    if skipped:
-        log.warning("not refreshing account(s) %s: sign-in failed earlier; reconnect with "
-                    "msads auth login, which makes them active again", skipped)
-    return [{"account_id": a.account_id, "conn_id": a.conn_id,
-             "label": f"{a.account_id} {a.name or ''} ({a.space_id})".replace("  ", " ")}
-            for a in accounts if a.status != "auth_failed"]
+            return to_refresh(cfg.list_accounts(conn))
 
 
 def refresh_one(account: dict) -> dict:
@@ -45,13 +37,3 @@ def refresh_one(account: dict) -> dict:
         except AccountAuthError as exc:
             raise MsadsError(f"account {linked.account_id} is now auth_failed: {exc}") from exc
         return summary.as_dict()
-
-
-def summarize(results: list[dict]) -> dict:
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
-    summary = {"accounts": counts, "goals": sum(r["goals"] for r in results),
-               "mappings_held": sum(r["mappings_held"] for r in results)}
-    log.info("goal refresh: %s", summary)
-    return summary

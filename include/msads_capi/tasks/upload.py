@@ -5,17 +5,16 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from include.msads_capi import configuration as cfg
-from include.msads_capi import migrations
+from include.msads_capi import migrations, settings
+from include.msads_capi import spaces as cfg
 from include.msads_capi.errors import MsadsError
 from include.msads_capi.microsoft.faults import AccountAuthError
-from include.msads_capi.pipeline import config as pipeline_config
 from include.msads_capi.pipeline.claim import claim
 from include.msads_capi.pipeline.hashing import hash_stage
 from include.msads_capi.pipeline.plan import plan
 from include.msads_capi.pipeline.summary import summarize
 from include.msads_capi.pipeline.upload import Part, accounts_with_work, upload_account
-from include.msads_capi.runtime.common import fail_without_retry, task_errors, task_warehouse
+from include.msads_capi.tasks.common import fail_without_retry, task_errors, task_warehouse
 from include.msads_capi.warehouse import transaction
 
 log = logging.getLogger(__name__)
@@ -33,7 +32,7 @@ AIRFLOW_VARIABLES = (("msads_chunk_size", "chunk_size", int),
                      ("msads_run_time_budget_seconds", "upload_budget_seconds", float))
 
 
-def _config() -> pipeline_config.PipelineConfig:
+def _config() -> settings.PipelineConfig:
     from airflow.sdk import Variable
 
     overrides = {}
@@ -46,7 +45,7 @@ def _config() -> pipeline_config.PipelineConfig:
         except ValueError:
             raise MsadsError(f"the Airflow Variable {key} is {raw!r}, not a number; fix it in "
                              "Admin > Variables, or delete it to use the default") from None
-    return pipeline_config.from_env(**overrides)
+    return settings.pipeline_config(**overrides)
 
 
 def claim_new_events(run_id: str) -> dict:

@@ -12,14 +12,14 @@ if TYPE_CHECKING:
 
 @task
 def plan_conversions(upstream: dict | None = None, run_id: str | None = None) -> dict:
-    from include.msads_capi.runtime import upload_tasks
+    from include.msads_capi.tasks import upload as upload_tasks
 
     return upload_tasks.plan_conversions(run_id)
 
 
 @task
 def hash_identifiers(planned: dict, run_id: str | None = None) -> dict:
-    from include.msads_capi.runtime import upload_tasks
+    from include.msads_capi.tasks import upload as upload_tasks
 
     return upload_tasks.hash_identifiers(run_id)
 
@@ -31,7 +31,7 @@ def accounts_to_upload(hashed: dict) -> list[dict]:
 
 @task(pool="msads_api", map_index_template="{{ account['label'] }}")
 def upload_conversions(account: dict, run_id: str | None = None) -> dict:
-    from include.msads_capi.runtime import upload_tasks
+    from include.msads_capi.tasks import upload as upload_tasks
 
     return upload_tasks.upload_for_account(account, run_id)
 

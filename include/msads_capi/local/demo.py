@@ -276,7 +276,7 @@ def main() -> int:
         # On Microsoft's side a goal is deleted after it was mapped (the refresh will notice).
         emu.store.execute("DELETE FROM goals WHERE id = ?", (t["doomed_goal"],))
 
-        from include.msads_capi.runtime.run_airflow import airflow_env, prepare
+        from include.msads_capi.local.run_airflow import airflow_env, prepare
 
         home = local_dir() / "demo-airflow"
         af_env = airflow_env(home)
