@@ -18,9 +18,10 @@ from typing import Any
 
 import pandas as pd
 
+from include.msads_capi import ledger
 from include.msads_capi.identity import describe, hash_identities
+from include.msads_capi.ledger import Decided, Hashed
 from include.msads_capi.outcomes import ENHANCED_CONVERSIONS_OFF, NO_IDENTIFIER, READY
-from include.msads_capi.pipeline.store import delete_keys, update
 from include.msads_capi.settings import PipelineConfig, events_table
 from include.msads_capi.warehouse import Warehouse, transaction
 
@@ -89,35 +90,31 @@ def hash_stage(warehouse: Warehouse, run_id: str, now: datetime,
             del people, result, hashed
             has_id = (frame["click_id"].notna() | frame["email_sha256"].notna()
                       | frame["phone_sha256"].notna())
-            ready, decided, drop = [], [], []
+            ready: list[Hashed] = []
+            decided: list[Decided] = []
             for row, ok in zip(frame.itertuples(index=False), has_id, strict=True):
                 key = (row.event_id, int(row.account_id), int(row.goal_id))
                 if not ok:
-                    decided.append(key + ("skipped", NO_IDENTIFIER, _why_absent(row), None,
-                                          now))
+                    decided.append(Decided(*key, "skipped", NO_IDENTIFIER, _why_absent(row),
+                                           None, now))
                 elif not isinstance(row.click_id, str) and not row.enhanced:
-                    decided.append(key + ("skipped", ENHANCED_CONVERSIONS_OFF,
-                                          f"no click id, only a hashed email or phone, and goal "
-                                          f"{row.goal_id} ({row.conversion_name}) does not have "
-                                          "enhanced conversions turned on", None, now))
+                    decided.append(Decided(*key, "skipped", ENHANCED_CONVERSIONS_OFF,
+                                           f"no click id, only a hashed email or phone, and goal "
+                                           f"{row.goal_id} ({row.conversion_name}) does not have "
+                                           "enhanced conversions turned on", None, now))
                 elif isinstance(row.preflight_reason, str):
                     if not pd.isna(row.defer_until):  # goal_too_new, not_due_yet: held
-                        decided.append(key + ("deferred", row.preflight_reason,
-                                              row.preflight_detail, row.defer_until, None))
+                        decided.append(Decided(*key, "deferred", row.preflight_reason,
+                                               row.preflight_detail, row.defer_until, None))
                     else:
-                        decided.append(key + ("skipped", row.preflight_reason,
-                                              row.preflight_detail, None, now))
+                        decided.append(Decided(*key, "skipped", row.preflight_reason,
+                                               row.preflight_detail, None, now))
                 else:
-                    ready.append(key + (_str(row.email_sha256), _str(row.phone_sha256), True))
-                    continue
-                drop.append(key)
-            update(conn, "msads.outbox", ("event_id", "account_id", "goal_id", "email_sha256",
-                                          "phone_sha256", "hashed"), ready)
-            update(conn, "msads.results", ("event_id", "account_id", "goal_id", "status",
-                                           "reason", "detail", "next_attempt_at", "decided_at"),
-                   decided, touch_updated_at=True)
-            delete_keys(conn, "msads.outbox", drop)
-            summary.outcomes.update(d[4] for d in decided)
+                    ready.append(Hashed(*key, _str(row.email_sha256), _str(row.phone_sha256),
+                                        True))
+            ledger.mark_hashed(conn, ready)
+            ledger.record(conn, "hash", decided)
+            summary.outcomes.update(d.reason for d in decided)
             summary.outcomes[READY] += len(ready)
     log.info("hashed: %s; identifier coverage %s", dict(summary.outcomes), dict(summary.coverage))
     return summary

@@ -30,6 +30,7 @@ import pandas as pd
 
 from include.msads_capi import codes
 from include.msads_capi.events import select_optional
+from include.msads_capi.ledger import Outgoing, Planned, plan_rows
 from include.msads_capi.outcomes import (
     ACCOUNT_INACTIVE,
     ATTRIBUTION_INVALID,
@@ -48,7 +49,6 @@ from include.msads_capi.outcomes import (
     OUTSIDE_WINDOW,
     READY,
 )
-from include.msads_capi.pipeline.store import delete_keys, upsert
 from include.msads_capi.settings import PipelineConfig, events_table
 from include.msads_capi.warehouse import Warehouse, transaction
 
@@ -56,16 +56,6 @@ if TYPE_CHECKING:
     import psycopg
 
 log = logging.getLogger(__name__)
-
-RESULT_COLUMNS = ("event_id", "account_id", "goal_id", "space_id", "event_name", "status",
-                  "reason", "detail", "next_attempt_at", "decided_at", "conversion_name",
-                  "conversion_time", "conversion_value", "currency_code", "run_id",
-                  "claimed_at", "first_seen_at", "attempts")
-OUTBOX_COLUMNS = ("event_id", "account_id", "goal_id", "customer_id", "run_id",
-                  "conversion_name", "conversion_time", "conversion_value", "currency_code",
-                  "click_id", "email_sha256", "phone_sha256", "hashed", "preflight_reason",
-                  "preflight_detail", "defer_until", "sent_at", "attribution_credit",
-                  "attribution_model")
 
 _MAPPINGS = """
 SELECT m.account_id, m.goal_id, a.space_id, m.event_name, m.send_rule, m.broken_reason,
@@ -131,7 +121,7 @@ class Planner:
     # ---------------------------------------------------------------- event level
 
     def expand(self, events: pd.DataFrame, ledger: pd.DataFrame,
-               decided: set[tuple]) -> tuple[list[tuple], pd.DataFrame, list[tuple]]:
+               decided: set[tuple]) -> tuple[list[Planned], pd.DataFrame, list[tuple]]:
         """Placeholders → final per-event outcomes, or one candidate row per mapped goal."""
         finals, drop = [], []
         holders = ledger[ledger.goal_id == 0].merge(events, on="event_id", how="left",
@@ -169,14 +159,16 @@ class Planner:
             pd.DataFrame()), drop
 
     def _final(self, row: pd.Series, account_id: int, goal_id: int, reason: str, detail: str | None,
-               status: str = "skipped") -> tuple:
-        return (row.event_id, account_id, goal_id, getattr(row, "space_id", None),
-                getattr(row, "event_name", None), status, reason, detail, None, self.now,
-                None, None, None, None, self.run_id, self.now, row.first_seen_at, row.attempts)
+               status: str = "skipped") -> Planned:
+        return Planned(row.event_id, account_id, goal_id, getattr(row, "space_id", None),
+                       getattr(row, "event_name", None), status, reason, detail, None, self.now,
+                       None, None, None, None, self.run_id, self.now, row.first_seen_at,
+                       row.attempts)
 
     # ---------------------------------------------------------------- goal level
 
-    def decide(self, pairs: pd.DataFrame, events: pd.DataFrame) -> tuple[list[tuple], list[tuple]]:
+    def decide(self, pairs: pd.DataFrame,
+               events: pd.DataFrame) -> tuple[list[Planned], list[Outgoing]]:
         """Apply the per-goal rules; returns (ledger rows, outbox rows)."""
         if pairs.empty:
             return [], []
@@ -232,21 +224,22 @@ class Planner:
         ready = reason == READY
         slow = np.flatnonzero(~(ready & clean))  # decided here, or checked one by one
         rows = dict(zip(slow.tolist(), df.iloc[slow].itertuples(index=False), strict=True))
-        ledger, outbox = [], []
+        ledger: list[Planned] = []
+        outbox: list[Outgoing] = []
         run_id = self.run_id
         for i, event_id in enumerate(col["event_id"]):
-            base = (event_id, accounts[i], goals[i], col["space_id"][i], col["event_name"][i])
-            tail = (run_id, now, col["first_seen_at"][i], col["attempts"][i])
             if not ready[i]:
                 row = rows[i]
+                status, next_at, decided_at = "skipped", None, now
                 if held[i]:
+                    status, decided_at = "deferred", None
                     next_at = min(now + cfg.hold_recheck,
                                   pd.Timestamp(hold_until[i]).to_pydatetime())
-                    ledger.append(base + ("deferred", row.reason, self._detail(row), next_at,
-                                          None, None, None, None, None) + tail)
-                else:
-                    ledger.append(base + ("skipped", row.reason, self._detail(row), None, now,
-                                          None, None, None, None) + tail)
+                ledger.append(Planned(event_id, accounts[i], goals[i], col["space_id"][i],
+                                      col["event_name"][i], status, row.reason,
+                                      self._detail(row), next_at, decided_at, None, None, None,
+                                      None, run_id, now, col["first_seen_at"][i],
+                                      col["attempts"][i]))
                 continue
             if clean[i]:  # the common case, decided column-wise in _clean
                 value, currency, pre, pre_detail, defer = values[i], currencies[i], None, None, None
@@ -255,11 +248,13 @@ class Planner:
                 value, currency, pre, pre_detail, defer, credit, model = self._preflight(rows[i])
             conv_time, goal_name, click = times[i], col["goal_name"][i], col["msclkid"][i]
             click = click.strip() if isinstance(click, str) else None
-            ledger.append(base + ("pending", READY, None, None, None, goal_name, conv_time,
-                                  value, currency) + tail)
-            outbox.append((event_id, accounts[i], goals[i], int(customers[i]), run_id,
-                           goal_name, conv_time, value, currency, click or None, None, None,
-                           False, pre, pre_detail, defer, None, credit, model))
+            ledger.append(Planned(event_id, accounts[i], goals[i], col["space_id"][i],
+                                  col["event_name"][i], "pending", READY, None, None, None,
+                                  goal_name, conv_time, value, currency, run_id, now,
+                                  col["first_seen_at"][i], col["attempts"][i]))
+            outbox.append(Outgoing(event_id, accounts[i], goals[i], int(customers[i]), run_id,
+                                   goal_name, conv_time, value, currency, click or None, None,
+                                   None, False, pre, pre_detail, defer, None, credit, model))
         return ledger, outbox
 
     def _detail(self, row: Any) -> str | None:
@@ -442,13 +437,11 @@ def plan(warehouse: Warehouse, run_id: str, now: datetime, config: PipelineConfi
                 conn.execute("DELETE FROM msads.results WHERE run_id = %(run)s AND status = "
                              "'pending' AND reason = 'claimed' AND event_id > %(after)s AND "
                              "event_id <= %(upto)s AND account_id = 0 AND goal_id = 0", chunk)
-            upsert(conn, "msads.results", RESULT_COLUMNS, finals + rows, touch_updated_at=True)
-            if not per_goal.empty:  # planned again: an earlier run may have left outbox rows
-                delete_keys(conn, "msads.outbox", list(per_goal[["event_id", "account_id",
-                                                                 "goal_id"]].itertuples(
-                                                                     index=False, name=None)))
-            upsert(conn, "msads.outbox", OUTBOX_COLUMNS, outbox)
-            counts.update(r[6] for r in finals + rows)
+            # planned again: an earlier run may have left outbox rows for them
+            again = list(per_goal[["event_id", "account_id", "goal_id"]].itertuples(
+                index=False, name=None))
+            plan_rows(conn, finals + rows, outbox, replanned=again)
+            counts.update(r.reason for r in finals + rows)
     log.info("planned: %s", dict(counts))
     return counts
 

@@ -32,11 +32,11 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import NamedTuple
 
+from include.msads_capi import ledger
 from include.msads_capi.errors import MsadsError
 from include.msads_capi.goals.records import set_account_status
+from include.msads_capi.ledger import Answered, OutboxRow
 from include.msads_capi.microsoft.client import MAX_CONVERSIONS_PER_CALL, AdsClient, UploadResult
 from include.msads_capi.microsoft.faults import (
     AccountAuthError,
@@ -54,15 +54,11 @@ from include.msads_capi.outcomes import (
     UPLOADED,
     rejected,
 )
-from include.msads_capi.pipeline.store import delete_keys, update
 from include.msads_capi.settings import PipelineConfig
 from include.msads_capi.warehouse import Warehouse, connect, transaction
 
 log = logging.getLogger(__name__)
 
-RESULT_UPDATE = ("event_id", "account_id", "goal_id", "status", "reason", "detail", "ms_code",
-                 "ms_error_code", "ms_message", "tracking_id", "next_attempt_at", "decided_at",
-                 "sent_click_id", "sent_email", "sent_phone")
 _BATCH = """
 SELECT o.event_id, o.account_id, o.goal_id, o.customer_id, o.conversion_name, o.conversion_time,
        o.conversion_value, o.currency_code, o.click_id, o.email_sha256, o.phone_sha256,
@@ -83,36 +79,6 @@ SYSTEMIC_AFTER = 3
 
 class AccountRefusedError(MsadsError):
     """Microsoft refuses the account's requests as a whole, whatever is in them."""
-
-
-class OutboxRow(NamedTuple):
-    """One conversion ready to send, as the upload reads it from the outbox and the ledger."""
-
-    event_id: str
-    account_id: int
-    goal_id: int
-    customer_id: int
-    conversion_name: str
-    conversion_time: datetime
-    conversion_value: Decimal | None
-    currency_code: str | None
-    click_id: str | None
-    email_sha256: str | None
-    phone_sha256: str | None
-    attribution_credit: Decimal | None
-    attribution_model: str | None
-    attempts: int
-    first_seen_at: datetime
-
-    @property
-    def key(self) -> tuple[str, int, int]:
-        return self.event_id, self.account_id, self.goal_id
-
-    @property
-    def flags(self) -> tuple[bool, bool, bool]:
-        """Which identifiers were sent (the ledger keeps these, never the values)."""
-        return (self.click_id is not None, self.email_sha256 is not None,
-                self.phone_sha256 is not None)
 
 
 @dataclass(frozen=True)
@@ -172,9 +138,10 @@ def conversion(row: OutboxRow) -> dict:
 def _decided(row: OutboxRow, status: str, reason: str, detail: str | None = None, *,
              error: tuple[int | None, str | None, str | None] = (None, None, None),
              tracking: str | None = None, next_at: datetime | None = None,
-             decided_at: datetime | None = None) -> tuple:
-    """A ledger update for one row, in :data:`RESULT_UPDATE` order."""
-    return (*row.key, status, reason, detail, *error, tracking, next_at, decided_at, *row.flags)
+             decided_at: datetime | None = None) -> Answered:
+    """The ledger update for one row."""
+    return Answered(*row.key, status, reason, detail, *error, tracking, next_at, decided_at,
+                    *row.flags)
 
 
 def _error_fields(exc: MicrosoftError) -> tuple[int | None, str | None, str]:
@@ -372,7 +339,7 @@ class Uploader:
                 named.setdefault(rows[e.index].key, (e.code, e.error_code, e.message))
         return named
 
-    def _rejected(self, row: OutboxRow, err: tuple, exc: RequestError) -> tuple:
+    def _rejected(self, row: OutboxRow, err: tuple, exc: RequestError) -> Answered:
         code, error_code, message = err
         return _decided(row, "rejected", rejected(error_code or code), None,
                         error=(code, error_code, message), tracking=exc.tracking_id,
@@ -461,13 +428,12 @@ class Uploader:
                     tuple(map(list, zip(*keys, strict=True))))
         return rows
 
-    def _write(self, decided: list[tuple]) -> None:
+    def _write(self, decided: list[Answered]) -> None:
         if not decided:
             return
         with self._tx() as conn:
-            update(conn, "msads.results", RESULT_UPDATE, decided, touch_updated_at=True)
-            delete_keys(conn, "msads.outbox", [d[:3] for d in decided])
-        self.summary.outcomes.update(d[4] for d in decided)
+            ledger.record(conn, "upload", decided)
+        self.summary.outcomes.update(d.reason for d in decided)
 
     def _record(self, rows: list[OutboxRow], result: UploadResult) -> None:
         now, decided, tracking = self.clock(), [], result.tracking_id
@@ -498,7 +464,7 @@ class Uploader:
 
     def _retry_row(self, row: OutboxRow, now: datetime, error: tuple, tracking: str | None, *,
                    status: str = "pending", reason: str = RETRY, detail: str | None = None,
-                   not_before: datetime | None = None) -> tuple:
+                   not_before: datetime | None = None) -> Answered:
         """Try again later with backoff; after 24 hours of trying, ``failed``."""
         attempts = row.attempts + 1
         if row.first_seen_at + self.config.give_up_after <= now:
