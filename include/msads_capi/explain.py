@@ -12,13 +12,11 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from include.msads_capi.errors import NotFound
-from include.msads_capi.settings import events_table
+from include.msads_capi.rules import is_attributed
+from include.msads_capi.settings import events_table, load
 
 if TYPE_CHECKING:
     import psycopg
-
-PLATFORMS = {"microsoft", "microsoft ads", "microsoft_ads", "microsoft advertising", "bing",
-             "bing ads", "msads"}
 
 
 @dataclass
@@ -55,7 +53,9 @@ def _identifiers(event: dict) -> tuple[Check, dict]:
 
     click = (event.get("msclkid") or "").strip()
     email = normalize_email(event.get("email")) if event.get("email") is not None else None
-    phone = (normalize_phone(event.get("phone"), event.get("phone_region") or "US")
+    # The hash stage's reading: the Space's region, none when the Space has none (then only a
+    # number with its country code is usable).
+    phone = (normalize_phone(event.get("phone"), event.get("phone_region"))
              if event.get("phone") is not None else None)
     parts, usable = [], {}
     usable["click_id"] = bool(click)
@@ -115,6 +115,7 @@ def explain(conn: psycopg.Connection, event_id: str) -> Explanation:
         identifiers, usable = _identifiers(event)
         checks.append(identifiers)
     goals = []
+    config = load().pipeline  # the limits and platforms the pipeline reads
     by_goal = {(o["account_id"], o["goal_id"]): o for o in outcomes}
     for m in mappings:
         report = GoalReport(m["account_id"], m["goal_id"], m["goal_name"])
@@ -127,8 +128,8 @@ def explain(conn: psycopg.Connection, event_id: str) -> Explanation:
                                  if m["account_status"] == "auth_failed" else
                                  "reactivate the account in Microsoft Advertising, or link "
                                  "another; held events are sent if it is active within 7 days")))
-        platform = (event.get("attributed_platform") or "").strip().lower()
-        rule_ok = m["send_rule"] == "all" or platform in PLATFORMS
+        rule_ok = m["send_rule"] == "all" or is_attributed(event.get("attributed_platform"),
+                                                           config)
         report.checks.append(Check(
             "Is the send rule met?", rule_ok,
             f"send rule {m['send_rule']}; attributed to {event.get('attributed_platform')!r}",

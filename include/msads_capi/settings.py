@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
+from types import ModuleType
 
 from include.msads_capi.errors import MsadsError
 from include.msads_capi.paths import PROJECT_ROOT
@@ -39,6 +40,12 @@ VARIABLES: dict[str, str] = {
 }
 
 
+def _rules() -> ModuleType:
+    """include.msads_capi.rules, imported when a config is made: it imports the outcomes, which
+    import the SQL helpers, which import this module."""
+    from include.msads_capi import rules
+
+    return rules
 
 
 @dataclass(frozen=True)
@@ -57,13 +64,13 @@ class PipelineConfig:
     retry_base: timedelta = timedelta(minutes=1)
     retry_max: timedelta = timedelta(hours=1)
     give_up_after: timedelta = timedelta(hours=24)
-    future_tolerance: timedelta = timedelta(minutes=5)  # ahead of now by less: held, not skipped
-    max_age: timedelta = timedelta(days=90)         # Microsoft: "within the last 90 days"
-    goal_min_age: timedelta = timedelta(hours=2)
-    max_value: float = 1e12
-    attributed_platforms: frozenset[str] = field(default_factory=lambda: frozenset(
-        {"microsoft", "microsoft ads", "microsoft_ads", "microsoft advertising", "bing",
-         "bing ads", "msads"}))
+    # Microsoft's limits and the platforms that mean Microsoft, as rules.py owns them
+    future_tolerance: timedelta = field(default_factory=lambda: _rules().FUTURE_TOLERANCE)
+    max_age: timedelta = field(default_factory=lambda: _rules().MAX_AGE)  # 90 days at upload
+    goal_min_age: timedelta = field(default_factory=lambda: _rules().GOAL_MIN_AGE)
+    max_value: float = field(default_factory=lambda: _rules().MAX_VALUE)
+    attributed_platforms: frozenset[str] = field(
+        default_factory=lambda: _rules().MICROSOFT_PLATFORMS)
 
     def retry_delay(self, attempts: int) -> timedelta:
         """Exponential backoff for the n-th failed attempt (1-based)."""

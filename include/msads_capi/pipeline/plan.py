@@ -19,34 +19,24 @@ is not checked here; a time in the future is refused, so a time a little ahead o
 from __future__ import annotations
 
 import logging
-import math
 from collections import Counter
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from include.msads_capi import codes
+from include.msads_capi import rules
 from include.msads_capi.events import select_optional
 from include.msads_capi.ledger import Outgoing, Planned, plan_rows
 from include.msads_capi.outcomes import (
     ACCOUNT_INACTIVE,
-    ATTRIBUTION_INVALID,
-    ATTRIBUTION_MISSING,
     CAPI_OFF,
     EVENT_DELETED,
-    FUTURE_TIME,
     GOAL_MISSING,
     GOAL_PAUSED,
-    GOAL_TOO_NEW,
-    INVALID_VALUE,
-    NO_TIME_ZONE,
     NOT_ATTRIBUTED,
-    NOT_DUE_YET,
     NOT_MAPPED,
-    OUTSIDE_WINDOW,
     READY,
 )
 from include.msads_capi.settings import PipelineConfig, events_table
@@ -91,15 +81,6 @@ _DECIDED = ("SELECT r.event_id, r.account_id, r.goal_id FROM msads.results r WHE
 def _frame(cursor: psycopg.Cursor) -> pd.DataFrame:
     cols = [d.name for d in cursor.description]
     return pd.DataFrame(cursor.fetchall(), columns=cols)
-
-
-def _as_float(value: Any) -> float:
-    if value is None:
-        return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError, ArithmeticError):
-        return math.inf  # unparseable: flagged as invalid below
 
 
 def load_configuration(conn: psycopg.Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -187,9 +168,8 @@ class Planner:
         unverified = mapped & ~df["goals_fetched"].fillna(False).astype(bool)
         inactive = mapped & df["account_status"].ne("active")
         paused = mapped & df["goal_status"].eq("Paused")
-        platform = df["attributed_platform"].astype("string").str.strip().str.lower()
-        not_attributed = mapped & df["send_rule"].eq("attributed_only") & ~platform.isin(
-            cfg.attributed_platforms).fillna(False)
+        not_attributed = mapped & df["send_rule"].eq("attributed_only") & ~rules.attributed(
+            df["attributed_platform"], cfg)
         first_seen = pd.to_datetime(df["first_seen_at"], utc=True)
         now_ts = pd.Timestamp(now)
         unverified_over = first_seen + cfg.unverified_hold <= now_ts
@@ -211,7 +191,7 @@ class Planner:
             [df["reason"].eq(ACCOUNT_INACTIVE), df["reason"].eq(GOAL_PAUSED)],
             [first_seen + cfg.account_hold, first_seen + cfg.goal_hold],
             default=first_seen + cfg.unverified_hold)
-        clean, values, currencies = self._clean(df)
+        clean, values, currencies = rules.check_frame(df, now, cfg)
         times = [pd.Timestamp(t).to_pydatetime() if not pd.isna(t) else None
                  for t in df["event_time"]] if not clean.any() else list(
             pd.to_datetime(df["event_time"], utc=True).dt.to_pydatetime())
@@ -245,7 +225,8 @@ class Planner:
                 value, currency, pre, pre_detail, defer = values[i], currencies[i], None, None, None
                 credit = model = None
             else:
-                value, currency, pre, pre_detail, defer, credit, model = self._preflight(rows[i])
+                value, currency, pre, pre_detail, defer, credit, model = rules.check_row(
+                    rows[i], now, cfg)
             conv_time, goal_name, click = times[i], col["goal_name"][i], col["msclkid"][i]
             click = click.strip() if isinstance(click, str) else None
             ledger.append(Planned(event_id, accounts[i], goals[i], col["space_id"][i],
@@ -283,123 +264,6 @@ class Planner:
             return (f"attributed to {platform!r}" if platform else "not attributed to any "
                     "platform") + "; the mapping sends only events attributed to Microsoft"
         return None
-
-    def _clean(self, df: pd.DataFrame) -> tuple[np.ndarray, list, list]:
-        """Which rows pass every later check, decided column-wise, with their value/currency.
-
-        Rows not clean (or not knowable here) go through :meth:`_preflight` one by one, which
-        also writes the detail; the results are the same either way. Conversions for externally
-        attributed goals always go that way (they are few, and carry two more fields).
-        """
-        cfg, now = self.config, pd.Timestamp(self.now)
-        raw = df["value"].tolist()
-        missing = np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in raw],
-                           dtype=bool)
-        number = np.array([math.nan if m else _as_float(v) for v, m in zip(raw, missing,
-                                                                         strict=True)])
-        with np.errstate(invalid="ignore"):
-            good_value = missing | (np.isfinite(number) & (number >= 0)
-                                    & (number <= cfg.max_value))
-        event_cur = df["currency_code"].astype("string").str.strip().str.upper()
-        currency = event_cur.fillna(df["space_currency"].astype("string")).fillna("")
-        good_currency = missing | currency.isin(codes.CURRENCIES).to_numpy()
-        aware = isinstance(df["event_time"].dtype, pd.DatetimeTZDtype)
-        times = pd.to_datetime(df["event_time"], utc=True) if aware else None
-        if times is None:  # naive or mixed times: _preflight looks at each one
-            return np.zeros(len(df), dtype=bool), [None] * len(df), [None] * len(df)
-        in_time = ((times >= now - cfg.max_age) & (times <= now)).to_numpy()
-        created = pd.to_datetime(df["goal_created_at"], utc=True)
-        old_enough = (created.isna() | (created + cfg.goal_min_age <= now)).to_numpy()
-        internal = ~df["externally_attributed"].fillna(False).astype(bool).to_numpy()
-        clean = (good_value & good_currency & in_time & old_enough & internal
-                 & times.notna().to_numpy())
-        values = [None if m else float(n) for m, n in zip(missing, number, strict=True)]
-        currencies = [None if m else c for m, c in zip(missing, currency.tolist(), strict=True)]
-        return clean, values, currencies
-
-    def _preflight(self, row: Any) -> tuple:
-        """(value, currency, reason, detail, defer_until, attribution credit, attribution model)
-        for a conversion that may be sent; the first failed check gives the reason."""
-        now, cfg = self.now, self.config
-        raw_value = row.value
-        # A float NaN here is pandas' "no value"; the warehouse's own NaN arrives as Decimal.
-        value = None if raw_value is None or (isinstance(raw_value, float)
-                                              and math.isnan(raw_value)) else raw_value
-        currency = None
-        reasons: list[tuple[str, str, datetime | None]] = []
-        created = row.goal_created_at
-        if isinstance(created, datetime) and not pd.isna(created):
-            ready_at = created + cfg.goal_min_age
-            if now < ready_at:
-                reasons.append((GOAL_TOO_NEW, f"goal {row.goal_id} was created at "
-                                f"{created:%Y-%m-%d %H:%M} UTC; Microsoft accepts conversions "
-                                f"from {ready_at:%H:%M} UTC", ready_at))
-        event_time = pd.Timestamp(row.event_time).to_pydatetime()
-        if event_time.tzinfo is None:
-            # A custom events table with `timestamp` columns: the zone is never guessed.
-            return (None, None, NO_TIME_ZONE, f"event_time {event_time:%Y-%m-%d %H:%M} has no "
-                    "time zone (the column is timestamp, not timestamptz); write timestamptz",
-                    None, None, None)
-        if event_time < now - cfg.max_age:
-            reasons.append((OUTSIDE_WINDOW, f"the event is {(now - event_time).days} day(s) "
-                            f"old; Microsoft accepts conversions up to {cfg.max_age.days} days "
-                            "old", None))
-        elif event_time > now + cfg.future_tolerance:
-            reasons.append((FUTURE_TIME, f"event_time {event_time:%Y-%m-%d %H:%M} UTC is "
-                            f"more than {_minutes(cfg.future_tolerance)} ahead of now "
-                            f"({now:%Y-%m-%d %H:%M} UTC)", None))
-        elif event_time > now:
-            reasons.append((NOT_DUE_YET, f"event_time {event_time:%H:%M:%S} UTC is ahead of "
-                            f"now ({now:%H:%M:%S} UTC); it is sent once that time has passed",
-                            event_time))
-        if value is not None and not (isinstance(value, Decimal) and value.is_nan()):
-            number = _as_float(value)
-            cur_raw = row.currency_code if isinstance(row.currency_code, str) else None
-            currency = (cur_raw or row.space_currency or "").strip().upper()
-            if math.isnan(number) or math.isinf(number) or number < 0 or number > cfg.max_value:
-                reasons.append((INVALID_VALUE, f"value {value} is not a non-negative amount",
-                                None))
-            elif currency not in codes.CURRENCIES:
-                reasons.append((INVALID_VALUE, f"currency {currency!r} is not one Microsoft "
-                                f"takes for conversions (its list: {codes.CURRENCY_LIST_URL})",
-                                None))
-            value = number
-        elif value is not None:
-            reasons.append((INVALID_VALUE, "value is NaN (not a number)", None))
-            value = None
-        credit, model = self._attribution(row, reasons)
-        if not reasons:
-            return value, currency or None, None, None, None, credit, model
-        reason, detail, defer = reasons[0]
-        return (value if reason != INVALID_VALUE else None,
-                currency if reason != INVALID_VALUE else None, reason, detail, defer,
-                credit, model)
-
-    @staticmethod
-    def _attribution(row: Any, reasons: list) -> tuple[float | None, str | None]:
-        """ExternalAttributionCredit and Model, sent only for an externally attributed goal,
-        which needs both (and a credit from 0 to 1)."""
-        if not bool(row.externally_attributed):
-            return None, None
-        raw_credit, raw_model = row.external_attribution_credit, row.external_attribution_model
-        model = raw_model.strip() if isinstance(raw_model, str) and raw_model.strip() else None
-        credit = None if raw_credit is None or pd.isna(raw_credit) else _as_float(raw_credit)
-        if credit is None or model is None:
-            absent = " and ".join(n for n, v in (("external_attribution_credit", credit),
-                                                 ("external_attribution_model", model))
-                                  if v is None)
-            reasons.append((ATTRIBUTION_MISSING, f"goal {row.goal_id} uses external "
-                            f"attribution; the event has no {absent}", None))
-        elif not 0 <= credit <= 1:
-            reasons.append((ATTRIBUTION_INVALID, f"external_attribution_credit {raw_credit} "
-                            "is not between 0 and 1", None))
-        return credit, model
-
-
-def _minutes(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
-
 
 def plan(warehouse: Warehouse, run_id: str, now: datetime, config: PipelineConfig) -> Counter:
     """Plan every ledger row this run claimed; returns counts per reason decided here."""
