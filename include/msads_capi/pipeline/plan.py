@@ -221,7 +221,7 @@ class Planner:
                                       None, run_id, now, col["first_seen_at"][i],
                                       col["attempts"][i]))
                 continue
-            if clean[i]:  # the common case, decided column-wise in _clean
+            if clean[i]:  # the common case, decided column-wise by rules.check_frame
                 value, currency, pre, pre_detail, defer = values[i], currencies[i], None, None, None
                 credit = model = None
             else:
