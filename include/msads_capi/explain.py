@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from include.msads_capi.errors import NotFound
 from include.msads_capi.rules import is_attributed
 from include.msads_capi.settings import events_table, load
+from include.msads_capi.sql import dicts
 
 if TYPE_CHECKING:
     import psycopg
@@ -204,8 +205,7 @@ def _mappings(conn: psycopg.Connection, space: str | None, event_name: str | Non
         " LEFT JOIN msads.goals g ON g.account_id = m.account_id AND g.goal_id = m.goal_id"
         " WHERE m.enabled AND a.space_id = %s AND m.event_name = %s ORDER BY m.mapping_id",
         (space, event_name))
-    cols = [d.name for d in cur.description]
-    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    return dicts(cur)
 
 
 def _outcomes(conn: psycopg.Connection, event_id: str) -> list[dict]:
@@ -214,8 +214,7 @@ def _outcomes(conn: psycopg.Connection, event_id: str) -> list[dict]:
         "what_to_do, ms_code, ms_error_code, tracking_id, attempts, next_attempt_at, "
         "sent_click_id, sent_email, sent_phone, decided_at FROM msads.event_outcomes "
         "WHERE event_id = %s ORDER BY account_id, goal_id", (event_id,))
-    cols = [d.name for d in cur.description]
-    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    return dicts(cur)
 
 
 def render(x: Explanation) -> str:

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from include.msads_capi.microsoft.client import RemoteAccount, RemoteGoal
+from include.msads_capi.sql import dicts
 
 if TYPE_CHECKING:
     import psycopg
@@ -140,8 +141,7 @@ def list_goals(conn: psycopg.Connection, account_id: int) -> list[dict]:
         "revenue_value, revenue_currency, enhanced_conversions, externally_attributed, "
         "created_at, first_seen_at, last_seen_at, missing_since "
         "FROM msads.goals WHERE account_id = %s ORDER BY name, goal_id", (account_id,))
-    cols = [d.name for d in rows.description]
-    return [dict(zip(cols, r, strict=True)) for r in rows.fetchall()]
+    return dicts(rows)
 
 
 def confirm_mapping(conn: psycopg.Connection, mapping_id: int) -> str:

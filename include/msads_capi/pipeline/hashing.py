@@ -23,6 +23,7 @@ from include.msads_capi.identity import describe, hash_identities
 from include.msads_capi.ledger import Decided, Hashed
 from include.msads_capi.outcomes import ENHANCED_CONVERSIONS_OFF, NO_IDENTIFIER, READY
 from include.msads_capi.settings import PipelineConfig, events_table
+from include.msads_capi.sql import frame as as_frame
 from include.msads_capi.warehouse import Warehouse, transaction
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,7 @@ def hash_stage(warehouse: Warehouse, run_id: str, now: datetime,
         with transaction(warehouse) as conn:
             cur = conn.execute(query, {"run": run_id, "e": last[0], "a": last[1], "g": last[2],
                                        "n": config.chunk_size})
-            cols = [d.name for d in cur.description]
-            frame = pd.DataFrame(cur.fetchall(), columns=cols)
+            frame = as_frame(cur)
             if frame.empty:
                 break
             tail = frame.iloc[-1]

@@ -40,6 +40,7 @@ from include.msads_capi.outcomes import (
     READY,
 )
 from include.msads_capi.settings import PipelineConfig, events_table
+from include.msads_capi.sql import frame
 from include.msads_capi.warehouse import Warehouse, transaction
 
 if TYPE_CHECKING:
@@ -78,15 +79,10 @@ _DECIDED = ("SELECT r.event_id, r.account_id, r.goal_id FROM msads.results r WHE
             "AND NOT (r.run_id = %(run)s AND r.reason = 'claimed')")
 
 
-def _frame(cursor: psycopg.Cursor) -> pd.DataFrame:
-    cols = [d.name for d in cursor.description]
-    return pd.DataFrame(cursor.fetchall(), columns=cols)
-
-
 def load_configuration(conn: psycopg.Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
-    spaces = _frame(conn.execute(
+    spaces = frame(conn.execute(
         "SELECT space_id, capi_enabled, currency_code AS space_currency FROM msads.spaces"))
-    mappings = _frame(conn.execute(_MAPPINGS))
+    mappings = frame(conn.execute(_MAPPINGS))
     return spaces, mappings
 
 
@@ -275,7 +271,7 @@ def plan(warehouse: Warehouse, run_id: str, now: datetime, config: PipelineConfi
     after = ""
     while True:
         with transaction(warehouse) as conn:
-            ledger = _frame(conn.execute(_LEDGER, {"run": run_id, "after": after,
+            ledger = frame(conn.execute(_LEDGER, {"run": run_id, "after": after,
                                                    "n": config.chunk_size}))
             if ledger.empty:
                 break
@@ -284,10 +280,10 @@ def plan(warehouse: Warehouse, run_id: str, now: datetime, config: PipelineConfi
                 if ledger.event_id.iloc[0] != last:
                     ledger = ledger[ledger.event_id != last]  # read with the next chunk
                 else:  # one event fills the chunk: take all its rows
-                    ledger = _frame(conn.execute(_LEDGER_OF, {"run": run_id, "e": last}))
+                    ledger = frame(conn.execute(_LEDGER_OF, {"run": run_id, "e": last}))
             chunk = {"run": run_id, "after": after, "upto": ledger.event_id.iloc[-1]}
             after = chunk["upto"]
-            events = _frame(conn.execute(_EVENTS.format(events=events_table(),
+            events = frame(conn.execute(_EVENTS.format(events=events_table(),
                                                         optional=optional), chunk))
             events = events.drop_duplicates("event_id")
             decided = set(conn.execute(_DECIDED, chunk).fetchall())
