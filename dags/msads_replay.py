@@ -8,7 +8,10 @@ an event's already-uploaded goals alone when its other goals are replayed.
 **Params** (Trigger DAG w/ config):
 - `space`: only this Space (empty: all);
 - `event_names`: only these event names (empty: all);
-- `start`, `end`: event_time range, ISO 8601 with time zone (empty: unbounded);
+- `start`, `end`: event_time range, `end` exclusive (empty: unbounded). The form's date-time
+  picker reads the time in the UI's time zone (top right) and sends it with its zone; a
+  time written by hand (JSON configuration, `--conf`, REST) needs `Z` or an offset such as
+  `+01:00`: without one the task fails at once, as `msads replay --start` refuses it;
 - `outcomes`: which outcomes to resend, e.g. `not_mapped`, `goal_missing`,
   `account_inactive`, `goal_paused`, `failed`, `capi_off`, `rejected` (every `rejected:*`),
   `refused` (rejections that earlier versions recorded when Microsoft refused a whole
@@ -31,6 +34,8 @@ from include.msads_capi.outcomes import REPLAY_DEFAULT, REPLAYABLE
 from include.msads_capi.tasks.taskflow import plan_hash_upload
 
 OUTCOMES = list(REPLAYABLE)
+# The rule for times is in include/msads_capi/times.py, shared with `msads replay`.
+ZONED = "picked in the UI's time zone; typed by hand it needs Z or +01:00"
 
 
 @dag(
@@ -48,9 +53,9 @@ OUTCOMES = list(REPLAYABLE)
         "event_names": Param([], type="array", items={"type": "string"},
                              description="event names, or empty for all"),
         "start": Param(None, type=["null", "string"], format="date-time",
-                       description="event_time from (inclusive)"),
+                       description=f"event_time from (inclusive); {ZONED}"),
         "end": Param(None, type=["null", "string"], format="date-time",
-                     description="event_time until (exclusive)"),
+                     description=f"event_time until (exclusive); {ZONED}"),
         "outcomes": Param(list(REPLAY_DEFAULT),
                           type="array", items={"type": "string", "enum": OUTCOMES},
                           description="outcomes to resend (never uploaded)"),

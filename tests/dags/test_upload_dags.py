@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from tests.dags.conftest import task_states
@@ -56,6 +58,19 @@ def test_replay_dag_dry_run_then_resend(run_dag, shop, msads):
                                              "outcomes": ["not_mapped"]})
     assert real.state == "success", task_states(real)
     assert s.reason(signup) == ["uploaded"]
+
+
+def test_a_replay_time_without_a_zone_fails_the_first_task_at_once(run_dag, shop, capsys):
+    """Airflow lets the string through (its Params do not check format="date-time"); the task
+    refuses it as `msads replay --start` does, with the fix, instead of reading it as UTC."""
+    s = shop
+    s.event("Signup")
+    naive = datetime(2031, 3, 4, 5, 6, 7).isoformat()  # any time without a zone
+    failed = run_dag("msads_replay", run_conf={"event_names": ["Signup"], "start": naive})
+    states = task_states(failed)
+    assert failed.state == "failed" and states[("reopen_selected", -1)] == "failed", states
+    assert (f"AirflowFailException: replay parameters: start {naive!r} has no time zone; add Z "
+            "or +01:00") in "".join(capsys.readouterr())
 
 
 def test_the_settings_in_airflow_variables_are_honoured(run_dag, shop):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, timedelta, timezone
 from pathlib import Path
 
 import psycopg
+import pytest
 
-from include.msads_capi.outcomes import REASONS
+from include.msads_capi.outcomes import REASONS, REPLAY_DEFAULT
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -79,3 +81,66 @@ def test_replay_after_a_mapping_is_fixed_never_resends_an_upload(shop, msads):
     assert len(s.emu.admin.conversions()) == 2 and s.emu.admin.duplicates() == []
     code, _, err = msads("replay", "--outcome", "uploaded")
     assert code == 2 and "never sent again" in err
+
+
+def test_the_cli_and_the_replay_dag_read_a_time_range_alike(shop, msads):
+    """One rule (times.py) for `msads replay --start/--end` and the DAG's start/end Params:
+    a zone is honoured, a time without one or garbage is refused by both with the same words
+    (the task fails at once: no retry can fix a parameter)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.msads_capi.tasks.upload import reopen_for_replay
+
+    s = shop
+    signup = s.event("Signup")
+    s.run()
+    with psycopg.connect(s.warehouse.url) as conn:
+        (when,) = conn.execute("SELECT event_time FROM conversion_events WHERE event_id = %s",
+                               (signup,)).fetchone()
+
+    def cli(start: str) -> tuple[int | None, str]:
+        code, out, err = msads("replay", "--event", "Signup", "--start", start)
+        if code:
+            assert code == 2, err
+            return None, err.strip().splitlines()[-1].removeprefix("msads: error: --start ")
+        return int(re.search(r"dry run: (\d+) event", out).group(1)), ""
+
+    def dag(start: str) -> tuple[int | None, str]:
+        params = {"event_names": ["Signup"], "start": start, "end": None,
+                  "outcomes": list(REPLAY_DEFAULT), "dry_run": True}
+        try:
+            return reopen_for_replay(params, "manual__times")["events"], ""
+        except AirflowFailException as exc:
+            return None, str(exc).removeprefix("replay parameters: start ")
+
+    half_hour_before = when - timedelta(minutes=30)
+    plus_one = timezone(timedelta(hours=1))
+    cases = {
+        # Z, and +01:00: read as written (read as UTC, the +01:00 wall clock would be 30
+        # minutes after the event and select nothing)
+        half_hour_before.astimezone(UTC).isoformat().replace("+00:00", "Z"): 1,
+        half_hour_before.astimezone(plus_one).isoformat(): 1,
+        (when + timedelta(minutes=30)).astimezone(plus_one).isoformat(): 0,
+        half_hour_before.astimezone(UTC).replace(tzinfo=None).isoformat():
+            "has no time zone; add Z or +01:00, e.g. ",
+        "last tuesday": "is not an ISO 8601 time; write it like ",
+    }
+    for start, expected in cases.items():
+        by_cli, by_dag = cli(start), dag(start)
+        assert by_cli == by_dag, start
+        if isinstance(expected, int):
+            assert by_cli == (expected, ""), start
+        else:
+            assert by_cli[0] is None and by_cli[1].startswith(f"{start!r} {expected}"), by_cli
+    assert s.reason(signup) == ["not_mapped"]  # dry runs only
+
+
+@pytest.mark.parametrize("value", ["", None])
+def test_an_empty_time_leaves_the_range_open_in_the_dag(shop, value):
+    from include.msads_capi.tasks.upload import reopen_for_replay
+
+    signup = shop.event("Signup")
+    shop.run()
+    report = reopen_for_replay({"event_names": ["Signup"], "start": value, "end": value,
+                                "outcomes": ["not_mapped"], "dry_run": True}, "manual__open")
+    assert report["events"] == 1 and shop.reason(signup) == ["not_mapped"]

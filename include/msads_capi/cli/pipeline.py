@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from include.msads_capi.cli.common import info, print_json
-from include.msads_capi.errors import MsadsError
+from include.msads_capi.times import parse_time
 
 if TYPE_CHECKING:
     import argparse
@@ -36,8 +36,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                       "one); dry run unless --go")
     p.add_argument("--space")
     p.add_argument("--event", action="append", default=[], help="event name (repeatable)")
-    p.add_argument("--start", help="event_time from (ISO 8601, with time zone)")
-    p.add_argument("--end", help="event_time until (exclusive)")
+    p.add_argument("--start", help="event_time from, ISO 8601 with a time zone (Z or "
+                                    "+01:00; a time without one is refused)")
+    p.add_argument("--end", help="event_time until (exclusive), like --start")
     p.add_argument("--outcome", action="append", default=[],
                    help="outcome to resend (repeatable; default not_mapped, goal_missing, "
                         "account_inactive, failed; 'rejected' is every rejected:*, 'refused' "
@@ -96,29 +97,15 @@ def _run(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _parse_time(value: str | None, what: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise MsadsError(f"{what} {value!r} is not an ISO 8601 time, e.g. "
-                         "2026-11-01T00:00:00Z") from exc
-    if parsed.tzinfo is None:
-        raise MsadsError(f"{what} {value!r} has no time zone; add Z or +01:00")
-    return parsed
-
-
 def _replay(args: argparse.Namespace, ctx: Context) -> int:
     from include.msads_capi import migrations
     from include.msads_capi.outcomes import REPLAY_DEFAULT
     from include.msads_capi.pipeline.replay import ReplayRequest, reopen
     from include.msads_capi.settings import pipeline_config
 
+    start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
     migrations.require_current(ctx.warehouse)
-    req = ReplayRequest(space=args.space, event_names=args.event,
-                        start=_parse_time(args.start, "--start"),
-                        end=_parse_time(args.end, "--end"),
+    req = ReplayRequest(space=args.space, event_names=args.event, start=start, end=end,
                         outcomes=args.outcome or list(REPLAY_DEFAULT), dry_run=not args.go)
     run_id = f"replay__{datetime.now(UTC):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
     report = reopen(ctx.warehouse, req, run_id, datetime.now(UTC))

@@ -14,7 +14,8 @@ from include.msads_capi.pipeline.hashing import hash_stage
 from include.msads_capi.pipeline.plan import plan
 from include.msads_capi.pipeline.summary import summarize
 from include.msads_capi.pipeline.upload import Part, accounts_with_work, upload_account
-from include.msads_capi.tasks.common import fail_without_retry, task_errors, task_warehouse
+from include.msads_capi.tasks.common import task_errors, task_warehouse
+from include.msads_capi.times import parse_time
 from include.msads_capi.warehouse import transaction
 
 log = logging.getLogger(__name__)
@@ -98,21 +99,14 @@ def reopen_for_replay(params: dict, run_id: str) -> dict:
     """The replay DAG's first task: reopen the selected rows, or report them (dry run)."""
     from include.msads_capi.pipeline.replay import ReplayRequest, reopen
 
-    def when(value: object) -> datetime | None:
-        if not value:
-            return None
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-    try:
+    with task_errors("replay parameters"):
+        # A time without a zone fails the task at once, as the CLI refuses it (times.py).
         req = ReplayRequest(space=params.get("space") or None,
                             event_names=list(params.get("event_names") or []),
-                            start=when(params.get("start")), end=when(params.get("end")),
+                            start=parse_time(params.get("start"), "start"),
+                            end=parse_time(params.get("end"), "end"),
                             outcomes=list(params.get("outcomes") or []),
                             dry_run=bool(params.get("dry_run", True)))
-    except ValueError as exc:
-        raise fail_without_retry(f"replay parameters: {exc}") from exc
-    with task_errors("replay parameters"):
         report = reopen(task_warehouse(), req, run_id, _now())
     log.info("replay %s: %s", "dry run" if req.dry_run else "reopened", report)
     return report
