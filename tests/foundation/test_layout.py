@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -39,7 +40,9 @@ def test_airflow_settings_follows_the_astro_schema_with_placeholders():
     settings = read(PROJECT / "airflow_settings.yaml")
     conns = {c["conn_id"]: c for c in settings["connections"]}
     assert set(conns) == {"msads_default", "warehouse_default"}
-    assert conns["warehouse_default"]["host"] is None  # empty host: the embedded warehouse
+    # empty host, and the embedded warehouse asked for explicitly (tasks never assume it)
+    assert conns["warehouse_default"]["host"] is None
+    assert json.loads(conns["warehouse_default"]["extra"]) == {"embedded": True}
     assert "replace-with" in conns["msads_default"]["password"]
     assert [p["name"] for p in settings["pools"]] == ["msads_api"]
 

@@ -1,4 +1,5 @@
-"""Choosing the warehouse, and the embedded PostgreSQL that serves when none is configured."""
+"""Choosing the warehouse, and the embedded PostgreSQL: the CLI's fallback, a task's only when
+asked for."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -36,9 +38,68 @@ def test_airflow_json_connection_becomes_a_url(monkeypatch):
         "postgresql://ana:p%40ss%20word@db.example:5432/dw?sslmode=require")
 
 
-def test_a_connection_without_host_means_embedded():
+def test_a_connection_without_host_names_no_server():
     assert warehouse.connection_to_url('{"conn_type": "postgres", "host": ""}') is None
     assert warehouse.connection_to_url("postgresql://") is None
+
+
+def test_the_embedded_warehouse_is_asked_for_with_an_extra():
+    asked = warehouse.read_connection(json.dumps({"conn_type": "postgres", "host": None,
+                                                  "extra": '{"embedded": true}'}))
+    assert asked == warehouse.ConnectionChoice(None, embedded=True)
+    assert warehouse.read_connection("postgresql://?embedded=true").embedded  # URI form
+    assert warehouse.read_connection(
+        "postgres://?__extra__=" + quote('{"embedded": true}')).embedded
+    assert not warehouse.read_connection('{"host": "", "extra": {"embedded": false}}').embedded
+    with pytest.raises(MsadsError, match="has a host and extra .*; remove one of them"):
+        warehouse.read_connection('{"host": "db.example", "extra": {"embedded": true}}')
+    with pytest.raises(MsadsError, match="extra of connection warehouse_default is not valid"):
+        warehouse.read_connection('{"host": "", "extra": "{embedded"}')
+
+
+@pytest.fixture
+def starts(monkeypatch) -> list:
+    """Calls to EmbeddedWarehouse.start, which answers a made-up URL instead of starting."""
+    calls = []
+
+    def start(self, database: str = warehouse.EMBEDDED_DB) -> str:
+        calls.append(database)
+        return f"postgresql://postgres@/{database}?host=/nowhere"
+
+    monkeypatch.delenv("MSADS_WAREHOUSE_URL", raising=False)
+    monkeypatch.setattr(warehouse.EmbeddedWarehouse, "start", start)
+    return calls
+
+
+def test_the_cli_still_falls_back_to_the_embedded_warehouse(monkeypatch, starts):
+    monkeypatch.delenv("AIRFLOW_CONN_WAREHOUSE_DEFAULT", raising=False)
+    assert warehouse.resolve().source.startswith("embedded PostgreSQL in ")
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DEFAULT", '{"conn_type": "postgres", "host": ""}')
+    assert warehouse.resolve().source.startswith("embedded PostgreSQL in ")
+    assert starts == ["msads", "msads"]
+
+
+def test_without_the_default_only_the_extra_selects_the_embedded_warehouse(monkeypatch, starts):
+    """What Airflow tasks use (embedded_by_default=False): hostless or missing is an error
+    saying what to set, and nothing starts; the extra starts it."""
+    monkeypatch.delenv("AIRFLOW_CONN_WAREHOUSE_DEFAULT", raising=False)
+    with pytest.raises(MsadsError) as caught:
+        warehouse.resolve(embedded_by_default=False)
+    assert str(caught.value) == warehouse.NOT_CONFIGURED
+    assert "MSADS_WAREHOUSE_URL" in str(caught.value) and '{"embedded": true}' in str(caught.value)
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DEFAULT", '{"conn_type": "postgres", "host": ""}')
+    with pytest.raises(MsadsError) as caught:
+        warehouse.resolve(embedded_by_default=False)
+    assert str(caught.value) == (
+        'warehouse_default has no host: set its host, or set extra {"embedded": true} to use '
+        "the project's embedded PostgreSQL (local only)")
+    assert starts == []
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DEFAULT",
+                       '{"conn_type": "postgres", "host": "", "extra": {"embedded": true}}')
+    assert warehouse.resolve(embedded_by_default=False).source.startswith("embedded PostgreSQL")
+    assert starts == ["msads"]
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DEFAULT", "postgresql://a@db.example/dw")
+    assert warehouse.resolve(embedded_by_default=False).url == "postgresql://a@db.example/dw"
 
 
 def test_a_connection_of_another_kind_is_refused():

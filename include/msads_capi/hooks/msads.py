@@ -7,7 +7,7 @@ from functools import cached_property
 from airflow.sdk import BaseHook
 
 from include.msads_capi import warehouse as wh
-from include.msads_capi.hooks.connections import connection_json
+from include.msads_capi.hooks.connections import airflow_warehouse
 from include.msads_capi.microsoft.client import AdsClient
 from include.msads_capi.microsoft.profile import Profile, profile_from_connection
 from include.msads_capi.microsoft.retry import RetryPolicy
@@ -46,7 +46,7 @@ class MicrosoftAdsHook(BaseHook):
 
     @cached_property
     def warehouse(self) -> wh.Warehouse:
-        return wh.resolve(connection_json)
+        return airflow_warehouse()
 
     @cached_property
     def client(self) -> AdsClient:

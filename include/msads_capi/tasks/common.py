@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from include.msads_capi import warehouse as wh
 from include.msads_capi.errors import BUGS, MsadsError
-from include.msads_capi.hooks.connections import connection_json
+from include.msads_capi.hooks.connections import airflow_warehouse
 
 if TYPE_CHECKING:
     from airflow.sdk.exceptions import AirflowFailException
@@ -18,8 +18,13 @@ log = logging.getLogger(__name__)
 
 
 def task_warehouse() -> wh.Warehouse:
-    """The warehouse for a task: MSADS_WAREHOUSE_URL, warehouse_default, or the embedded one."""
-    return wh.resolve(connection_json)
+    """The warehouse for a task: MSADS_WAREHOUSE_URL, else warehouse_default; the embedded
+    PostgreSQL only when warehouse_default asks for it (extra ``{"embedded": true}``).
+
+    Call it inside :func:`task_errors`: a missing or hostless connection is an MsadsError, so
+    the task fails at once with what to set.
+    """
+    return airflow_warehouse()
 
 
 def fail_without_retry(message: str) -> AirflowFailException:
