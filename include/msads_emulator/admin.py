@@ -356,7 +356,8 @@ class Admin:
 
     def _filtered(self, table: str, req: Request, times: tuple[str, ...]) -> list[dict]:
         where, params = [], []
-        for key in ("account_id", "goal_id", "request_id", "click_id", "operation", "code"):
+        for key in ("account_id", "goal_id", "request_id", "click_id", "operation", "code",
+                    "original_id"):
             if key in req.query:
                 where.append(f"{key} = ?")
                 params.append(req.query[key])
@@ -383,8 +384,14 @@ class Admin:
         return rows
 
     def list_adjustments(self, req: Request) -> list[dict]:
-        return self._filtered("adjustments", req, ("conversion_time", "adjustment_time",
+        """Each adjustment with ``applied``: whether it changed its original (it has one, no
+        ``not_applied_reason`` and no ``duplicate_of``)."""
+        rows = self._filtered("adjustments", req, ("conversion_time", "adjustment_time",
                                                    "received_at"))
+        for r in rows:
+            r["applied"] = r["original_id"] is not None and r["duplicate_of"] is None \
+                and r["not_applied_reason"] is None
+        return rows
 
     def list_rejections(self, req: Request) -> list[dict]:
         rows = self._filtered("rejections", req, ("received_at",))

@@ -4,7 +4,8 @@ An item is a plain dict of field name -> text (None when the field is absent or 
 item is None), so the rules do not depend on the wire: ``campaign.py`` reads each JSON item into
 such a dict (``rest.ItemShape``). A rule either refuses the item with a BatchError code or accepts it; an accepted
 conversion is counted, or not counted with the reason Microsoft's offline conversion reports
-give (docs/emulator.md lists every rule and its source).
+give; an accepted adjustment is applied to its original, or not (with such a reason, or as a
+duplicate of one already applied). docs/emulator.md lists every rule and its source.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ NO_MATCHING_CLICK = "NoMatchingClickFound"
 ACCOUNT_MISMATCH = "AccountMismatch"
 OUTSIDE_WINDOW = "OutsideGoalLookbackWindow"
 NOT_FIRST = "NotFirstConversionForUniqueGoal"
+# Why an accepted adjustment is not applied (OfflineConversionUnattributedReason). A duplicate
+# has no reason: it is recorded with ``duplicate_of`` instead (the emulator's own rule).
+ORIGINAL_NOT_FOUND = "AdjustmentOriginalNotFound"
+ALREADY_RETRACTED = "ConversionAlreadyRetracted"
 
 
 @dataclass
@@ -333,24 +338,53 @@ def record_conversions(db: sqlite3.Connection, accepted: list[dict], request_id:
             _recount_unique(db, c["goal_id"], c["identity"])
 
 
+def _adjustment_outcome(db: sqlite3.Connection, c: dict,
+                        original: int | None) -> tuple[str | None, int | None]:
+    """(not_applied_reason, duplicate_of) of an accepted adjustment; both None: apply it.
+
+    Checked in this order: no original (Microsoft reports ``AdjustmentOriginalNotFound``);
+    the same type, adjustment time, value and currency as an adjustment already applied to
+    this original (a duplicate: the emulator's rule, not Microsoft's); the original is
+    retracted (Microsoft reports ``ConversionAlreadyRetracted``).
+    """
+    if original is None:
+        return ORIGINAL_NOT_FOUND, None
+    same = db.execute(
+        "SELECT id FROM adjustments WHERE original_id = ? AND adjustment_type = ? "
+        "AND adjustment_time = ? AND adjustment_value IS ? AND currency IS ? "
+        "AND duplicate_of IS NULL AND not_applied_reason IS NULL ORDER BY id LIMIT 1",
+        (original, c["adjustment_type"], c["adjustment_time"], c["adjustment_value"],
+         c["currency"])).fetchone()
+    if same is not None:
+        return None, same[0]
+    retracted = db.execute("SELECT retracted_at FROM conversions WHERE id = ?",
+                           (original,)).fetchone()[0]
+    if retracted is not None:
+        return ALREADY_RETRACTED, None
+    return None, None
+
+
 def record_adjustments(db: sqlite3.Connection, accepted: list[dict], request_id: int,
                        now: float) -> None:
-    """Store adjustments (each with its ``item_index``) and apply them to their original; one
-    whose original is unknown is kept with ``original_id`` null."""
+    """Store adjustments (each with its ``item_index``), in the order sent, and apply each to
+    its original unless ``_adjustment_outcome`` says not to: a Retract sets ``retracted_at``,
+    a Restate the restated value and currency (the last one applied wins)."""
     originals = existing_keys(db, [c["dedup_key"] for c in accepted])
     for c in accepted:
         original = originals.get(c["dedup_key"])
+        reason, duplicate_of = _adjustment_outcome(db, c, original)
         db.execute(
             "INSERT INTO adjustments (request_id, item_index, account_id, goal_id, "
             "conversion_name, conversion_time, click_id, hashed_email, hashed_phone, "
             "adjustment_type, adjustment_time, adjustment_value, currency, original_id, "
-            "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "received_at, duplicate_of, not_applied_reason) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (request_id, c["item_index"], c["account_id"], c["goal_id"], c["conversion_name"],
              c["conversion_time"], c["click_id"], c["hashed_email"], c["hashed_phone"],
              c["adjustment_type"], c["adjustment_time"], c["adjustment_value"], c["currency"],
-             original, now))
-        if original is None:
-            continue  # Microsoft accepts it and reports AdjustmentOriginalNotFound later
+             original, now, duplicate_of, reason))
+        if reason is not None or duplicate_of is not None:
+            continue  # accepted, not applied
         if c["adjustment_type"] == "Retract":
             db.execute("UPDATE conversions SET retracted_at = ? WHERE id = ?",
                        (c["adjustment_time"], original))

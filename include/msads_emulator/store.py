@@ -76,7 +76,8 @@ CREATE TABLE IF NOT EXISTS adjustments (
     id INTEGER PRIMARY KEY, request_id INTEGER, item_index INTEGER, account_id INTEGER,
     goal_id INTEGER, conversion_name TEXT, conversion_time REAL, click_id TEXT,
     hashed_email TEXT, hashed_phone TEXT, adjustment_type TEXT, adjustment_time REAL,
-    adjustment_value REAL, currency TEXT, original_id INTEGER, received_at REAL NOT NULL);
+    adjustment_value REAL, currency TEXT, original_id INTEGER, received_at REAL NOT NULL,
+    duplicate_of INTEGER, not_applied_reason TEXT);
 CREATE TABLE IF NOT EXISTS rejections (
     id INTEGER PRIMARY KEY, request_id INTEGER, operation TEXT, item_index INTEGER,
     code INTEGER, error_code TEXT, message TEXT, item TEXT, received_at REAL NOT NULL);
@@ -100,8 +101,18 @@ ADDED_COLUMNS = (("conversions", "identity", "TEXT"),
                  ("conversions", "not_counted_reason", "TEXT"),
                  ("faults", "body_contains", "TEXT"),
                  ("faults", "skip", "INTEGER NOT NULL DEFAULT 0"),
-                 ("faults", "as_fault", "INTEGER NOT NULL DEFAULT 0"))
-INDEXES = "CREATE INDEX IF NOT EXISTS conversions_identity ON conversions (goal_id, identity);"
+                 ("faults", "as_fault", "INTEGER NOT NULL DEFAULT 0"),
+                 ("adjustments", "duplicate_of", "INTEGER"),
+                 ("adjustments", "not_applied_reason", "TEXT"))
+# What an added column holds for rows stored before it: an adjustment without an original
+# was never applied (offline.ORIGINAL_NOT_FOUND); the others were.
+BACKFILLS = {("adjustments", "not_applied_reason"):
+             "UPDATE adjustments SET not_applied_reason = 'AdjustmentOriginalNotFound' "
+             "WHERE original_id IS NULL"}
+INDEXES = """
+CREATE INDEX IF NOT EXISTS conversions_identity ON conversions (goal_id, identity);
+CREATE INDEX IF NOT EXISTS adjustments_original ON adjustments (original_id);
+"""
 
 # Where generated ids start: numbers the size of Microsoft's, and easy to tell apart.
 ID_BASES = {"customers": 151000000, "accounts": 181000000, "users": 191000000, "goals": 4100000}
@@ -171,6 +182,8 @@ class Store:
             have = {r["name"] for r in self.db.execute(f"PRAGMA table_info({table})")}
             if column not in have:
                 self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                if (table, column) in BACKFILLS:
+                    self.db.execute(BACKFILLS[table, column])
         self.db.executescript(INDEXES)
 
     def close(self) -> None:

@@ -64,7 +64,10 @@ def test_an_adjustment_without_an_original_is_accepted_and_recorded(emu, cm, ten
     assert batch_errors(adjust(cm, [adjustment(tenant, click, other_time, ago(emu, minutes=5),
                                                "Retract")])) == []
     [row] = emu.admin.adjustments()
-    assert row["original_id"] is None
+    assert (row["original_id"], row["applied"]) == (None, False)
+    assert (row["not_applied_reason"], row["duplicate_of"]) == ("AdjustmentOriginalNotFound",
+                                                                None)
+    assert emu.admin.conversions()[0]["retracted_at"] is None
 
 
 def test_adjustment_rules(emu, cm, tenant, uploaded):
@@ -136,3 +139,98 @@ def test_an_adjustment_more_than_90_days_after_the_conversion_time_is_refused(em
     click = emu.admin.issue_click(tenant.account_id, click_time={"ago": 95 * 86400})
     row = adjustment(tenant, click, ago(emu, days=91), ago(emu, days=1), "Retract")
     assert [(i, c) for i, c, _ in batch_errors(adjust(cm, [row]))] == [(0, 5609)]
+
+
+# -- what became of each adjustment: applied, not applied (with Microsoft's reason) or a
+# duplicate of one already applied (a retry after a lost answer, say)
+
+
+def outcomes(emu, **filters) -> list[tuple[str, bool, str | None, int | None]]:
+    """(type, applied, not_applied_reason, duplicate_of) of each adjustment, in order."""
+    return [(a["adjustment_type"], a["applied"], a["not_applied_reason"], a["duplicate_of"])
+            for a in emu.admin.adjustments(**filters)]
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["retried", "twice in one call"])
+def test_an_identical_restate_sent_again_is_accepted_and_not_applied_again(emu, cm, tenant,
+                                                                          uploaded, together):
+    click, when = uploaded
+    restate = adjustment(tenant, click, when, ago(emu, minutes=30), AdjustmentValue=15.0,
+                         AdjustmentCurrencyCode="EUR")
+    calls = [[restate, restate]] if together else [[restate], [restate]]
+    for rows in calls:
+        assert batch_errors(adjust(cm, rows)) == []
+    first, _ = emu.admin.adjustments()
+    assert outcomes(emu) == [("Restate", True, None, None),
+                             ("Restate", False, None, first["id"])]
+    [row] = emu.admin.conversions()
+    assert (row["value"], row["restated_value"], row["restated_currency"]) == (20.0, 15.0, "EUR")
+
+
+def test_a_retried_older_restate_does_not_undo_a_newer_one(emu, cm, tenant, uploaded):
+    click, when = uploaded
+    older = adjustment(tenant, click, when, ago(emu, minutes=30), AdjustmentValue=15.0)
+    newer = adjustment(tenant, click, when, ago(emu, minutes=10), AdjustmentValue=30.0)
+    for rows in ([older], [newer], [older]):
+        assert batch_errors(adjust(cm, rows)) == []
+    first, _, _ = emu.admin.adjustments()
+    assert outcomes(emu) == [("Restate", True, None, None), ("Restate", True, None, None),
+                             ("Restate", False, None, first["id"])]
+    assert emu.admin.conversions()[0]["restated_value"] == 30.0
+
+
+def test_a_restate_with_another_value_or_time_is_applied_and_the_last_wins(emu, cm, tenant, uploaded):
+    click, when = uploaded
+    same_time = ago(emu, minutes=30)
+    for adjusted_at, value in ((same_time, 15.0), (same_time, 18.0),
+                               (ago(emu, minutes=10), 25.0)):
+        assert batch_errors(adjust(cm, [adjustment(tenant, click, when, adjusted_at,
+                                                   AdjustmentValue=value)])) == []
+        assert emu.admin.conversions()[0]["restated_value"] == value
+    assert outcomes(emu) == [("Restate", True, None, None)] * 3
+
+
+def test_a_retract_sent_again_is_a_duplicate_and_a_later_one_is_already_retracted(
+        emu, cm, tenant, uploaded):
+    click, when = uploaded
+    retract = adjustment(tenant, click, when, ago(emu, minutes=30), "Retract")
+    later = adjustment(tenant, click, when, ago(emu, minutes=10), "Retract")
+    for rows in ([retract], [retract], [later]):
+        assert batch_errors(adjust(cm, rows)) == []
+    first, _, _ = emu.admin.adjustments()
+    assert outcomes(emu) == [("Retract", True, None, None),
+                             ("Retract", False, None, first["id"]),
+                             ("Retract", False, "ConversionAlreadyRetracted", None)]
+    assert emu.admin.conversions()[0]["retracted_at"] == first["adjustment_time"]
+
+
+def test_a_restate_after_a_retract_changes_nothing(emu, cm, tenant, uploaded):
+    click, when = uploaded
+    restate = adjustment(tenant, click, when, ago(emu, minutes=10), AdjustmentValue=15.0)
+    rows = [adjustment(tenant, click, when, ago(emu, minutes=30), "Retract"), restate, restate]
+    assert batch_errors(adjust(cm, rows)) == []
+    assert outcomes(emu) == [("Retract", True, None, None),
+                             ("Restate", False, "ConversionAlreadyRetracted", None),
+                             ("Restate", False, "ConversionAlreadyRetracted", None)]
+    [row] = emu.admin.conversions()
+    assert (row["value"], row["restated_value"], row["restated_currency"]) == (20.0, None, None)
+    assert row["retracted_at"] is not None
+
+
+def test_adjustments_can_be_counted_per_original(emu, cm, tenant, uploaded):
+    """What a fault drill counts: per original, received, applied and absorbed duplicates."""
+    click, when = uploaded
+    other_click = emu.admin.issue_click(tenant.account_id, click_time={"ago": 3 * 3600})
+    assert batch_errors(upload(cm, [conversion(tenant, when, MicrosoftClickId=other_click,
+                                               ConversionValue=40)])) == []
+    first, second = emu.admin.conversions()
+    restate = adjustment(tenant, click, when, ago(emu, minutes=30), AdjustmentValue=15.0)
+    retract = adjustment(tenant, other_click, when, ago(emu, minutes=30), "Retract")
+    for rows in ([restate, retract], [restate], [restate, retract]):  # two retries
+        assert batch_errors(adjust(cm, rows)) == []
+    counts = {}
+    for original in (first, second):
+        rows = emu.admin.adjustments(original_id=original["id"])
+        counts[original["id"]] = (len(rows), sum(r["applied"] for r in rows),
+                                  sum(r["duplicate_of"] is not None for r in rows))
+    assert counts == {first["id"]: (3, 1, 2), second["id"]: (2, 1, 1)}

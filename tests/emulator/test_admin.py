@@ -158,7 +158,15 @@ def test_a_state_file_from_before_the_reasons_and_body_faults_still_opens(tmp_pa
             id INTEGER PRIMARY KEY, kind TEXT NOT NULL, operation TEXT, account_id INTEGER,
             remaining INTEGER, until REAL, http_status INTEGER, delay_seconds REAL,
             code INTEGER, error_code TEXT, message TEXT, created_at REAL NOT NULL,
-            hits INTEGER NOT NULL DEFAULT 0);""")
+            hits INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE adjustments (
+            id INTEGER PRIMARY KEY, request_id INTEGER, item_index INTEGER, account_id INTEGER,
+            goal_id INTEGER, conversion_name TEXT, conversion_time REAL, click_id TEXT,
+            hashed_email TEXT, hashed_phone TEXT, adjustment_type TEXT, adjustment_time REAL,
+            adjustment_value REAL, currency TEXT, original_id INTEGER,
+            received_at REAL NOT NULL);
+        INSERT INTO adjustments (id, adjustment_type, original_id, received_at)
+            VALUES (1, 'Retract', 7, 0), (2, 'Retract', NULL, 0);""")
     db.close()
     store = Store(str(path))
     try:
@@ -166,6 +174,11 @@ def test_a_state_file_from_before_the_reasons_and_body_faults_still_opens(tmp_pa
         assert {"identity", "not_counted_reason"} <= columns
         faults = {r["name"] for r in store.query("PRAGMA table_info(faults)")}
         assert {"body_contains", "skip", "as_fault"} <= faults
+        adjustments = store.query("SELECT id, duplicate_of, not_applied_reason "
+                                  "FROM adjustments ORDER BY id")
+        assert adjustments == [  # stored before the reasons: applied unless no original
+            {"id": 1, "duplicate_of": None, "not_applied_reason": None},
+            {"id": 2, "duplicate_of": None, "not_applied_reason": "AdjustmentOriginalNotFound"}]
     finally:
         store.close()
 
