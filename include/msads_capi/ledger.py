@@ -166,8 +166,93 @@ class OutboxRow(NamedTuple):
                 self.phone_sha256 is not None)
 
 
-def _allowed(stage: str, rows: Sequence[Planned | Decided | Answered]) -> None:
-    wrong = {r.status for r in rows} - WRITES[stage]
+class Adjusting(NamedTuple):
+    """An adjustment's ledger row as the plan stage writes it (``msads.adjustment_results``):
+    its outcome, or what will be sent for one (account, goal) its original was uploaded to."""
+
+    adjustment_id: str
+    account_id: int
+    goal_id: int
+    event_id: str
+    adjustment_type: str | None
+    status: str
+    reason: str
+    detail: str | None
+    next_attempt_at: datetime | None
+    decided_at: datetime | None
+    customer_id: int | None
+    conversion_name: str | None
+    conversion_time: datetime | None
+    click_id: str | None
+    need_email: bool
+    need_phone: bool
+    adjusted_at: datetime | None
+    adjusted_value: float | None
+    currency_code: str | None
+    run_id: str
+    claimed_at: datetime
+    first_seen_at: datetime
+
+
+class AdjustmentHashed(NamedTuple):
+    """The hash stage's update of an adjustment row about to be sent."""
+
+    adjustment_id: str
+    account_id: int
+    goal_id: int
+    email_sha256: str | None
+    phone_sha256: str | None
+    hashed: bool
+
+
+class AdjustmentDecided(NamedTuple):
+    """A ledger update that decides an adjustment row (hash or upload stage)."""
+
+    adjustment_id: str
+    account_id: int
+    goal_id: int
+    status: str
+    reason: str
+    detail: str | None
+    ms_code: int | None
+    ms_error_code: str | None
+    ms_message: str | None
+    tracking_id: str | None
+    next_attempt_at: datetime | None
+    decided_at: datetime | None
+
+
+ADJUSTMENT_KEY = ("adjustment_id", "account_id", "goal_id")
+
+
+def plan_adjustments(conn: psycopg.Connection, rows: Sequence[Adjusting],
+                     expanded: Sequence[str]) -> None:
+    """The plan stage's adjustment rows; the placeholders of ``expanded`` adjustments (now one
+    row per goal) go."""
+    _allowed("plan", rows)
+    if expanded:
+        conn.execute("DELETE FROM msads.adjustment_results WHERE adjustment_id = ANY(%s) "
+                     "AND account_id = 0 AND goal_id = 0", (list(expanded),))
+    upsert(conn, "msads.adjustment_results", Adjusting._fields, rows, ADJUSTMENT_KEY,
+           touch_updated_at=True)
+
+
+def mark_adjustments_hashed(conn: psycopg.Connection, rows: Sequence[AdjustmentHashed]) -> None:
+    update(conn, "msads.adjustment_results", AdjustmentHashed._fields, rows, ADJUSTMENT_KEY)
+
+
+def record_adjustments(conn: psycopg.Connection, stage: str,
+                       rows: Sequence[AdjustmentDecided]) -> None:
+    """Decide adjustment rows (hash or upload stage)."""
+    if not rows:
+        return
+    _allowed(stage, rows)
+    update(conn, "msads.adjustment_results", AdjustmentDecided._fields, rows, ADJUSTMENT_KEY,
+           touch_updated_at=True)
+
+
+def _allowed(stage: str, rows: Sequence[NamedTuple]) -> None:
+    wrong = {r.status for r in rows} - WRITES[stage]  # type: ignore[attr-defined]
     if wrong:
         raise ValueError(f"the {stage} stage may not write ledger status(es) {sorted(wrong)}")
 

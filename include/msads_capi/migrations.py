@@ -52,7 +52,9 @@ class Migration:
         return hashlib.sha256(self.template.encode("utf-8")).hexdigest()[:16]
 
     def render(self) -> str:
-        return self.template.replace("{{events_table}}", settings.events_table())
+        loaded = settings.load()
+        return (self.template.replace("{{events_table}}", loaded.events_table)
+                .replace("{{adjustments_table}}", loaded.adjustments_table))
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,15 @@ INVALID_VALUE = "invalid_value"
 ATTRIBUTION_MISSING = "attribution_missing"
 ATTRIBUTION_INVALID = "attribution_invalid"
 FAILED = "failed"
+# adjustments (refunds and cancellations of uploaded conversions)
+ADJUSTMENT_DELETED = "adjustment_deleted"
+ORIGINAL_NOT_UPLOADED = "original_not_uploaded"
+INVALID_ADJUSTMENT = "invalid_adjustment"
+ADJUSTMENT_BEFORE_CONVERSION = "adjustment_before_conversion"
+ADJUSTMENT_IN_FUTURE = "adjustment_in_future"
+ALREADY_RETRACTED = "already_retracted"
+RESTATE_AFTER_RETRACT = "restate_after_retract"
+SUPERSEDED = "superseded"
 
 REASONS: dict[str, Reason] = {
     CLAIMED: Reason(
@@ -149,6 +158,39 @@ REASONS: dict[str, Reason] = {
     FAILED: Reason(
         'failed', 'Microsoft kept failing for 24 hours, so the pipeline stopped trying.',
         'See the last error; after it is fixed, replay with the msads_replay DAG.', replay=True),
+    ADJUSTMENT_DELETED: Reason(
+        'skipped', 'The adjustment was deleted from the adjustments table before it could be sent.',
+        None),
+    ORIGINAL_NOT_UPLOADED: Reason(
+        'skipped', ('The conversion this adjustment changes was never uploaded to Microsoft, so there '
+                    'is nothing to restate or retract; while the conversion is still pending, the '
+                    'adjustment waits for it (up to 24 hours).'),
+        ('Nothing, if the conversion was rightly not sent (msads why EVENT_ID says why); if it '
+         'is sent later, insert the adjustment again with a new adjustment_id.')),
+    INVALID_ADJUSTMENT: Reason(
+        'skipped', ('The adjustment cannot be sent: its type is not restate or retract, or a restate '
+                    'has no value.'),
+        ("Write adjustment_type 'restate' with adjusted_value, or 'retract' without one, as a new "
+         'row with a new adjustment_id.')),
+    ADJUSTMENT_BEFORE_CONVERSION: Reason(
+        'skipped', ('The adjustment time is earlier than the conversion it changes; Microsoft refuses '
+                    'such adjustments.'),
+        'Check adjusted_at (a local time written as UTC moves it), then insert a corrected row.'),
+    ADJUSTMENT_IN_FUTURE: Reason(
+        'skipped', "The adjustment time is more than 5 minutes ahead of the pipeline's clock.",
+        ('Check adjusted_at: a local time written as UTC lands in the future. Insert a '
+         'corrected row with a new adjustment_id.')),
+    ALREADY_RETRACTED: Reason(
+        'skipped', 'The conversion was already retracted, so a second retraction changes nothing.',
+        None),
+    RESTATE_AFTER_RETRACT: Reason(
+        'skipped', ('The conversion was retracted before this restatement; Microsoft does not restate '
+                    'a retracted conversion.'),
+        'If the sale stands after all, send it as a new event with a new event_id.'),
+    SUPERSEDED: Reason(
+        'skipped', ('A later restatement or a retraction of the same conversion replaces this one, '
+                    'so only the latest is sent.'),
+        None),
 }
 
 REJECTED = "rejected"  # every rejected:<ErrorCode>, as replay and the CLI name them together

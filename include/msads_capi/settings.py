@@ -28,6 +28,7 @@ _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$")
 #: Every environment variable the product reads, with what it does (docs/configuration.md).
 VARIABLES: dict[str, str] = {
     "MSADS_EVENTS_TABLE": "the events table to read (default conversion_events)",
+    "MSADS_ADJUSTMENTS_TABLE": "the adjustments table to read (default conversion_adjustments)",
     "MSADS_WAREHOUSE_URL": "the warehouse, as a PostgreSQL URL; wins over warehouse_default",
     "MSADS_HOME": "the folder for local state (default .local in the project)",
     "MSADS_FERNET_KEY": "the key that encrypts tokens in the warehouse",
@@ -61,6 +62,7 @@ class PipelineConfig:
     goal_hold: timedelta = timedelta(days=7)         # goal_paused: how long events wait
     unverified_hold: timedelta = timedelta(hours=24)  # goals not fetched yet
     hold_recheck: timedelta = timedelta(minutes=15)
+    original_hold: timedelta = timedelta(hours=24)  # an adjustment waits for its original
     retry_base: timedelta = timedelta(minutes=1)
     retry_max: timedelta = timedelta(hours=1)
     give_up_after: timedelta = timedelta(hours=24)
@@ -90,6 +92,7 @@ class Settings:
     """The product's settings, as :func:`load` read them."""
 
     events_table: str = "conversion_events"
+    adjustments_table: str = "conversion_adjustments"
     warehouse_url: str | None = None
     home: Path = PROJECT_ROOT / ".local"
     fernet_key: str | None = None
@@ -105,12 +108,16 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     def get(name: str) -> str:
         return (env.get(name) or "").strip()
 
-    table = get("MSADS_EVENTS_TABLE") or "conversion_events"
-    if not _IDENT.match(table):
-        raise MsadsError(f"MSADS_EVENTS_TABLE={table!r} is not a plain table name; use "
-                         "lowercase letters, digits and _ (optionally schema.table)")
+    tables = {}
+    for var, default in (("MSADS_EVENTS_TABLE", "conversion_events"),
+                         ("MSADS_ADJUSTMENTS_TABLE", "conversion_adjustments")):
+        tables[var] = get(var) or default
+        if not _IDENT.match(tables[var]):
+            raise MsadsError(f"{var}={tables[var]!r} is not a plain table name; use "
+                             "lowercase letters, digits and _ (optionally schema.table)")
     return Settings(
-        events_table=table,
+        events_table=tables["MSADS_EVENTS_TABLE"],
+        adjustments_table=tables["MSADS_ADJUSTMENTS_TABLE"],
         warehouse_url=get("MSADS_WAREHOUSE_URL") or None,
         home=Path(get("MSADS_HOME") or PROJECT_ROOT / ".local").resolve(),
         fernet_key=get("MSADS_FERNET_KEY") or get("AIRFLOW__CORE__FERNET_KEY") or None,
@@ -145,6 +152,12 @@ def pipeline_config(**overrides: object) -> PipelineConfig:
     if config.part_min_conversions < 1:
         raise MsadsError("MSADS_PART_MIN_CONVERSIONS must be at least 1")
     return config
+
+
+def adjustments_table() -> str:
+    """The analysts' adjustments table, ``conversion_adjustments`` unless
+    ``MSADS_ADJUSTMENTS_TABLE`` says."""
+    return load().adjustments_table
 
 
 def events_table() -> str:

@@ -21,7 +21,9 @@ def _template(name: str) -> str:
 
 def query(name: str) -> str:
     """The text of ``include/sql/queries/<name>.sql``."""
-    return _template(name).replace("{{events_table}}", settings.events_table())
+    loaded = settings.load()
+    return (_template(name).replace("{{events_table}}", loaded.events_table)
+            .replace("{{adjustments_table}}", loaded.adjustments_table))
 
 
 def dicts(cursor: psycopg.Cursor) -> list[dict]:
