@@ -44,6 +44,7 @@ class Explanation:
     checks: list[Check]
     goals: list[GoalReport]
     outcomes: list[dict]
+    adjustments: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -162,7 +163,8 @@ def explain(conn: psycopg.Connection, event_id: str) -> Explanation:
         if leftover["goal_id"]:
             goals.append(GoalReport(leftover["account_id"], leftover["goal_id"],
                                     leftover["conversion_name"], outcome=leftover))
-    return Explanation(event_id, _public(event), checks, goals, outcomes)
+    return Explanation(event_id, _public(event), checks, goals, outcomes,
+                       _adjustments(conn, event_id))
 
 
 def _goal_state(m: dict, usable: dict) -> list[Check]:
@@ -217,6 +219,38 @@ def _outcomes(conn: psycopg.Connection, event_id: str) -> list[dict]:
     return dicts(cur)
 
 
+def _adjustments(conn: psycopg.Connection, event_id: str) -> list[dict]:
+    """The event's refunds and cancellations, each with its outcome per goal, in time order."""
+    return dicts(conn.execute(
+        "SELECT adjustment_id, adjustment_type, adjusted_at, adjusted_value, currency_code, "
+        "account_id, goal_id, conversion_name, status, reason, explanation, detail, what_to_do, "
+        "ms_code, ms_error_code, tracking_id, next_attempt_at FROM msads.adjustment_outcomes "
+        "WHERE event_id = %s ORDER BY adjusted_at, adjustment_id, account_id, goal_id",
+        (event_id,)))
+
+
+def _adjustment_lines(x: Explanation) -> list[str]:
+    lines = []
+    for a in x.adjustments:
+        what = (f"{a['adjustment_type']} to {a['adjusted_value']} {a['currency_code'] or ''}"
+                .rstrip() if a["adjusted_value"] is not None else str(a["adjustment_type"]))
+        target = (f"goal {a['goal_id']} ({a['conversion_name']}) of account {a['account_id']}"
+                  if a["goal_id"] else "the adjustment")
+        when = f"{a['adjusted_at']:%Y-%m-%d %H:%M} UTC" if a["adjusted_at"] else "?"
+        lines.append(f"  Adjustment {a['adjustment_id']} ({what}, {when}) for {target}: "
+                     f"{a['status']} ({a['reason']})")
+        lines.append(f"    {a['explanation']}")
+        if a["detail"]:
+            lines.append(f"    Detail: {a['detail']}")
+        if a["ms_code"] or a["ms_error_code"]:
+            lines.append(f"    Microsoft said: {a['ms_code']} {a['ms_error_code']}")
+        if a["next_attempt_at"]:
+            lines.append(f"    Next attempt: {a['next_attempt_at']:%Y-%m-%d %H:%M:%S %Z}")
+        if a["status"] != "uploaded" and a["what_to_do"]:
+            lines.append(f"    What to do: {a['what_to_do']}")
+    return lines
+
+
 def render(x: Explanation) -> str:
     """The explanation as text for a person at a terminal."""
     lines = [f"Event {x.event_id}: {x.event.get('event_name')} in Space "
@@ -239,6 +273,7 @@ def render(x: Explanation) -> str:
             lines.append(f"    Next attempt: {o['next_attempt_at']:%Y-%m-%d %H:%M:%S %Z}")
         if o["status"] not in ("uploaded",) and o["what_to_do"]:
             lines.append(f"    What to do: {o['what_to_do']}")
+    lines.extend(_adjustment_lines(x))
     lines.append("Checklist:")
     for c in x.checks:
         lines.append(_check_line(c, "  "))

@@ -40,14 +40,18 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from include.msads_capi import codes
 from include.msads_capi.outcomes import (
+    ADJUSTMENT_BEFORE_CONVERSION,
+    ADJUSTMENT_IN_FUTURE,
     ATTRIBUTION_INVALID,
     ATTRIBUTION_MISSING,
     FUTURE_TIME,
     GOAL_TOO_NEW,
+    INVALID_ADJUSTMENT,
     INVALID_VALUE,
     NO_TIME_ZONE,
     NOT_DUE_YET,
     OUTSIDE_WINDOW,
+    READY,
 )
 
 if TYPE_CHECKING:
@@ -285,3 +289,63 @@ def _attribution(row: Any, found: _Found) -> tuple[float | None, str | None]:
                       "between 0 and 1", None))
     return credit, model
 
+
+
+# ---------------------------------------------------------------- adjustments
+
+#: ``adjustment_type`` values (trimmed, lower case) and what Microsoft calls them.
+ADJUSTMENT_TYPES = {"restate": "Restate", "retract": "Retract"}
+
+
+def adjustment_kind(value: object) -> str:
+    """An ``adjustment_type`` as compared: trimmed, lower case ("" if none)."""
+    return value.strip().lower() if isinstance(value, str) else ""
+
+
+def check_adjustment(adj: dict, now: datetime, config: PipelineConfig) -> tuple[str, str] | None:
+    """The first failed check of an adjustment that does not depend on a goal:
+    (reason, detail), or None. ``ApplyOfflineConversionAdjustments``: a restate needs a value
+    (5625) and a retract must have none (5624, so its value is never sent); the value follows
+    the conversions' rules (5610); an adjustment time in the future is refused (5622)."""
+    kind = adjustment_kind(adj["adjustment_type"])
+    if kind not in ADJUSTMENT_TYPES:
+        return INVALID_ADJUSTMENT, (f"adjustment_type {adj['adjustment_type']!r} is not "
+                                    "'restate' or 'retract'")
+    if kind == "restate":
+        raw = adj["adjusted_value"]
+        if _absent(raw):
+            return INVALID_ADJUSTMENT, "a restate needs adjusted_value (the new value)"
+        if not _valid_amount(_as_float(raw), config):
+            return INVALID_VALUE, f"adjusted_value {raw} is not a non-negative amount"
+    if adj["adjusted_at"] > now + config.future_tolerance:
+        return ADJUSTMENT_IN_FUTURE, (f"adjusted_at {adj['adjusted_at']:%Y-%m-%d %H:%M} UTC is "
+                                      f"more than {_minutes(config.future_tolerance)} ahead of "
+                                      f"now ({now:%Y-%m-%d %H:%M} UTC)")
+    return None
+
+
+def check_adjustment_target(adj: dict, conversion_time: datetime, original_currency: str | None,
+                            now: datetime, config: PipelineConfig,
+                            ) -> tuple[str, str, float | None, str | None]:
+    """The checks against one uploaded original: (reason, detail, value, currency), the reason
+    ``ready`` when it may be sent, ``not_due_yet`` while its time is a little ahead. Microsoft:
+    not earlier than the conversion (5620); the conversion within the last 90 days (5609,
+    5623); a restate's currency on Microsoft's list (5611), the original's when empty."""
+    if adj["adjusted_at"] < conversion_time:
+        return (ADJUSTMENT_BEFORE_CONVERSION, f"adjusted_at {adj['adjusted_at']:%Y-%m-%d %H:%M} "
+                f"UTC is before the conversion ({conversion_time:%Y-%m-%d %H:%M} UTC)",
+                None, None)
+    if conversion_time < now - config.max_age:
+        return (OUTSIDE_WINDOW, f"the conversion is {(now - conversion_time).days} day(s) old; "
+                f"Microsoft adjusts conversions up to {config.max_age.days} days old", None, None)
+    value = currency = None
+    if adjustment_kind(adj["adjustment_type"]) == "restate":
+        value = _as_float(adj["adjusted_value"])
+        currency = _code(adj.get("currency_code")) or _code(original_currency)
+        if currency not in codes.CURRENCIES:
+            return (INVALID_VALUE, f"currency {currency!r} is not one Microsoft takes for "
+                    f"conversions (its list: {codes.CURRENCY_LIST_URL})", None, None)
+    if adj["adjusted_at"] > now:
+        return (NOT_DUE_YET, f"adjusted_at {adj['adjusted_at']:%H:%M:%S} UTC is ahead of now; "
+                "it is sent once that time has passed", value, currency)
+    return READY, "", value, currency

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from include.msads_capi.pipeline.adjustments import claim_adjustments
 from include.msads_capi.settings import PipelineConfig
 from include.msads_capi.sql import query
 from include.msads_capi.warehouse import Warehouse, transaction
@@ -30,6 +31,7 @@ class ClaimResult:
     new: int = 0
     late: int = 0
     due: int = 0
+    adjustments: int = 0  # refunds and cancellations (pipeline/adjustments.py)
 
     @property
     def total(self) -> int:
@@ -77,5 +79,6 @@ def claim(warehouse: Warehouse, run_id: str, now: datetime,
         if seen < limit:
             break
         after_at, after_id = last_at, last_id
+    result.adjustments = claim_adjustments(warehouse, run_id, now, config)
     log.info("claimed %d new, %d late and %d due item(s)", result.new, result.late, result.due)
     return result

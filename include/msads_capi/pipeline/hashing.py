@@ -22,6 +22,7 @@ from include.msads_capi import ledger
 from include.msads_capi.identity import describe, hash_identities
 from include.msads_capi.ledger import Decided, Hashed
 from include.msads_capi.outcomes import ENHANCED_CONVERSIONS_OFF, NO_IDENTIFIER, READY
+from include.msads_capi.pipeline.adjustments import hash_adjustments
 from include.msads_capi.settings import PipelineConfig, events_table
 from include.msads_capi.sql import frame as as_frame
 from include.msads_capi.warehouse import Warehouse, transaction
@@ -117,6 +118,7 @@ def hash_stage(warehouse: Warehouse, run_id: str, now: datetime,
             summary.outcomes.update(d.reason for d in decided)
             summary.outcomes[READY] += len(ready)
     log.info("hashed: %s; identifier coverage %s", dict(summary.outcomes), dict(summary.coverage))
+    hash_adjustments(warehouse, run_id, now)
     return summary
 
 

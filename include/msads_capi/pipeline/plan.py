@@ -39,6 +39,7 @@ from include.msads_capi.outcomes import (
     NOT_MAPPED,
     READY,
 )
+from include.msads_capi.pipeline.adjustments import plan_adjustments
 from include.msads_capi.settings import PipelineConfig, events_table
 from include.msads_capi.sql import frame
 from include.msads_capi.warehouse import Warehouse, transaction
@@ -303,6 +304,7 @@ def plan(warehouse: Warehouse, run_id: str, now: datetime, config: PipelineConfi
             plan_rows(conn, finals + rows, outbox, replanned=again)
             counts.update(r.reason for r in finals + rows)
     log.info("planned: %s", dict(counts))
+    plan_adjustments(warehouse, run_id, now, config)
     return counts
 
 

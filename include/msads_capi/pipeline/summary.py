@@ -23,12 +23,17 @@ def summarize(warehouse: Warehouse, run_id: str, *, coverage: dict | None = None
                 "SELECT account_id, reason, count(*) FROM msads.results WHERE run_id = %s "
                 "AND account_id <> 0 GROUP BY 1, 2 ORDER BY 1, 2", (run_id,)):
             by_account.setdefault(str(account), {})[reason] = n
+        adjustments = dict(conn.execute(
+            "SELECT reason, count(*) FROM msads.adjustment_results WHERE run_id = %s "
+            "GROUP BY reason ORDER BY reason", (run_id,)).fetchall())
         pending, deferred = conn.execute(
             "SELECT count(*) FILTER (WHERE status = 'pending'), "
             "count(*) FILTER (WHERE status = 'deferred') FROM msads.results").fetchone()
-    summary = {"run_id": run_id, "outcomes": by_reason, "accounts": by_account,
+    summary = {"run_id": run_id, "outcomes": by_reason, "adjustments": adjustments,
+               "accounts": by_account,
                "pending": pending, "deferred": deferred,
                "identifier_coverage": coverage or {}}
-    log.info("run %s: outcomes %s; per account %s; pending %d, deferred %d; identifiers %s",
-             run_id, by_reason, by_account, pending, deferred, coverage or {})
+    log.info("run %s: outcomes %s; adjustments %s; per account %s; pending %d, deferred %d; "
+             "identifiers %s", run_id, by_reason, adjustments, by_account, pending, deferred,
+             coverage or {})
     return summary

@@ -54,6 +54,7 @@ from include.msads_capi.outcomes import (
     UPLOADED,
     rejected,
 )
+from include.msads_capi.pipeline.adjustments import upload_adjustments
 from include.msads_capi.settings import PipelineConfig
 from include.msads_capi.warehouse import Warehouse, connect, transaction
 
@@ -114,11 +115,12 @@ class UploadSummary:
     calls: int = 0
     tracking_ids: list[str] = field(default_factory=list)
     stopped: str | None = None
+    adjustments: Counter = field(default_factory=Counter)
 
     def as_dict(self) -> dict:
         return {"account_id": self.account_id, "outcomes": dict(self.outcomes),
                 "calls": self.calls, "tracking_ids": self.tracking_ids[-5:],
-                "stopped": self.stopped}
+                "stopped": self.stopped, "adjustments": dict(self.adjustments)}
 
 
 def conversion(row: OutboxRow) -> dict:
@@ -540,6 +542,10 @@ def upload_account(warehouse: Warehouse, client: AdsClient, account_id: int, run
         summary = uploader.run()
     finally:
         uploader.close()
+    if part is None or part.number == 1:
+        # refunds and cancellations go after the account's conversions, by its first part
+        summary.adjustments = upload_adjustments(warehouse, client, account_id, run_id, config,
+                                                 clock)
     where = f" (part {part.number} of {part.of})" if part and part.of > 1 else ""
     log.info("account %s%s: %s", account_id, where, summary.as_dict())
     return summary
@@ -562,9 +568,12 @@ def accounts_with_work(warehouse: Warehouse, run_id: str,
     config = config or PipelineConfig()
     with transaction(warehouse) as conn:
         rows = conn.execute(
-            "SELECT o.account_id, a.name, a.space_id, a.conn_id, count(*) FROM msads.outbox o "
-            "JOIN msads.accounts a USING (account_id) WHERE o.run_id = %s AND o.hashed "
-            "GROUP BY 1, 2, 3, 4 ORDER BY 1", (run_id,)).fetchall()
+            "SELECT a.account_id, a.name, a.space_id, a.conn_id, count(o.event_id) "
+            "FROM msads.accounts a LEFT JOIN msads.outbox o ON o.account_id = a.account_id "
+            "AND o.run_id = %(run)s AND o.hashed WHERE o.event_id IS NOT NULL "
+            "OR a.account_id IN (SELECT account_id FROM msads.adjustment_results "
+            "WHERE run_id = %(run)s AND status = 'pending' AND reason = 'ready' AND hashed) "
+            "GROUP BY 1, 2, 3, 4 ORDER BY 1", {"run": run_id}).fetchall()
         entries = []
         for a, name, space, conn_id, n in rows:
             k = max(1, min(config.upload_processes, n // max(1, config.part_min_conversions)))
