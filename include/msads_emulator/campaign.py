@@ -3,6 +3,9 @@ rules. Requests and responses are JSON objects shaped like the SDK's models (res
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -49,6 +52,8 @@ class Call:
     now: float
     # BatchErrors a test injected, by item index: they replace the rules' verdict.
     forced: dict[int, BatchError] = field(default_factory=dict)
+    # Where the per-record report files are served: https on the emulator's port.
+    files_url: str = ""
 
 
 GOAL_ENUMS = {
@@ -322,7 +327,9 @@ def apply_offline_conversion_adjustments(call: Call) -> dict:
 # and per goal (GetOfflineConversionReportByGoalIds). Microsoft's pages name the fields but not
 # how each is counted; assumed here: a success is an accepted conversion that counts, an
 # unattributed one is accepted and not counted (its reason is the alert), a failure is an item
-# refused with a BatchError. The per-record files (FileUrl) are not emulated.
+# refused with a BatchError. Each DailySummary links to the day's per-record file (FileUrl; its
+# CSV format is assumed: Microsoft names the per-record fields, not the file's layout).
+# Uploads show only after the setting ``report_lag_seconds`` (default 0).
 
 UPLOAD_CHANNELS = ("Unknown", "CampaignManagementAPI", "BulkAPI", "WebUpload")
 # The emulator's reasons for not counting, as OfflineConversionUnattributedReason names; the
@@ -341,10 +348,24 @@ UNATTRIBUTED = {
     offline.EXTERNAL_CREDIT_INVALID: "MalformedData",
 }
 DAY = 86400
+# Where the per-record files are served (server.py): no SDK, admin or sign-in path starts so.
+FILES_PATH = "/reports/offline/"
+# How long a FileUrl works (assumed: Microsoft gives FileUrlExpiryTimeUtc, not the length).
+FILE_URL_LIFETIME = 3600
+FILE_COLUMNS = ("RecordId", "ChannelName", "GoalId", "ConversionName", "ConversionTime",
+                "MicrosoftClickId", "HashedEmailAddress", "HashedPhoneNumber", "Status",
+                "UnattributedReason", "AdjustmentType")
+CHANNEL = "CampaignManagementAPI"  # every upload to the emulator came through the API
+
+
+def shown_until(store: Store, now: float) -> float:
+    """Uploads received after this are not in the reports yet (``report_lag_seconds``)."""
+    return now - float(store.setting("report_lag_seconds") or 0)
 
 
 def _report_range(call: Call) -> tuple[float, float]:
-    """[StartDateUtc, EndDateUtc] as epoch seconds; an open end is the start of time or now."""
+    """[StartDateUtc, EndDateUtc] as epoch seconds; an open end is the start of time or now;
+    the end is no later than what the report lag lets through."""
     bounds = []
     for name, default in (("StartDateUtc", 0.0), ("EndDateUtc", call.now)):
         raw = rest.get(call.body, name, "string")
@@ -355,11 +376,15 @@ def _report_range(call: Call) -> tuple[float, float]:
             bounds.append(parse_datetime(raw))
         except ValueError:
             raise errors.unreadable(f"{name}: {raw!r} is not a date and time.") from None
-    return bounds[0], bounds[1]
+    return bounds[0], min(bounds[1], shown_until(call.store, call.now))
+
+
+def _day_start(epoch: float) -> float:
+    return epoch - epoch % DAY
 
 
 def _day(epoch: float) -> str:
-    return iso(epoch - epoch % DAY)
+    return iso(_day_start(epoch))
 
 
 def _alerts(reasons: dict[str, int]) -> list[dict]:
@@ -376,18 +401,117 @@ def _rate(success: int, unattributed: int) -> float:
 
 def get_offline_conversion_reports(call: Call) -> dict:
     start, end = _report_range(call)
-    days: dict[str, list[int]] = {}
+    account = call.account["id"]
+    days: dict[float, list[int]] = {}
     for row in call.store.query(
             "SELECT received_at, counted FROM conversions WHERE account_id = ? "
-            "AND received_at BETWEEN ? AND ?", (call.account["id"], start, end)):
-        days.setdefault(_day(row["received_at"]), [0, 0])[0] += 1
+            "AND received_at BETWEEN ? AND ?", (account, start, end)):
+        days.setdefault(_day_start(row["received_at"]), [0, 0])[0] += 1
     for row in call.store.query(
             "SELECT x.received_at FROM rejections x JOIN requests r ON r.id = x.request_id "
             "WHERE x.operation = 'ApplyOfflineConversions' AND r.account_id = ? "
-            "AND x.received_at BETWEEN ? AND ?", (str(call.account["id"]), start, end)):
-        days.setdefault(_day(row["received_at"]), [0, 0])[1] += 1
-    return {"DailySummaries": [{"UploadDate": day, "SuccessCount": ok, "FailureCount": failed}
-                               for day, (ok, failed) in sorted(days.items())]}
+            "AND x.received_at BETWEEN ? AND ?", (str(account), start, end)):
+        days.setdefault(_day_start(row["received_at"]), [0, 0])[1] += 1
+    # A day with only accepted adjustments is reported too, for its file (0 and 0).
+    for row in call.store.query(
+            "SELECT received_at FROM adjustments WHERE account_id = ? AND duplicate_of IS NULL "
+            "AND received_at BETWEEN ? AND ?", (account, start, end)):
+        days.setdefault(_day_start(row["received_at"]), [0, 0])
+    expires = float(int(call.now) + FILE_URL_LIFETIME)
+    summaries = []
+    for day, (ok, failed) in sorted(days.items()):
+        token = call.store.issue_report_file(account, day, expires)
+        summaries.append({"UploadDate": iso(day),
+                          "FileUrl": f"{call.files_url}{FILES_PATH}{token}.csv",
+                          "FileUrlExpiryTimeUtc": iso(expires),
+                          "SuccessCount": ok, "FailureCount": failed})
+    return {"DailySummaries": summaries}
+
+
+# -- the per-record file behind a FileUrl: one row per record the account uploaded that UTC day
+# (accepted conversions, conversions refused with a BatchError, accepted adjustments; not
+# duplicates, which Microsoft ignores), in the order received.
+
+
+def _record_id(row: dict) -> str:
+    """The call's TrackingId and the item's index in it (assumed: RecordId is Reserved)."""
+    return f"{row['tracking_id'] or row['request_id']}:{row['item_index']}"
+
+
+def _conversion_row(row: dict) -> list:
+    reason = "" if row["counted"] else UNATTRIBUTED.get(row["not_counted_reason"], "Unknown")
+    return [_record_id(row), CHANNEL, row["goal_id"], row["conversion_name"],
+            iso(row["conversion_time"]), row["click_id"], row["hashed_email"],
+            row["hashed_phone"], "Success", reason, ""]
+
+
+def _adjustment_row(row: dict) -> list:
+    return [_record_id(row), CHANNEL, row["goal_id"], row["conversion_name"],
+            iso(row["conversion_time"]), row["click_id"], row["hashed_email"],
+            row["hashed_phone"], "Success", row["not_applied_reason"] or "",
+            row["adjustment_type"]]
+
+
+def _rejection_row(row: dict, goals: dict[str, dict]) -> list:
+    """A refused item as sent, with its BatchError's ErrorCode as its Status; its goal when
+    the name was one the account saw then; a time that cannot be read stays as sent."""
+    item = json.loads(row["item"] or "null") or {}
+    name = item.get("ConversionName")
+    goal = goals.get(name or "")
+    goal_id = goal["id"] if goal and goal["created_at"] <= row["received_at"] else ""
+    raw_time = item.get("ConversionTime")
+    try:
+        when = iso(parse_datetime(raw_time or ""))
+    except ValueError:
+        when = raw_time
+    return [_record_id(row), CHANNEL, goal_id, name, when, item.get("MicrosoftClickId"),
+            item.get("HashedEmailAddress"), item.get("HashedPhoneNumber"), row["error_code"],
+            "", ""]
+
+
+def _file_rows(store: Store, account: dict, day: float, until: float) -> list[list]:
+    """The rows of the records received on the UTC day starting at ``day`` and no later than
+    ``until``, in the order received."""
+    bounds = (day, day + DAY, until)
+    when = "{0}.received_at >= ? AND {0}.received_at < ? AND {0}.received_at <= ?"
+    keyed: list[tuple[tuple, list]] = []
+    for row in store.query(
+            "SELECT c.*, r.tracking_id FROM conversions c LEFT JOIN requests r "
+            "ON r.id = c.request_id WHERE c.account_id = ? AND " + when.format("c"),
+            (account["id"], *bounds)):
+        keyed.append(((row["received_at"], row["request_id"], row["item_index"]),
+                      _conversion_row(row)))
+    for row in store.query(
+            "SELECT a.*, r.tracking_id FROM adjustments a LEFT JOIN requests r "
+            "ON r.id = a.request_id WHERE a.account_id = ? AND a.duplicate_of IS NULL AND "
+            + when.format("a"), (account["id"], *bounds)):
+        keyed.append(((row["received_at"], row["request_id"], row["item_index"]),
+                      _adjustment_row(row)))
+    goals = {g["name"]: g for g in store.goals_for_account(account)}
+    for row in store.query(
+            "SELECT x.*, r.tracking_id FROM rejections x JOIN requests r ON r.id = x.request_id "
+            "WHERE x.operation = 'ApplyOfflineConversions' AND r.account_id = ? AND "
+            + when.format("x"), (str(account["id"]), *bounds)):
+        keyed.append(((row["received_at"], row["request_id"], row["item_index"]),
+                      _rejection_row(row, goals)))
+    return [cells for _, cells in sorted(keyed, key=lambda k: k[0])]
+
+
+def report_file(store: Store, token: str, now: float) -> tuple[int, str]:
+    """The file a FileUrl names, as (HTTP status, text): 200 and the CSV; 404 for a token
+    never issued; 403 once it has expired (assumed, as a pre-signed link answers)."""
+    issued = store.report_file(token)
+    account = store.account(issued["account_id"]) if issued else None
+    if issued is None or account is None:
+        return 404, "The specified report file does not exist.\n"
+    if now >= issued["expires_at"]:
+        return 403, ("This link expired at " + (iso(issued["expires_at"]) or "") +
+                     "; call GetOfflineConversionReports for a new one.\n")
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(FILE_COLUMNS)
+    writer.writerows(_file_rows(store, account, issued["day"], shown_until(store, now)))
+    return 200, out.getvalue()
 
 
 def get_offline_conversion_report_by_goal_ids(call: Call) -> dict:

@@ -46,6 +46,7 @@ class App:
         self.store = store
         self.oauth = OAuth(store)
         self.admin = Admin(store, self.oauth, urls)
+        self.urls = urls
         self.stopping = stopping
 
     def handle(self, req: Request) -> Response:
@@ -73,6 +74,8 @@ class App:
             return json_response({"error": "invalid_request",
                                   "error_description": f"{req.method} is not supported here"},
                                  405)
+        if path.startswith(campaign.FILES_PATH):
+            return self._logged(req, "files", "report_file", self.report_file, req)
         if path == "/":
             return html_response("Microsoft Advertising emulator",
                                  "<p>See docs/emulator.md in msads-capi.</p>")
@@ -104,6 +107,22 @@ class App:
         self.store.finish_request(rid, status=resp.status,
                                   response=resp.body.decode("utf-8", "replace"))
         return resp
+
+    # -- per-record report files --------------------------------------------------------------
+
+    def report_file(self, req: Request) -> Response:
+        """The file a DailySummary's ``FileUrl`` names. The link is its own credential, as a
+        pre-signed download link is: no API headers are asked for (assumed)."""
+        if req.method not in ("GET", "HEAD"):
+            return Response(405, b"Method Not Allowed", headers={"Allow": "GET, HEAD"})
+        name = req.path[len(campaign.FILES_PATH):]
+        token = name.removesuffix(".csv") if name.endswith(".csv") else ""
+        if not token or "/" in token:
+            return Response(404, b"The specified report file does not exist.\n")
+        status, text = campaign.report_file(self.store, token, self.store.now())
+        if status != 200:
+            return Response(status, text.encode("utf-8"))
+        return Response(200, text.encode("utf-8"), "text/csv; charset=utf-8")
 
     # -- REST services --------------------------------------------------------------------------
 
@@ -138,7 +157,8 @@ class App:
             now = self.store.now()
             if service == rest.CAMPAIGN:
                 result = campaign.OPERATIONS[operation](campaign.Call(
-                    self.store, body, user, account, customer_id, rid, now, forced))
+                    self.store, body, user, account, customer_id, rid, now, forced,
+                    files_url=self.urls()["https_url"]))
             else:
                 result = customer.OPERATIONS[operation](customer.Call(self.store, body, user))
         except Fault as fault:
@@ -440,5 +460,6 @@ class Emulator:
 
     def urls(self) -> dict[str, str]:
         return {"campaign_url": self.campaign_url, "customer_url": self.customer_url,
+                "https_url": self.https_url,
                 "authority": self.authority, "token_url": self.token_url,
                 "admin_url": self.admin_url, "ca_file": self.ca_file}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import sqlite3
 import string
@@ -81,6 +82,9 @@ CREATE TABLE IF NOT EXISTS adjustments (
 CREATE TABLE IF NOT EXISTS rejections (
     id INTEGER PRIMARY KEY, request_id INTEGER, operation TEXT, item_index INTEGER,
     code INTEGER, error_code TEXT, message TEXT, item TEXT, received_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS report_files (
+    token TEXT PRIMARY KEY, account_id INTEGER NOT NULL, day REAL NOT NULL,
+    issued_at REAL NOT NULL, expires_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY AUTOINCREMENT, received_at REAL NOT NULL, real_time REAL NOT NULL,
     service TEXT NOT NULL, operation TEXT, method TEXT NOT NULL, path TEXT NOT NULL,
@@ -134,6 +138,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "auto_approve_user_id": None,
     # Largest ConversionValue / AdjustmentValue accepted (Microsoft publishes none).
     "max_conversion_value": 1_000_000_000,
+    # Seconds before an upload shows in the offline conversion reports and their files
+    # (Microsoft: "It can take up to six hours to view conversion data"; 0: at once).
+    "report_lag_seconds": 0,
 }
 
 ACCOUNT_STATUSES = ("Draft", "Active", "Inactive", "Pause", "Pending", "Suspended")
@@ -238,6 +245,9 @@ class Store:
                                                  "single-use"):
             raise StoreError("refresh_token_reuse must be microsoft, until-successor-used or "
                              "single-use")
+        lag = changes.get("report_lag_seconds", 0)
+        if isinstance(lag, bool) or not isinstance(lag, int | float) or not 0 <= lag < math.inf:
+            raise StoreError("report_lag_seconds must be a number of seconds, 0 or more")
         for key, value in changes.items():
             self._put_setting(key, value)
         return self.settings()
@@ -528,6 +538,20 @@ class Store:
                                   f"({', '.join('?' * len(chunk))})", chunk):
                 found[row["click_id"]] = row
         return found
+
+    # -- offline conversion report files ---------------------------------------------------
+
+    def issue_report_file(self, account_id: int, day: float, expires_at: float) -> str:
+        """A new unguessable token for one account's file of one UTC day (``day``: its
+        start), valid until ``expires_at``; each report call issues new ones, as a
+        pre-signed link is made per request."""
+        token = secrets.token_urlsafe(24)
+        self.execute("INSERT INTO report_files (token, account_id, day, issued_at, expires_at) "
+                     "VALUES (?, ?, ?, ?, ?)", (token, account_id, day, self.now(), expires_at))
+        return token
+
+    def report_file(self, token: str) -> dict | None:
+        return self.one("SELECT * FROM report_files WHERE token = ?", (token,))
 
     # -- faults -----------------------------------------------------------------------------
 
