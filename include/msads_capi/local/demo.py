@@ -6,7 +6,10 @@
 3. a few thousand realistic events, with every problem of the troubleshooting list among them;
 4. ``airflow dags test msads_refresh_goals`` and ``airflow dags test msads_upload_conversions``;
 5. the outcome table beside what the emulator received, then ``msads why`` for one event of
-   each kind.
+   each kind;
+6. refunds and cancellations of a few of the uploaded orders (and of one Microsoft never got)
+   in ``conversion_adjustments``, one more ``airflow dags test msads_upload_conversions``, and
+   what the pipeline decided for each beside what the emulator received and applied.
 
 The demo has a database of its own (``msads_demo``) in the embedded PostgreSQL, so it never
 touches your configuration; re-running it starts that database afresh.
@@ -198,16 +201,151 @@ def _insert(wh: warehouse.Warehouse, rows: list[tuple]) -> None:
             copy.write_row(row)
 
 
-def _airflow(env: dict, *args: str) -> float:
+def _airflow(env: dict, *args: str, log_name: str | None = None) -> float:
     started = time.monotonic()
     airflow = str(Path(sys.executable).with_name("airflow"))
     proc = subprocess.run([airflow, *args], env=env, capture_output=True, text=True,
                           timeout=600)
-    log = local_dir() / "demo-airflow" / f"{args[-1]}.log"
+    log = local_dir() / "demo-airflow" / f"{log_name or args[-1]}.log"
     log.write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise SystemExit(f"airflow {' '.join(args)} failed; see {log}")
     return time.monotonic() - started
+
+
+# The refunds of the demo: (adjustment id, which order, type, share of the value kept, minutes
+# before now). Refund 3a and 3b are one order refunded in part and then in full.
+REFUNDS = (("refund-1", "full refund", "retract", None, 3),
+           ("refund-2", "partial refund", "restate", 0.6, 3),
+           ("refund-3a", "partial, then full refund", "restate", 0.5, 2),
+           ("refund-3b", "partial, then full refund", "retract", None, 1),
+           ("refund-4", "refund of an order never uploaded", "retract", None, 1))
+
+
+def _refund_orders(wh: warehouse.Warehouse, t: dict) -> dict[str, tuple[str, float | None]]:
+    """The orders the refunds are for, each adjustment's (event, value): Purchases the first run
+    uploaded (two sent with their click id, one with the email address only), and one it did
+    not upload (Microsoft refused it, or it was skipped)."""
+    with warehouse.transaction(wh) as conn:
+        uploaded = conn.execute(
+            "SELECT r.event_id, e.value, r.sent_click_id FROM msads.results r "
+            "JOIN conversion_events e USING (event_id) WHERE r.status = 'uploaded' "
+            "AND r.account_id = %s AND r.goal_id = %s AND e.value IS NOT NULL "
+            "ORDER BY r.event_id LIMIT 200", (t["account_id"], t["goal_id"])).fetchall()
+        never = conn.execute(
+            "SELECT event_id, NULL FROM msads.results WHERE event_id LIKE 'demo-%' "
+            "GROUP BY event_id HAVING bool_and(status IN ('rejected', 'skipped')) "
+            "ORDER BY bool_or(reason LIKE 'rejected:%') DESC, event_id LIMIT 1").fetchall()
+    clicked = [(e, v) for e, v, click in uploaded if click]
+    email_only = [(e, v) for e, v, click in uploaded if not click]
+    if len(clicked) < 2 or not email_only or not never:
+        raise SystemExit("the demo's first run uploaded too few orders to refund")
+    return {"refund-1": clicked[0], "refund-2": email_only[0], "refund-3a": clicked[1],
+            "refund-3b": clicked[1], "refund-4": never[0]}
+
+
+def _write_refunds(wh: warehouse.Warehouse, emu: Emulator, t: dict) -> dict[str, str]:
+    """Refunds and cancellations of orders the first run uploaded, timed just before the
+    emulator's now; returns each adjustment's event."""
+    orders = _refund_orders(wh, t)
+    now = datetime.fromisoformat(emu.admin.clock()["now"].replace("Z", "+00:00"))
+    with warehouse.transaction(wh) as conn:
+        for adjustment_id, _, kind, kept, minutes in REFUNDS:
+            event_id, value = orders[adjustment_id]
+            new_value = round(float(value) * kept, 2) if kept and value is not None else None
+            conn.execute("INSERT INTO conversion_adjustments (adjustment_id, event_id, "
+                         "adjustment_type, adjusted_value, adjusted_at) VALUES (%s, %s, %s, %s, "
+                         "%s)", (adjustment_id, event_id, kind, new_value,
+                                 now - timedelta(minutes=minutes)))
+    return {adjustment_id: orders[adjustment_id][0] for adjustment_id, *_ in REFUNDS}
+
+
+def _same(sent: dict, got: dict) -> bool:
+    """Is ``got`` (an adjustment the emulator received) the ledger row ``sent``?"""
+    if sent["goal_id"] != got["goal_id"] or (sent["adjustment_type"] or "").lower() != (
+            got["adjustment_type"] or "").lower() or sent["adjusted_at"] is None:
+        return False
+    at = datetime.fromisoformat(got["adjustment_time"].replace("Z", "+00:00"))
+    if abs((at - sent["adjusted_at"]).total_seconds()) >= 1:
+        return False
+    return any(sent[mine] and sent[mine] == got[theirs] for mine, theirs in (
+        ("click_id", "click_id"), ("email_sha256", "hashed_email"),
+        ("phone_sha256", "hashed_phone")))
+
+
+def _money(value: object, currency: object) -> str:
+    return f"{float(value):.2f} {currency or ''}".rstrip()
+
+
+def _report_refunds(wh: warehouse.Warehouse, emu: Emulator, events: dict[str, str],
+                    uploaded_before: int) -> bool:
+    """The adjustments' outcomes beside what the emulator received; True if they agree."""
+    with warehouse.transaction(wh) as conn:
+        rows = [dict(zip(("adjustment_id", "event_id", "adjustment_type", "goal_id", "status",
+                          "reason", "detail", "adjusted_at", "adjusted_value", "currency_code",
+                          "click_id", "email_sha256", "phone_sha256", "written_value"), r,
+                         strict=True)) for r in conn.execute(
+            "SELECT o.adjustment_id, o.event_id, o.adjustment_type, o.goal_id, o.status, "
+            "o.reason, o.detail, o.adjusted_at, o.adjusted_value, o.currency_code, r.click_id, "
+            "r.email_sha256, r.phone_sha256, a.adjusted_value FROM msads.adjustment_outcomes o "
+            "JOIN msads.adjustment_results r USING (adjustment_id, account_id, goal_id) "
+            "JOIN conversion_adjustments a USING (adjustment_id) "
+            "WHERE o.adjustment_id = ANY(%s) ORDER BY o.adjustment_id, o.account_id, o.goal_id",
+            (list(events),))]
+        sent = conn.execute("SELECT count(*) FROM msads.adjustment_results WHERE "
+                            "status = 'uploaded'").fetchone()[0]
+        uploaded = conn.execute("SELECT count(*) FROM msads.results WHERE event_id LIKE "
+                                "'demo-%' AND status = 'uploaded'").fetchone()[0]
+    received = emu.admin.adjustments()
+    conversions = {c["id"]: c for c in emu.admin.conversions()}
+    say("\nRefunds and cancellations: what the pipeline decided (msads.adjustment_outcomes) "
+        "beside what the emulator received:")
+    say(f"  {'adjustment':<11} {'event':<11} {'written':<15} {'outcome':<22} {'status':<9} "
+        f"{'received':<19} applied")
+    originals: dict[str, dict] = {}
+    for r in rows:
+        written = r["adjustment_type"] + (f" {float(r['written_value']):.2f}"
+                                          if r["written_value"] is not None else "")
+        got = [g for g in received if _same(r, g)]
+        for g in got:
+            if g["original_id"] in conversions:
+                originals[r["event_id"]] = conversions[g["original_id"]]
+        what = ", ".join(g["adjustment_type"] + (f" {_money(g['adjustment_value'], g['currency'])}"
+                                                 if g["adjustment_value"] is not None else "")
+                         for g in got) or "nothing"
+        applied = ", ".join("yes" if g["applied"] else
+                            f"no ({g['not_applied_reason'] or 'duplicate'})" for g in got) or "-"
+        say(f"  {r['adjustment_id']:<11} {r['event_id']:<11} {written:<15} {r['reason']:<22} "
+            f"{r['status']:<9} {what:<19} {applied}")
+    say(f"  received adjustments: {len(received)}   (ledger says uploaded: {sent})")
+    agree = len(received) == sent
+    say("  " + ("the ledger and Microsoft agree" if agree
+                else "MISMATCH between the ledger and Microsoft"))
+    say("\nThe refunded orders in Microsoft afterwards:")
+    labels = {}
+    for adjustment_id, label, *_ in REFUNDS:
+        labels.setdefault(events[adjustment_id], label)
+    for event_id, label in labels.items():
+        c = originals.get(event_id)
+        if c is None:
+            holds = "no conversion: the order was never uploaded"
+        elif c["retracted_at"]:
+            holds = f"{_money(c['value'], c['currency'])}, retracted"
+        elif c["restated_value"] is not None:
+            holds = (f"{_money(c['value'], c['currency'])}, restated to "
+                     f"{_money(c['restated_value'], c['restated_currency'] or c['currency'])}")
+        else:
+            holds = f"{_money(c['value'], c['currency'])}, not adjusted"
+        say(f"  {event_id:<11} {label:<34} {holds}")
+    skipped = [r for r in rows if r["status"] != "uploaded" and r["detail"]]
+    if skipped:
+        say("\nWhy the others were not sent:")
+        for r in skipped:
+            say(f"  {r['adjustment_id']} ({r['reason']}): {r['detail']}")
+    if uploaded > uploaded_before:
+        say(f"\n(This run also uploaded {uploaded - uploaded_before} conversions that were not "
+            "due yet in the first.)")
+    return agree
 
 
 def _report(wh: warehouse.Warehouse, emu: Emulator, t: dict) -> None:
@@ -288,6 +426,23 @@ def main() -> int:
         took = _airflow(af_env, "dags", "test", "msads_upload_conversions")
         say(f"airflow dags test msads_upload_conversions: done in {took:.1f} s")
         _report(wh, emu, t)
+        with warehouse.transaction(wh) as conn:
+            uploaded = conn.execute("SELECT count(*) FROM msads.results WHERE event_id LIKE "
+                                    "'demo-%' AND status = 'uploaded'").fetchone()[0]
+        events = _write_refunds(wh, emu, t)
+        say(f"\nWrote {len(events)} refunds and cancellations to conversion_adjustments (of "
+            f"orders uploaded by that run, and one that was not)")
+        took = _airflow(af_env, "dags", "test", "msads_upload_conversions",
+                        log_name="msads_upload_conversions-refunds")
+        say(f"airflow dags test msads_upload_conversions: done in {took:.1f} s")
+        agree = _report_refunds(wh, emu, events, uploaded)
+        from include.msads_capi.explain import explain, render
+
+        say("\n$ msads why " + events["refund-3b"])
+        with warehouse.transaction(wh) as conn:
+            say(render(explain(conn, events["refund-3b"])))
+        if not agree:
+            raise SystemExit(1)
     finally:
         emu.stop()
     say(f"\nDemo finished in {time.monotonic() - started:.0f} s. Its data is in database "
