@@ -134,6 +134,7 @@ class Answered(NamedTuple):
     sent_click_id: bool
     sent_email: bool
     sent_phone: bool
+    sent_id: str | None  # how Microsoft's reports name it: the click id, else a hash
 
 
 class OutboxRow(NamedTuple):
@@ -164,6 +165,12 @@ class OutboxRow(NamedTuple):
         """Which identifiers were sent (the ledger keeps these, never the values)."""
         return (self.click_id is not None, self.email_sha256 is not None,
                 self.phone_sha256 is not None)
+
+    @property
+    def sent_id(self) -> str | None:
+        """How Microsoft's per-record reports name the conversion: its click id, else the
+        first hash sent."""
+        return self.click_id or self.email_sha256 or self.phone_sha256
 
 
 class Adjusting(NamedTuple):
