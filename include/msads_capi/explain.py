@@ -159,12 +159,30 @@ def explain(conn: psycopg.Connection, event_id: str) -> Explanation:
                 "that msads-capi is current and the account can be reached"))
         report.outcome = by_goal.pop((m["account_id"], m["goal_id"]), None)
         goals.append(report)
+    _microsofts_view(conn, event_id, goals)
     for leftover in by_goal.values():
         if leftover["goal_id"]:
             goals.append(GoalReport(leftover["account_id"], leftover["goal_id"],
                                     leftover["conversion_name"], outcome=leftover))
     return Explanation(event_id, _public(event), checks, goals, outcomes,
                        _adjustments(conn, event_id))
+
+
+def _microsofts_view(conn: psycopg.Connection, event_id: str, goals: list[GoalReport]) -> None:
+    """The last question for each uploaded goal: did Microsoft count it (reconciliation)?"""
+    from datetime import UTC, datetime
+
+    from include.msads_capi.reconcile import why_check
+
+    rows = {(r["account_id"], r["goal_id"]): r for r in dicts(conn.execute(
+        "SELECT account_id, goal_id, decided_at, ms_status, ms_attributed, ms_unattributed, "
+        "ms_reported_at FROM msads.results WHERE event_id = %s AND status = 'uploaded'",
+        (event_id,)))}
+    now = datetime.now(UTC)
+    for g in goals:
+        row = rows.get((g.account_id, g.goal_id))
+        if row is not None:
+            g.checks.append(Check("Did Microsoft count it?", *why_check(row, now)))
 
 
 def _goal_state(m: dict, usable: dict) -> list[Check]:

@@ -68,6 +68,10 @@ GOAL_MIN_AGE = timedelta(hours=2)
 FUTURE_TOLERANCE = timedelta(minutes=5)
 #: The largest value sent: ours, as Microsoft publishes no maximum (it refuses a bad value: 5610).
 MAX_VALUE = 1e12
+#: How long Microsoft's offline conversion reports may take to show a conversion. Microsoft says
+#: "it can take up to six hours to view conversion data" (OfflineConversion); 24 hours, as the
+#: product's own promise to users, is assumed to cover the reports' daily files as well.
+REPORT_LAG = timedelta(hours=24)
 #: ``attributed_platform`` values (trimmed, lower case) that mean "attributed to Microsoft".
 MICROSOFT_PLATFORMS = frozenset({"microsoft", "microsoft ads", "microsoft_ads",
                                  "microsoft advertising", "bing", "bing ads", "msads"})

@@ -36,6 +36,7 @@ VARIABLES: dict[str, str] = {
     "MSADS_RUN_BUDGET_SECONDS": "how long one upload task calls Microsoft per run",
     "MSADS_UPLOAD_PROCESSES": "upload tasks per account at once, for big backlogs",
     "MSADS_PART_MIN_CONVERSIONS": "the fewest conversions an upload part gets",
+    "MSADS_RECONCILE_DAYS": "how many days of uploads msads_reconcile asks Microsoft about",
     "MSADS_AIRFLOW_HOME": "make run's Airflow home (default .airflow in the project)",
     "MSADS_AIRFLOW_PASSWORD": "make run's admin password (default admin)",
 }
@@ -98,6 +99,7 @@ class Settings:
     fernet_key: str | None = None
     airflow_home: Path = PROJECT_ROOT / ".airflow"
     airflow_password: str = "admin"
+    reconcile_days: int = 7
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
 
@@ -123,8 +125,18 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         fernet_key=get("MSADS_FERNET_KEY") or get("AIRFLOW__CORE__FERNET_KEY") or None,
         airflow_home=Path(get("MSADS_AIRFLOW_HOME") or PROJECT_ROOT / ".airflow"),
         airflow_password=get("MSADS_AIRFLOW_PASSWORD") or "admin",
+        reconcile_days=_reconcile_days(get("MSADS_RECONCILE_DAYS")),
         pipeline=_pipeline(get),
     )
+
+
+def _reconcile_days(raw: str) -> int:
+    if not raw:
+        return 7
+    if not raw.isdigit() or not 1 <= int(raw) <= 90:
+        raise MsadsError(f"MSADS_RECONCILE_DAYS={raw!r} is not a number of days from 1 to 90 "
+                         "(Microsoft keeps 90 days of offline conversions); unset it for 7")
+    return int(raw)
 
 
 def _pipeline(get: object) -> PipelineConfig:

@@ -12,7 +12,7 @@ would silently move a replay window by hours.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from include.msads_capi.errors import MsadsError
 
@@ -39,3 +39,16 @@ def parse_time(value: object, what: str) -> datetime | None:
         raise MsadsError(f"{what} {text!r} has no time zone; add Z or +01:00, e.g. "
                          f"{parsed.isoformat()}Z")
     return parsed
+
+
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_span(value: str, what: str) -> timedelta:
+    """A span of time given by a person: a whole number and ``m``, ``h`` or ``d`` (``7d``)."""
+    text = (value or "").strip().lower()
+    number, unit = text[:-1], text[-1:]
+    if unit not in _UNITS or not number.isdigit() or int(number) <= 0:
+        raise MsadsError(f"{what} {value!r} is not a span of time; write a whole number and "
+                         "m, h or d, e.g. 90m, 24h or 7d")
+    return timedelta(**{_UNITS[unit]: int(number)})

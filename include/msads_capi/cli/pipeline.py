@@ -1,4 +1,5 @@
-"""``msads why``, ``msads run`` and ``msads replay``: the pipeline from a terminal."""
+"""``msads why``, ``run``, ``replay``, ``reconcile`` and ``report``: the pipeline from a
+terminal."""
 
 from __future__ import annotations
 
@@ -45,6 +46,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "the rejections earlier versions recorded for whole refused requests)")
     p.add_argument("--go", action="store_true", help="really resend (default: dry run)")
     p.set_defaults(handler=_replay)
+
+    p = sub.add_parser("reconcile", help="ask Microsoft's offline conversion reports what "
+                                         "became of each upload (what msads_reconcile does)")
+    p.add_argument("--days", type=int, default=7,
+                   help="conversions uploaded in the last N days (default 7)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_reconcile)
+
+    p = sub.add_parser("report", help="per account and goal: accepted, counted, attributed, "
+                                      "match rate by identifier, why not attributed")
+    p.add_argument("--since", default="7d", help="uploaded in the last 90m, 24h, 7d, ... "
+                                                 "(default 7d)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_report)
 
 
 def _why(args: argparse.Namespace, ctx: Context) -> int:
@@ -117,4 +132,44 @@ def _replay(args: argparse.Namespace, ctx: Context) -> int:
     summary = _stages(ctx, run_id, pipeline_config(), claim_work=False)
     print(f"replayed {report['events']} event(s): " + ", ".join(
         f"{k} {v}" for k, v in summary["outcomes"].items()))
+    return 0
+
+
+def _reconcile(args: argparse.Namespace, ctx: Context) -> int:
+    from include.msads_capi import migrations
+    from include.msads_capi import spaces as cfg
+    from include.msads_capi.errors import MsadsError
+    from include.msads_capi.reconcile import reconcile_account
+
+    if not 1 <= args.days <= 90:
+        raise MsadsError("--days must be between 1 and 90 (Microsoft keeps 90 days)")
+    migrations.require_current(ctx.warehouse)
+    with ctx.transaction() as conn:
+        accounts = [a for a in cfg.list_accounts(conn) if a.status == "active"]
+    client_for, now = _client_for(ctx), datetime.now(UTC)
+    results = [reconcile_account(ctx.warehouse, client_for(a), a, now, args.days).as_dict()
+               for a in accounts]
+    if args.json:
+        print_json(results)
+    else:
+        for r in results:
+            print(f"account {r['account_id']}: {r['uploaded']} uploaded, {r['reported']} "
+                  f"reported, {r['attributed']} attributed, {r['waiting']} not reported yet, "
+                  f"{r['not_reported']} not reported")
+        if not results:
+            info("no active linked accounts")
+    return 0
+
+
+def _report(args: argparse.Namespace, ctx: Context) -> int:
+    from include.msads_capi.reconcile import render_report, report
+    from include.msads_capi.times import parse_span
+
+    since = datetime.now(UTC) - parse_span(args.since, "--since")
+    with ctx.transaction() as conn:
+        rows = report(conn, since)
+    if args.json:
+        print_json(rows)
+    else:
+        print(render_report(rows, since))
     return 0

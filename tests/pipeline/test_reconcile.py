@@ -1,0 +1,120 @@
+"""Microsoft's own view of every upload: reconciliation through the real SDK against the
+emulator's offline conversion reports. Every time is relative to the emulator's clock."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import psycopg
+
+from include.msads_capi.reconcile import reconcile_account
+
+HOUR = 3600
+
+
+def reconcile(s, days: int = 7):
+    return reconcile_account(s.warehouse, s.client, s.account, s.now(), days)
+
+
+def view(s, event_id: str) -> tuple:
+    with psycopg.connect(s.warehouse.url) as conn:
+        return conn.execute(
+            "SELECT ms_status, ms_attributed, ms_unattributed, ms_reported_at IS NOT NULL "
+            "FROM msads.results WHERE event_id = %s AND status = 'uploaded'",
+            (event_id,)).fetchone()
+
+
+def unknown_click() -> str:
+    return "0123456789abcdef0123456789abcdef"  # well formed, never issued by Microsoft
+
+
+def test_each_upload_gets_microsofts_view_counted_or_why_not(shop):
+    s = shop
+    matched = s.event("Purchase")
+    unmatched = s.event("Purchase", msclkid=unknown_click())
+    s.run()
+    assert s.reason(matched) == s.reason(unmatched) == ["uploaded"]
+    summary = reconcile(s)
+    assert view(s, matched) == ("Success", True, None, True)
+    assert view(s, unmatched) == ("Success", False, "NoMatchingClickFound", True)
+    assert (summary.uploaded, summary.reported, summary.attributed) == (2, 2, 1)
+    assert summary.unattributed == {"NoMatchingClickFound": 1}
+
+
+def test_the_report_gives_match_rates_by_identifier_and_the_top_reasons(shop, msads):
+    s = shop
+    s.emu.admin.update_goal(s.purchase_goal, enhanced_conversions=True)
+    from include.msads_capi.goals.refresh import refresh_account
+
+    refresh_account(s.warehouse, s.client, s.account, now=s.now())
+    for _ in range(3):
+        s.event("Purchase")
+    s.event("Purchase", msclkid=unknown_click())
+    s.event("Purchase", msclkid=None, email="ana@example.com")
+    s.run()
+    reconcile(s)
+    code, out, _ = msads("report", "--since", "90d", "--json")
+    assert code == 0
+    [row] = json.loads(out)
+    assert (row["accepted"], row["reported"], row["counted"], row["attributed"]) == (5, 5, 5, 4)
+    assert row["match_rate"]["click"] == 0.75 and row["match_rate"]["phone"] is None
+    assert row["match_rate"]["email"] == 1.0
+    assert row["top_unattributed"] == [{"reason": "NoMatchingClickFound", "count": 1}]
+    assert row["microsoft_totals"] == {"succeeded": 4, "unattributed": 1}
+    code, out, _ = msads("report", "--since", "90d")
+    assert "match rate by identifier: click 75%, email 100%" in out
+
+
+def test_not_reported_yet_within_the_lag_never_an_alarm_then_not_reported(shop, msads):
+    s = shop
+    s.emu.admin.update_settings(report_lag_seconds=30 * HOUR)  # longer than the product waits
+    event_id = s.event("Purchase")
+    s.run()
+    summary = reconcile(s)
+    assert view(s, event_id) == (None, None, None, False)
+    assert (summary.waiting, summary.not_reported) == (1, 0)
+    code, out, _ = msads("why", event_id)
+    assert code == 0 and "[ok] Did Microsoft count it? not reported yet" in out
+    s.emu.admin.advance(25 * HOUR)
+    summary = reconcile(s)
+    assert view(s, event_id) == ("NotReported", None, None, False)
+    assert summary.not_reported == 1
+    s.emu.admin.advance(6 * HOUR)  # Microsoft's report catches up
+    reconcile(s)
+    assert view(s, event_id) == ("Success", True, None, True)
+
+
+def test_why_ends_with_microsofts_answer_and_what_to_do(shop, msads):
+    s = shop
+    event_id = s.event("Purchase", msclkid=unknown_click())
+    s.run()
+    reconcile(s)
+    code, out, _ = msads("why", event_id)
+    assert code == 0
+    assert "[NO] Did Microsoft count it? no: Microsoft reports NoMatchingClickFound" in out
+    assert "auto-tagging" in out
+
+
+def test_reconciling_again_changes_nothing_and_sends_nothing(shop):
+    s = shop
+    event_id = s.event("Purchase")
+    s.run()
+    reconcile(s)
+    first = view(s, event_id)
+    sent = len(s.emu.admin.requests(operation="ApplyOfflineConversions"))
+    reconcile(s)
+    assert view(s, event_id) == first
+    assert len(s.emu.admin.requests(operation="ApplyOfflineConversions")) == sent
+
+
+def test_only_the_window_asked_for_is_reconciled(shop):
+    s = shop
+    old = s.event("Purchase")
+    s.run()
+    s.emu.admin.advance(3 * 24 * HOUR)
+    new = s.event("Purchase", event_time=s.now() - timedelta(hours=1))
+    s.run()
+    summary = reconcile(s, days=1)
+    assert summary.uploaded == 1
+    assert view(s, new)[0] == "Success" and view(s, old) == (None, None, None, False)
