@@ -9,6 +9,7 @@ EXPECTED = {
                                  "upload_conversions", "record_and_summarise"],
     "msads_replay": ["reopen_selected", "plan_conversions", "upload_conversions"],
     "msads_refresh_goals": ["list_linked_accounts", "refresh_account_goals", "summarize_refresh"],
+    "msads_reconcile": ["list_active_accounts", "reconcile_account", "summarize_reconciliation"],
 }
 
 
@@ -25,7 +26,9 @@ def test_dag_shape(dagbag, dag_id):
     assert "msads" in dag.tags
 
 
-def test_api_tasks_use_the_pool_and_are_named_by_account(dagbag):
-    task = dagbag.dags["msads_refresh_goals"].get_task("refresh_account_goals")
+@pytest.mark.parametrize(("dag_id", "task_id"), [
+    ("msads_refresh_goals", "refresh_account_goals"), ("msads_reconcile", "reconcile_account")])
+def test_api_tasks_use_the_pool_and_are_named_by_account(dagbag, dag_id, task_id):
+    task = dagbag.dags[dag_id].get_task(task_id)
     assert task.pool == "msads_api"
     assert "label" in task.map_index_template
