@@ -118,3 +118,17 @@ def test_only_the_window_asked_for_is_reconciled(shop):
     summary = reconcile(s, days=1)
     assert summary.uploaded == 1
     assert view(s, new)[0] == "Success" and view(s, old) == (None, None, None, False)
+
+
+def test_a_day_without_a_per_record_file_is_never_called_not_reported():
+    from datetime import UTC, datetime
+
+    from include.msads_capi.reconcile import ReconcileSummary, _view
+
+    now = datetime.fromtimestamp(1_900_000_000, UTC)
+    row = {"event_id": "e", "account_id": 1, "goal_id": 2,
+           "decided_at": now - timedelta(days=3)}
+    summary = ReconcileSummary(1)
+    assert _view(row, None, now, summary, filed=False).ms_status is None
+    assert _view(row, None, now, summary, filed=True).ms_status == "NotReported"
+    assert (summary.waiting, summary.not_reported) == (1, 1)
