@@ -15,15 +15,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from include.msads_capi.pipeline.adjustments import claim_adjustments
+from include.msads_capi.pipeline.pickup import EVENTS, pick_up
 from include.msads_capi.settings import PipelineConfig
-from include.msads_capi.sql import query
-from include.msads_capi.warehouse import Warehouse, transaction
+from include.msads_capi.warehouse import Warehouse
 
 if TYPE_CHECKING:
-    import psycopg
+    pass
 
 log = logging.getLogger(__name__)
-CURSOR = "events"
 
 
 @dataclass
@@ -41,44 +40,11 @@ class ClaimResult:
         return {**asdict(self), "total": self.total}
 
 
-def _cursor(conn: psycopg.Connection) -> tuple[datetime | str, str]:
-    row = conn.execute("SELECT ingested_at, event_id FROM msads.pickup_cursor WHERE name = %s",
-                       (CURSOR,)).fetchone()
-    return row if row else ("-infinity", "")
-
-
 def claim(warehouse: Warehouse, run_id: str, now: datetime,
           config: PipelineConfig) -> ClaimResult:
     """Claim work for ``run_id``; returns how many events and ledger rows it took."""
     result = ClaimResult()
-    with transaction(warehouse) as conn:
-        result.due = len(conn.execute(query("claim_due"), {
-            "run_id": run_id, "now": now, "stale_before": now - config.lease,
-            "limit": config.max_events_per_run}).fetchall())
-        after_at, after_id = _cursor(conn)
-        if after_at != "-infinity":
-            result.late = len(conn.execute(query("claim_late"), {
-                "run_id": run_id, "now": now, "cursor_at": after_at, "cursor_id": after_id,
-                "overlap": config.overlap, "limit": config.max_events_per_run}).fetchall())
-    while result.new < config.max_events_per_run:
-        limit = min(config.chunk_size, config.max_events_per_run - result.new)
-        with transaction(warehouse) as conn:
-            claimed, seen, last_at, last_id = conn.execute(query("claim_new"), {
-                "run_id": run_id, "now": now, "after_at": after_at, "after_id": after_id,
-                "limit": limit}).fetchone()
-            if seen:
-                conn.execute(
-                    "INSERT INTO msads.pickup_cursor (name, ingested_at, event_id, run_id) "
-                    "VALUES (%(n)s, %(at)s, %(id)s, %(run)s) ON CONFLICT (name) DO UPDATE SET "
-                    "ingested_at = EXCLUDED.ingested_at, event_id = EXCLUDED.event_id, "
-                    "run_id = EXCLUDED.run_id, updated_at = now() "
-                    "WHERE (msads.pickup_cursor.ingested_at, msads.pickup_cursor.event_id) "
-                    "< (EXCLUDED.ingested_at, EXCLUDED.event_id)",
-                    {"n": CURSOR, "at": last_at, "id": last_id, "run": run_id})
-        result.new += claimed
-        if seen < limit:
-            break
-        after_at, after_id = last_at, last_id
+    result.new, result.late, result.due = pick_up(warehouse, EVENTS, run_id, now, config)
     result.adjustments = claim_adjustments(warehouse, run_id, now, config)
     log.info("claimed %d new, %d late and %d due item(s)", result.new, result.late, result.due)
     return result

@@ -1,0 +1,72 @@
+"""Incremental pick-up, for events and adjustments alike: a named cursor on
+``(ingested_at, id)`` in ``msads.pickup_cursor``, due rows, the overlap sweep, then new rows in
+keyset order, each claimed with a committed ledger row (the queries in ``include/sql/queries``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from include.msads_capi.sql import query
+from include.msads_capi.warehouse import Warehouse, transaction
+
+if TYPE_CHECKING:
+    from include.msads_capi.settings import PipelineConfig
+
+
+@dataclass(frozen=True)
+class Source:
+    """What one kind of row is picked up with: its cursor's name and its three queries."""
+
+    cursor: str
+    due: str
+    late: str
+    new: str
+
+
+EVENTS = Source("events", "claim_due", "claim_late", "claim_new")
+ADJUSTMENTS = Source("adjustments", "adjustments_claim_due", "adjustments_claim_late",
+                     "adjustments_claim_new")
+
+_ADVANCE = """
+INSERT INTO msads.pickup_cursor (name, ingested_at, event_id, run_id)
+VALUES (%(n)s, %(at)s, %(id)s, %(run)s)
+ON CONFLICT (name) DO UPDATE SET ingested_at = EXCLUDED.ingested_at,
+    event_id = EXCLUDED.event_id, run_id = EXCLUDED.run_id, updated_at = now()
+WHERE (msads.pickup_cursor.ingested_at, msads.pickup_cursor.event_id)
+    < (EXCLUDED.ingested_at, EXCLUDED.event_id)
+"""
+
+
+def pick_up(warehouse: Warehouse, source: Source, run_id: str, now: datetime,
+            config: PipelineConfig) -> tuple[int, int, int]:
+    """Claim due, late and new rows of ``source`` for ``run_id``: (new, late, due)."""
+    with transaction(warehouse) as conn:
+        due = len(conn.execute(query(source.due), {
+            "run_id": run_id, "now": now, "stale_before": now - config.lease,
+            "limit": config.max_events_per_run}).fetchall())
+        row = conn.execute("SELECT ingested_at, event_id FROM msads.pickup_cursor "
+                           "WHERE name = %s", (source.cursor,)).fetchone()
+        after_at, after_id = row if row else ("-infinity", "")
+        late = 0
+        if row:
+            late = len(conn.execute(query(source.late), {
+                "run_id": run_id, "now": now, "cursor_at": after_at, "cursor_id": after_id,
+                "overlap": config.overlap, "limit": config.max_events_per_run}).fetchall())
+    new = 0
+    while new < config.max_events_per_run:
+        limit = min(config.chunk_size, config.max_events_per_run - new)
+        with transaction(warehouse) as conn:
+            claimed, seen, last_at, last_id = conn.execute(query(source.new), {
+                "run_id": run_id, "now": now, "after_at": after_at, "after_id": after_id,
+                "limit": limit}).fetchone()
+            if seen:
+                conn.execute(_ADVANCE, {"n": source.cursor, "at": last_at, "id": last_id,
+                                        "run": run_id})
+        new += claimed
+        if seen < limit:
+            break
+        after_at, after_id = last_at, last_id
+    return new, late, due
