@@ -42,7 +42,9 @@ Key = tuple[str, int, int]
 #: The statuses each stage may write.
 WRITES = {"plan": frozenset({"pending", "skipped", "deferred"}),
           "hash": frozenset({"skipped", "deferred"}),
-          "upload": frozenset({"uploaded", "rejected", "deferred", "pending", "failed"})}
+          # skipped: an adjustment overtaken, right before sending, by a newer one sent first
+          "upload": frozenset({"uploaded", "rejected", "deferred", "pending", "failed",
+                               "skipped"})}
 
 
 class Planned(NamedTuple):

@@ -270,11 +270,6 @@ def test_a_worker_killed_while_microsoft_applies_adjustments_is_finished_once(
     assert len(absorbed) > 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: an older restate held by a dead run's claim (or waiting for a retry) is sent "
-    "after a newer restate that a later run planned and sent meanwhile, and Microsoft keeps "
-    "the older value (adjustments_claim_due.sql resends goal rows as planned; _EARLIER in "
-    "pipeline/adjustments.py counts a held restate as if Microsoft had it)"))
 @pytest.mark.parametrize("held_by", ["a-dead-run", "a-retry"])
 def test_a_newer_refund_is_not_undone_by_an_older_one_sent_late(shop, pipeline, held_by):
     s = shop
@@ -304,3 +299,7 @@ def test_a_newer_refund_is_not_undone_by_an_older_one_sent_late(shop, pipeline, 
     assert not waiting(s)
     # Microsoft must still count the latest refund: 9, not the older 12
     assert restated(s, events) == {9: 20}
+    with psycopg.connect(s.warehouse.url) as conn:
+        late = dict(conn.execute("SELECT reason, count(*) FROM msads.adjustment_results "
+                                 "WHERE adjustment_id LIKE '%%-old' GROUP BY 1").fetchall())
+    assert late == {"superseded": 20}  # overtaken right before it would have gone

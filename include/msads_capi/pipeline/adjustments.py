@@ -60,8 +60,9 @@ from include.msads_capi.outcomes import (
     UPLOADED,
     rejected,
 )
+from include.msads_capi.pipeline.pickup import ADJUSTMENTS, pick_up
 from include.msads_capi.settings import PipelineConfig, adjustments_table, events_table
-from include.msads_capi.sql import dicts, query
+from include.msads_capi.sql import dicts
 from include.msads_capi.warehouse import Warehouse, transaction
 
 if TYPE_CHECKING:
@@ -72,7 +73,6 @@ if TYPE_CHECKING:
     from include.msads_capi.microsoft.client import AdsClient
 
 log = logging.getLogger(__name__)
-CURSOR = "adjustments"
 BATCH = 1000  # Microsoft publishes no limit for adjustments; conversions' 1,000 is assumed
 RESTATE, RETRACT = "restate", "retract"
 
@@ -83,41 +83,10 @@ RESTATE, RETRACT = "restate", "retract"
 def claim_adjustments(warehouse: Warehouse, run_id: str, now: datetime,
                       config: PipelineConfig) -> int:
     """Claim due, late and new adjustments for ``run_id``; returns how many."""
-    claimed = 0
-    with transaction(warehouse) as conn:
-        claimed += len(conn.execute(query("adjustments_claim_due"), {
-            "run_id": run_id, "now": now, "stale_before": now - config.lease,
-            "limit": config.max_events_per_run}).fetchall())
-        row = conn.execute("SELECT ingested_at, event_id FROM msads.pickup_cursor "
-                           "WHERE name = %s", (CURSOR,)).fetchone()
-        after_at, after_id = row if row else ("-infinity", "")
-        if row:
-            claimed += len(conn.execute(query("adjustments_claim_late"), {
-                "run_id": run_id, "now": now, "cursor_at": after_at, "cursor_id": after_id,
-                "overlap": config.overlap, "limit": config.max_events_per_run}).fetchall())
-    new = 0
-    while new < config.max_events_per_run:
-        limit = min(config.chunk_size, config.max_events_per_run - new)
-        with transaction(warehouse) as conn:
-            took, seen, last_at, last_id = conn.execute(query("adjustments_claim_new"), {
-                "run_id": run_id, "now": now, "after_at": after_at, "after_id": after_id,
-                "limit": limit}).fetchone()
-            if seen:
-                conn.execute(
-                    "INSERT INTO msads.pickup_cursor (name, ingested_at, event_id, run_id) "
-                    "VALUES (%(n)s, %(at)s, %(id)s, %(run)s) ON CONFLICT (name) DO UPDATE SET "
-                    "ingested_at = EXCLUDED.ingested_at, event_id = EXCLUDED.event_id, "
-                    "run_id = EXCLUDED.run_id, updated_at = now() "
-                    "WHERE (msads.pickup_cursor.ingested_at, msads.pickup_cursor.event_id) "
-                    "< (EXCLUDED.ingested_at, EXCLUDED.event_id)",
-                    {"n": CURSOR, "at": last_at, "id": last_id, "run": run_id})
-        new += took
-        if seen < limit:
-            break
-        after_at, after_id = last_at, last_id
-    if claimed + new:
-        log.info("claimed %d adjustment(s)", claimed + new)
-    return claimed + new
+    claimed = sum(pick_up(warehouse, ADJUSTMENTS, run_id, now, config))
+    if claimed:
+        log.info("claimed %d adjustment(s)", claimed)
+    return claimed
 
 
 # -------------------------------------------------------------------------------------- plan
@@ -394,9 +363,13 @@ def upload_adjustments(warehouse: Warehouse, client: AdsClient, account_id: int,
         with transaction(warehouse) as conn:
             rows = dicts(conn.execute(_READY, {"run": run_id, "a": account_id, "e": last[0],
                                                "t": last[1], "i": last[2], "n": BATCH}))
+            if not rows:
+                return counts
+            last = (rows[-1]["event_id"], rows[-1]["adjusted_at"], rows[-1]["adjustment_id"])
+            rows, overtaken = _still_current(conn, rows, clock())
+        _write(warehouse, counts, overtaken)
         if not rows:
-            return counts
-        last = (rows[-1]["event_id"], rows[-1]["adjusted_at"], rows[-1]["adjustment_id"])
+            continue
         try:
             result = client.adjust(account_id, rows[0]["customer_id"], [item(r) for r in rows])
         except (AccountAuthError, AccountNotFoundError) as exc:
@@ -425,6 +398,44 @@ def upload_adjustments(warehouse: Warehouse, client: AdsClient, account_id: int,
         _write(warehouse, counts, decided)
 
 
+_SENT = """
+SELECT r.event_id, r.account_id, r.goal_id, lower(btrim(r.adjustment_type)) AS kind,
+       r.adjusted_at, r.adjustment_id
+FROM msads.adjustment_results r
+JOIN unnest(%s::text[], %s::bigint[], %s::bigint[]) AS k(e, a, g)
+  ON r.event_id = k.e AND r.account_id = k.a AND r.goal_id = k.g
+WHERE r.status = 'uploaded'
+"""
+
+
+def _still_current(conn: psycopg.Connection, rows: list[dict],
+                   now: datetime) -> tuple[list[dict], list[AdjustmentDecided]]:
+    """Check, right before sending, each adjustment against what was uploaded since it was
+    planned: one held for a retry or by a dead run must not undo a newer one (Microsoft keeps
+    the last restate it receives) nor follow a retract. Returns (to send, overtaken)."""
+    sent: dict[tuple, list[dict]] = defaultdict(list)
+    keys = list({(r["event_id"], r["account_id"], r["goal_id"]) for r in rows})
+    for u in dicts(conn.execute(_SENT, tuple(map(list, zip(*keys, strict=True))))):
+        sent[(u["event_id"], u["account_id"], u["goal_id"])].append(u)
+    send, overtaken = [], []
+    for r in rows:
+        kind = rules.adjustment_kind(r["adjustment_type"])
+        done = sent.get((r["event_id"], r["account_id"], r["goal_id"]), [])
+        retract = next((u for u in done if u["kind"] == RETRACT), None)
+        newer = next((u for u in done if u["kind"] == RESTATE
+                      and u["adjusted_at"] > r["adjusted_at"]), None)
+        winner = retract or (newer if kind == RESTATE else None)
+        if winner is None:
+            send.append(r)
+            continue
+        reason = (SUPERSEDED if winner is newer else ALREADY_RETRACTED if kind == RETRACT
+                  else RESTATE_AFTER_RETRACT)
+        overtaken.append(_decided(r, "skipped", reason, f"adjustment {winner['adjustment_id']} "
+                                  f"({winner['kind']} at {winner['adjusted_at']:%Y-%m-%d %H:%M} "
+                                  "UTC) was sent first", decided_at=now))
+    return send, overtaken
+
+
 def _decided(row: dict, status: str, reason: str, detail: str | None = None, *,
              error: tuple[int | None, str | None] = (None, None), tracking: str | None = None,
              next_at: datetime | None = None,
@@ -449,6 +460,8 @@ def _retry(row: dict, now: datetime, config: PipelineConfig, message: str | None
 
 
 def _write(warehouse: Warehouse, counts: Counter, rows: list[AdjustmentDecided]) -> None:
+    if not rows:
+        return
     with transaction(warehouse) as conn:
         ledger.record_adjustments(conn, "upload", rows)
         conn.execute("UPDATE msads.adjustment_results SET attempts = attempts + 1 "
