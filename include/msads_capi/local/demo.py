@@ -9,7 +9,11 @@
    each kind;
 6. refunds and cancellations of a few of the uploaded orders (and of one Microsoft never got)
    in ``conversion_adjustments``, one more ``airflow dags test msads_upload_conversions``, and
-   what the pipeline decided for each beside what the emulator received and applied.
+   what the pipeline decided for each beside what the emulator received and applied;
+7. ``airflow dags test msads_reconcile``, which asks Microsoft's offline conversion reports what
+   became of every upload, then ``msads report --since 7d`` (per goal: accepted, counted,
+   attributed, the match rate by click id, email and phone, why not attributed) beside what the
+   emulator counted, and ``msads why`` for one conversion Microsoft did not attribute.
 
 The demo has a database of its own (``msads_demo``) in the embedded PostgreSQL, so it never
 touches your configuration; re-running it starts that database afresh.
@@ -348,6 +352,46 @@ def _report_refunds(wh: warehouse.Warehouse, emu: Emulator, events: dict[str, st
     return agree
 
 
+def _report_reconciled(wh: warehouse.Warehouse, emu: Emulator, env: dict) -> bool:
+    """``msads report`` after ``msads_reconcile``, and the ledger's view of Microsoft beside what
+    the emulator counted, per goal; True if they agree. The reconciliation uses the real clock,
+    so does the emulator here (the demo never moves its clock): the last 7 days hold every
+    upload of the demo."""
+    say("\n$ msads report --since 7d")
+    say(_msads("report", "--since", "7d", env=env).rstrip())
+    with warehouse.transaction(wh) as conn:
+        ledger = {(a, g): (n, reported, attributed) for a, g, n, reported, attributed in
+                  conn.execute(
+                      "SELECT account_id, goal_id, count(*), count(ms_reported_at), "
+                      "count(*) FILTER (WHERE ms_attributed) FROM msads.results WHERE "
+                      "event_id LIKE 'demo-%' AND status = 'uploaded' GROUP BY 1, 2")}
+        example = conn.execute(
+            "SELECT event_id FROM msads.results WHERE event_id LIKE 'demo-%' AND "
+            "ms_unattributed = 'NoMatchingClickFound' ORDER BY event_id LIMIT 1").fetchone()
+    counted: dict[tuple, list[int]] = {}
+    for c in emu.admin.conversions():
+        n = counted.setdefault((c["account_id"], c["goal_id"]), [0, 0])
+        n[0] += 1
+        n[1] += bool(c["counted"])
+    say("\nMicrosoft's view in the ledger beside what the emulator counted, per goal:")
+    agree = True
+    for key in sorted(set(ledger) | set(counted)):
+        n, reported, attributed = ledger.get(key, (0, 0, 0))
+        got, ok = counted.get(key, [0, 0])
+        agree = agree and (n, reported, attributed) == (got, got, ok)
+        say(f"  goal {key[1]}: reported {reported} of {n} uploaded, attributed {attributed}   "
+            f"(emulator: {got} accepted, {ok} counted)")
+    say("  " + ("the ledger and Microsoft agree" if agree
+                else "MISMATCH between the ledger and Microsoft"))
+    if example:
+        from include.msads_capi.explain import explain, render
+
+        say("\n$ msads why " + example[0])
+        with warehouse.transaction(wh) as conn:
+            say(render(explain(conn, example[0])))
+    return agree
+
+
 def _report(wh: warehouse.Warehouse, emu: Emulator, t: dict) -> None:
     from include.msads_capi.explain import explain, render
 
@@ -441,6 +485,9 @@ def main() -> int:
         say("\n$ msads why " + events["refund-3b"])
         with warehouse.transaction(wh) as conn:
             say(render(explain(conn, events["refund-3b"])))
+        took = _airflow(af_env, "dags", "test", "msads_reconcile")
+        say(f"\nairflow dags test msads_reconcile: done in {took:.1f} s")
+        agree = _report_reconciled(wh, emu, env) and agree
         if not agree:
             raise SystemExit(1)
     finally:
