@@ -14,6 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from include.msads_capi.ledger import reference
+
 PROJECT = Path(__file__).resolve().parents[1]
 KINDS = ["uploaded", "no_identifier", "not_attributed", "account_inactive", "not_mapped",
          "capi_off", "goal_too_new", "goal_missing", "invalid_value", "outside_window",
@@ -153,7 +155,7 @@ def _ledger(url: str) -> tuple[dict, dict, dict]:
             reasons.setdefault((account, goal), {})[reason] = n
         clicks: dict = {}
         for account, goal, click in conn.execute(
-                "SELECT account_id, goal_id, sent_id FROM msads.results WHERE event_id LIKE "
+                "SELECT account_id, goal_id, sent_ref FROM msads.results WHERE event_id LIKE "
                 "'demo-%' AND status = 'uploaded' AND sent_click_id"):
             clicks.setdefault((account, goal), []).append(click)
     return numbers, reasons, clicks
@@ -180,7 +182,7 @@ def _assert_reconciled(out: str, home: Path) -> None:
                                            key=lambda r: (-r[1], r[0]))[:5]), key
         assert p["totals"] == (p["attributed"], p["accepted"] - p["attributed"]), key
     with sqlite3.connect(home / "emulator" / "demo.sqlite") as emulator:
-        issued = {c for (c,) in emulator.execute("SELECT click_id FROM clicks")}
+        issued = {reference(c) for (c,) in emulator.execute("SELECT click_id FROM clicks")}
     purchase = [key for key, p in printed.items() if p["name"] == "Offline purchase"]
     assert len(purchase) == 1, printed
     p = printed[purchase[0]]

@@ -25,6 +25,7 @@ The writes are bulk: COPY into a staging table, then one upsert or update.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -136,7 +137,7 @@ class Answered(NamedTuple):
     sent_click_id: bool
     sent_email: bool
     sent_phone: bool
-    sent_id: str | None  # how Microsoft's reports name it: the click id, else a hash
+    sent_ref: str | None  # finds it in Microsoft's per-record reports (reference())
 
 
 class OutboxRow(NamedTuple):
@@ -169,10 +170,9 @@ class OutboxRow(NamedTuple):
                 self.phone_sha256 is not None)
 
     @property
-    def sent_id(self) -> str | None:
-        """How Microsoft's per-record reports name the conversion: its click id, else the
-        first hash sent."""
-        return self.click_id or self.email_sha256 or self.phone_sha256
+    def sent_ref(self) -> str | None:
+        """The conversion's reference (:func:`reference`) from the id it is sent with."""
+        return reference(self.click_id or self.email_sha256 or self.phone_sha256)
 
 
 class Adjusting(NamedTuple):
@@ -258,6 +258,24 @@ def record_adjustments(conn: psycopg.Connection, stage: str,
     _allowed(stage, rows)
     update(conn, "msads.adjustment_results", AdjustmentDecided._fields, rows, ADJUSTMENT_KEY,
            touch_updated_at=True)
+    # a decided adjustment is not sent again: its hashes, like the outbox's, do not stay
+    done = [r for r in rows if r.status in ("uploaded", "rejected", "skipped", "failed")]
+    if done:
+        conn.execute("UPDATE msads.adjustment_results r SET email_sha256 = NULL, "
+                     "phone_sha256 = NULL FROM unnest(%s::text[], %s::bigint[], %s::bigint[]) "
+                     "AS k(i, a, g) WHERE r.adjustment_id = k.i AND r.account_id = k.a "
+                     "AND r.goal_id = k.g", ([r.adjustment_id for r in done],
+                                              [r.account_id for r in done],
+                                              [r.goal_id for r in done]))
+
+
+def reference(sent: str | None) -> str | None:
+    """A fingerprint of the id a conversion was sent with (its click id, else its email or phone
+    hash): how reconciliation finds it in Microsoft's per-record reports. The ledger keeps this,
+    never the hash itself, which stays only in what is sent to Microsoft."""
+    if not sent:
+        return None
+    return hashlib.sha256(f"msads-ref:{sent.strip().lower()}".encode()).hexdigest()[:24]
 
 
 def _allowed(stage: str, rows: Sequence[NamedTuple]) -> None:

@@ -13,8 +13,8 @@ may not match, the goal may be inactive. Microsoft's offline conversion reports 
   ``msads.goal_reports`` to check the per-record view against.
 
 Each uploaded conversion of the last ``days`` days is matched to its record by goal,
-conversion time (whole seconds) and the id it was sent with (``results.sent_id``: the click id,
-else a hash). Its ledger row gets ``ms_status``, ``ms_attributed``, ``ms_unattributed`` and
+conversion time (whole seconds) and the id it was sent with (its click id, else a hash;
+the ledger keeps only a fingerprint of it, ``results.sent_ref``). Its ledger row gets ``ms_status``, ``ms_attributed``, ``ms_unattributed`` and
 ``ms_reported_at``. Reports lag (:data:`rules.REPORT_LAG`): a conversion not in any report is
 "not reported yet" until the lag has passed, and only then ``NotReported``, which is worth a
 look. Nothing here changes what was sent, so running it again is always safe.
@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
 from include.msads_capi import rules
-from include.msads_capi.ledger import update
+from include.msads_capi.ledger import reference, update
 from include.msads_capi.sql import dicts
 from include.msads_capi.warehouse import Warehouse, transaction
 
@@ -85,7 +85,7 @@ def _keys(record: dict) -> list[tuple]:
     except ValueError:
         return []
     ids = (record.get(k) for k in ("MicrosoftClickId", "HashedEmailAddress", "HashedPhoneNumber"))
-    return [(goal, when, i.strip()) for i in ids if i and i.strip()]
+    return [(goal, when, reference(i)) for i in ids if i and i.strip()]
 
 
 def reconcile_account(warehouse: Warehouse, client: AdsClient, account: Account, now: datetime,
@@ -108,13 +108,13 @@ def reconcile_account(warehouse: Warehouse, client: AdsClient, account: Account,
             by_key.setdefault(key, record)
     with transaction(warehouse) as conn:
         uploaded = dicts(conn.execute(
-            "SELECT event_id, account_id, goal_id, conversion_time, sent_id, decided_at "
+            "SELECT event_id, account_id, goal_id, conversion_time, sent_ref, decided_at "
             "FROM msads.results WHERE account_id = %s AND status = 'uploaded' "
             "AND decided_at >= %s", (account.account_id, start)))
         rows = []
         filed = {d.day for d in upload_days if d.file_url}
         for r in uploaded:
-            record = by_key.get((r["goal_id"], _second(r["conversion_time"]), r["sent_id"]))
+            record = by_key.get((r["goal_id"], _second(r["conversion_time"]), r["sent_ref"]))
             rows.append(_view(r, record, now, summary, r["decided_at"].date() in filed))
         update(conn, "msads.results", Reconciled._fields, rows)
         conn.cursor().executemany(

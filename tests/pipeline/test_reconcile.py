@@ -88,7 +88,7 @@ def test_a_conversion_missing_from_its_days_file_after_the_lag_is_not_reported(s
     kept, lost = s.event("Purchase"), s.event("Purchase")
     s.run()
     with psycopg.connect(s.warehouse.url) as conn:  # as if Microsoft had lost this one
-        conn.execute("UPDATE msads.results SET sent_id = 'not-in-any-report' "
+        conn.execute("UPDATE msads.results SET sent_ref = 'not-in-any-report' "
                      "WHERE event_id = %s", (lost,))
     assert reconcile(s).waiting == 1  # within the lag: not an alarm yet
     s.emu.admin.advance(25 * HOUR)

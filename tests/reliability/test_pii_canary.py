@@ -66,9 +66,10 @@ def _log_files() -> list[str]:
 def test_no_raw_email_or_phone_leaves_the_events_table(run_dag, shop, caplog, capsys):  # noqa: F811
     s = shop
     canaries = _canaries(6)
+    sales = []
     for i, c in enumerate(canaries):
         click = {"msclkid": s.click()} if i % 2 else {"msclkid": None}
-        s.event(email=c["email"], phone=c["phone"], **click)
+        sales.append(s.event(email=c["email"], phone=c["phone"], **click))
     s.event("Lead", email=canaries[0]["email"], attributed_platform="google")  # not_attributed
     s.event(email=f"not-an-email-{uuid.uuid4().hex}", msclkid=None)  # no_identifier
     # a worker configured to log everything at DEBUG, the SDK's and urllib3's loggers included
@@ -78,6 +79,14 @@ def test_no_raw_email_or_phone_leaves_the_events_table(run_dag, shop, caplog, ca
         logging.getLogger(name).setLevel(logging.NOTSET)
     dag_run = run_dag("msads_upload_conversions")
     assert dag_run.state == "success", task_states(dag_run)
+    # refunds of the canaries' sales: their hashes are computed again and sent, and kept nowhere
+    with psycopg.connect(s.warehouse.url) as conn:
+        conn.execute("INSERT INTO conversion_adjustments (adjustment_id, event_id, "
+                     "adjustment_type, adjusted_at) SELECT 'refund-' || e, e, 'retract', "
+                     "%s FROM unnest(%s::text[]) AS e", (s.now(), sales))
+    dag_run = run_dag("msads_upload_conversions")
+    assert dag_run.state == "success", task_states(dag_run)
+    assert len(s.emu.admin.adjustments()) == 6
     out, err = capsys.readouterr()
 
     assert len(s.emu.admin.conversions()) == 6  # the canaries did reach Microsoft, hashed

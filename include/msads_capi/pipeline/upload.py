@@ -143,7 +143,7 @@ def _decided(row: OutboxRow, status: str, reason: str, detail: str | None = None
              decided_at: datetime | None = None) -> Answered:
     """The ledger update for one row."""
     return Answered(*row.key, status, reason, detail, *error, tracking, next_at, decided_at,
-                    *row.flags, row.sent_id)
+                    *row.flags, row.sent_ref)
 
 
 def _error_fields(exc: MicrosoftError) -> tuple[int | None, str | None, str]:

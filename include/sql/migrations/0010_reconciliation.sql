@@ -1,7 +1,7 @@
 -- Microsoft's own view of every upload (docs/pipeline.md, "Did Microsoft count it?"), written by
 -- the msads_reconcile DAG from the offline conversion reports. NULL until Microsoft reports it.
 ALTER TABLE msads.results
-    ADD COLUMN sent_id             text,        -- the click id sent, else the email or phone hash: how Microsoft's report names the conversion
+    ADD COLUMN sent_ref            text,        -- a fingerprint of the id sent (click id, else a hash): finds it in Microsoft's reports; the id itself is not kept
     ADD COLUMN ms_status           text,        -- the report's Status: Success, or why the record failed; 'NotReported' once the report lag has passed without it
     ADD COLUMN ms_attributed       boolean,     -- counted: matched to a Microsoft click
     ADD COLUMN ms_unattributed     text,        -- Microsoft's reason when not (OfflineConversionUnattributedReason)
