@@ -272,9 +272,10 @@ def _same(sent: dict, got: dict) -> bool:
     at = datetime.fromisoformat(got["adjustment_time"].replace("Z", "+00:00"))
     if abs((at - sent["adjusted_at"]).total_seconds()) >= 1:
         return False
-    return any(sent[mine] and sent[mine] == got[theirs] for mine, theirs in (
-        ("click_id", "click_id"), ("email_sha256", "hashed_email"),
-        ("phone_sha256", "hashed_phone")))
+    # the ledger keeps no hashes once an adjustment is decided: the original's time names it
+    original = datetime.fromisoformat(got["conversion_time"].replace("Z", "+00:00"))
+    return sent["conversion_time"] is not None and abs(
+        (original - sent["conversion_time"]).total_seconds()) < 1
 
 
 def _money(value: object, currency: object) -> str:
@@ -287,11 +288,11 @@ def _report_refunds(wh: warehouse.Warehouse, emu: Emulator, events: dict[str, st
     with warehouse.transaction(wh) as conn:
         rows = [dict(zip(("adjustment_id", "event_id", "adjustment_type", "goal_id", "status",
                           "reason", "detail", "adjusted_at", "adjusted_value", "currency_code",
-                          "click_id", "email_sha256", "phone_sha256", "written_value"), r,
+                          "conversion_time", "written_value"), r,
                          strict=True)) for r in conn.execute(
             "SELECT o.adjustment_id, o.event_id, o.adjustment_type, o.goal_id, o.status, "
-            "o.reason, o.detail, o.adjusted_at, o.adjusted_value, o.currency_code, r.click_id, "
-            "r.email_sha256, r.phone_sha256, a.adjusted_value FROM msads.adjustment_outcomes o "
+            "o.reason, o.detail, o.adjusted_at, o.adjusted_value, o.currency_code, "
+            "r.conversion_time, a.adjusted_value FROM msads.adjustment_outcomes o "
             "JOIN msads.adjustment_results r USING (adjustment_id, account_id, goal_id) "
             "JOIN conversion_adjustments a USING (adjustment_id) "
             "WHERE o.adjustment_id = ANY(%s) ORDER BY o.adjustment_id, o.account_id, o.goal_id",
