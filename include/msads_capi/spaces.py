@@ -42,6 +42,12 @@ class Account:
     status_reason: str | None
     goals_fetched_at: datetime | None
 
+    def task_entry(self) -> dict:
+        """The account as a mapped Airflow task gets it: id, connection and the label the UI
+        names the task by (id, name and Space)."""
+        label = f"{self.account_id} {self.name or ''} ({self.space_id})".replace("  ", " ")
+        return {"account_id": self.account_id, "conn_id": self.conn_id, "label": label}
+
 
 @dataclass(frozen=True)
 class Mapping:

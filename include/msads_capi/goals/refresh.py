@@ -27,9 +27,7 @@ def to_refresh(accounts: list[Account]) -> list[dict]:
     if skipped:
         log.warning("not refreshing account(s) %s: sign-in failed earlier; reconnect with "
                     "msads auth login, which makes them active again", skipped)
-    return [{"account_id": a.account_id, "conn_id": a.conn_id,
-             "label": f"{a.account_id} {a.name or ''} ({a.space_id})".replace("  ", " ")}
-            for a in accounts if a.status != "auth_failed"]
+    return [a.task_entry() for a in accounts if a.status != "auth_failed"]
 
 
 def summarize(results: list[dict]) -> dict:

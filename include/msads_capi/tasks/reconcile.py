@@ -22,9 +22,7 @@ def active_accounts() -> list[dict]:
         migrations.require_current(warehouse)
         with transaction(warehouse) as conn:
             accounts = cfg.list_accounts(conn)
-    return [{"account_id": a.account_id, "conn_id": a.conn_id,
-             "label": f"{a.account_id} {a.name or ''} ({a.space_id})".replace("  ", " ")}
-            for a in accounts if a.status == "active"]
+    return [a.task_entry() for a in accounts if a.status == "active"]
 
 
 def reconcile_one(account: dict) -> dict:
