@@ -18,6 +18,7 @@ from include.msads_emulator.campaign import (
 from include.msads_emulator.currencies import CONVERSION_GOAL_REVENUE_CURRENCIES
 from include.msads_emulator.errors import CODES
 from include.msads_emulator.oauth import OAuth
+from include.msads_emulator.offline import HEX64
 from include.msads_emulator.store import Store, StoreError
 from include.msads_emulator.timeutil import DAY, iso, parse_admin_time
 from include.msads_emulator.web import Request, Response, json_response
@@ -29,6 +30,20 @@ FAULT_SPEC = ("kind", "operation", "account_id", "body_contains", "count", "for_
               "after_calls", "http_status", "delay_seconds", "code", "error_code", "message",
               "as_fault")
 DEFAULT_SCOPE = "https://ads.microsoft.com/msads.manage offline_access openid profile"
+
+
+def _identity(body: Any) -> tuple[str | None, str | None]:
+    """A clicker's (hashed_email, hashed_phone): each SHA-256 as 64 hexadecimal digits, or
+    absent."""
+    if not isinstance(body, dict):
+        raise StoreError("an identity is an object with hashed_email and/or hashed_phone")
+    found = []
+    for key in ("hashed_email", "hashed_phone"):
+        value = body.get(key)
+        if value is not None and (not isinstance(value, str) or not HEX64.fullmatch(value)):
+            raise StoreError(f"{key} must be a SHA-256 as 64 hexadecimal digits")
+        found.append(value)
+    return found[0], found[1]
 
 
 def _int(value: Any, what: str) -> int:
@@ -344,12 +359,22 @@ class Admin:
         return [_times(g, "created_at") for g in self.store.query("SELECT * FROM goals")]
 
     def issue_clicks(self, req: Request) -> dict | list[dict]:
+        """One click (with ``click_id``, ``hashed_email``, ``hashed_phone`` optional), ``count``
+        anonymous clicks, or one click per entry of ``identities`` (each with
+        ``hashed_email`` and/or ``hashed_phone``)."""
         body = req.json()
         account_id = _int(body.get("account_id"), "account_id")
         when = parse_admin_time(body.get("click_time"), self.store.now())
-        count = body.get("count")
+        count, identities = body.get("count"), body.get("identities")
+        if identities is not None:
+            if not isinstance(identities, list) or count is not None:
+                raise StoreError("identities must be a list (and not given with count)")
+            with self.store.transaction():
+                return [self.store.issue_click(account_id, when, None, *_identity(i))
+                        for i in identities]
         if count is None:
-            return self.store.issue_click(account_id, when, body.get("click_id"))
+            return self.store.issue_click(account_id, when, body.get("click_id"),
+                                          *_identity(body))
         return [self.store.issue_click(account_id, when) for _ in range(_int(count, "count"))]
 
     # -- what arrived ---------------------------------------------------------------------------

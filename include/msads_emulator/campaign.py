@@ -290,11 +290,13 @@ def _apply(call: Call, operation: str, shape: rest.ItemShape, limit: int,
         raise errors.operation(5601)
     items = [shape.read(item, i) for i, item in enumerate(raw)]
     store = call.store
+    emails, phones = offline.hashes(items)
     ctx = offline.Context(
         account=call.account,
         goals={g["name"]: g for g in store.goals_for_account(call.account)},
         clicks=store.clicks(offline.click_ids(items)), now=call.now,
-        max_value=float(store.setting("max_conversion_value")))
+        max_value=float(store.setting("max_conversion_value")),
+        identified=store.clicks_by_hash(call.account["id"], emails, phones))
     batch: list[BatchError] = []
     accepted: list[dict] = []
     for index, item in enumerate(items):

@@ -166,15 +166,26 @@ class AdminClient:
         return self.call("GET", "goals")
 
     def issue_click(self, account_id: int, *, click_time: Any = None,
-                    click_id: str | None = None) -> str:
-        """A click id (MSCLKID) the emulator will recognise, clicked at ``click_time``."""
+                    click_id: str | None = None, hashed_email: str | None = None,
+                    hashed_phone: str | None = None) -> str:
+        """A click id (MSCLKID) the emulator will recognise, clicked at ``click_time``; the
+        clicker's hashed email and phone (SHA-256 hex of the normalised value, as the pipeline
+        sends them) let a conversion sent with only those hashes match it."""
         return self.call("POST", "clicks", {"account_id": account_id, "click_time": click_time,
-                                            "click_id": click_id})["click_id"]
+                                            "click_id": click_id, "hashed_email": hashed_email,
+                                            "hashed_phone": hashed_phone})["click_id"]
 
-    def issue_clicks(self, account_id: int, count: int, *, click_time: Any = None) -> list[str]:
-        rows = self.call("POST", "clicks", {"account_id": account_id, "count": count,
-                                            "click_time": click_time})
-        return [r["click_id"] for r in rows]
+    def issue_clicks(self, account_id: int, count: int | None = None, *,
+                     click_time: Any = None,
+                     identities: list[dict[str, str | None]] | None = None) -> list[str]:
+        """``count`` anonymous clicks, or one click per identity (a dict with
+        ``hashed_email`` and/or ``hashed_phone``)."""
+        body: dict[str, Any] = {"account_id": account_id, "click_time": click_time}
+        if identities is not None:
+            body["identities"] = identities
+        else:
+            body["count"] = count
+        return [r["click_id"] for r in self.call("POST", "clicks", body)]
 
     # -- what arrived ------------------------------------------------------------------------
 

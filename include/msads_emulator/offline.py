@@ -14,7 +14,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from include.msads_emulator.currencies import CONVERSION_GOAL_REVENUE_CURRENCIES
@@ -63,6 +63,8 @@ class Context:
     clicks: dict[str, dict]  # by click id as stored
     now: float
     max_value: float
+    # The account's clicks whose hashed email or phone one of the items without a click id has.
+    identified: list[dict] = field(default_factory=list)
 
     def click(self, click_id: str) -> dict | None:
         return self.clicks.get(click_id) or self.clicks.get(click_id.lower())
@@ -84,6 +86,21 @@ def click_ids(items: Iterable[Item]) -> set[str]:
         if click_id:
             found |= {click_id, click_id.lower()}
     return found
+
+
+def hashes(items: Iterable[Item]) -> tuple[set[str], set[str]]:
+    """The hashed emails and phones (lower case) of the items sent without a click id."""
+    emails: set[str] = set()
+    phones: set[str] = set()
+    for item in items:
+        if item is None or _blank(item.get("MicrosoftClickId")):
+            continue
+        email, phone = _blank(item.get("HashedEmailAddress")), _blank(item.get("HashedPhoneNumber"))
+        if email:
+            emails.add(email.lower())
+        if phone:
+            phones.add(phone.lower())
+    return emails, phones
 
 
 def _blank(value: str | None) -> str | None:
@@ -191,6 +208,27 @@ def _external_reason(item: Mapping[str, str | None], goal: dict) -> tuple[str | 
     return None, credit
 
 
+def _identity_reason(head: _Head, ctx: Context) -> str | None:
+    """A conversion with hashed identifiers only: None (it counts) when one of its hashes is
+    the identity of a click issued for this account, at or before the conversion and within
+    the goal's window from it (as for a click id); OUTSIDE_WINDOW when such clicks are all
+    too early; else NO_MATCHING_CLICK (a click after the conversion does not match)."""
+    email = head.email.lower() if head.email else None
+    phone = head.phone.lower() if head.phone else None
+    window = head.goal["window_minutes"] * 60.0
+    reason = NO_MATCHING_CLICK
+    for click in ctx.identified:
+        same = (email is not None and click["hashed_email"] == email) or \
+            (phone is not None and click["hashed_phone"] == phone)
+        if not same or click["account_id"] != ctx.account["id"] \
+                or click["click_time"] > head.time:
+            continue
+        if head.time - click["click_time"] <= window:
+            return None
+        reason = OUTSIDE_WINDOW
+    return reason
+
+
 # Microsoft's per-item rules in the order the first one wins (docs/emulator.md).
 def check_conversion(item: Item, ctx: Context) -> int | dict:  # noqa: C901
     """One OfflineConversion: a BatchError code, or the accepted conversion as a dict whose
@@ -228,6 +266,8 @@ def check_conversion(item: Item, ctx: Context) -> int | dict:  # noqa: C901
             reason = ACCOUNT_MISMATCH
         elif head.time - click["click_time"] > goal["window_minutes"] * 60.0:
             reason = OUTSIDE_WINDOW
+    else:
+        reason = _identity_reason(head, ctx)
     return {
         "account_id": ctx.account["id"], "customer_id": ctx.account["customer_id"],
         "goal_id": goal["id"], "count_type": goal["count_type"], "conversion_name": head.name,

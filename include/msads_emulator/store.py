@@ -107,7 +107,9 @@ ADDED_COLUMNS = (("conversions", "identity", "TEXT"),
                  ("faults", "skip", "INTEGER NOT NULL DEFAULT 0"),
                  ("faults", "as_fault", "INTEGER NOT NULL DEFAULT 0"),
                  ("adjustments", "duplicate_of", "INTEGER"),
-                 ("adjustments", "not_applied_reason", "TEXT"))
+                 ("adjustments", "not_applied_reason", "TEXT"),
+                 ("clicks", "hashed_email", "TEXT"),
+                 ("clicks", "hashed_phone", "TEXT"))
 # What an added column holds for rows stored before it: an adjustment without an original
 # was never applied (offline.ORIGINAL_NOT_FOUND); the others were.
 BACKFILLS = {("adjustments", "not_applied_reason"):
@@ -116,6 +118,8 @@ BACKFILLS = {("adjustments", "not_applied_reason"):
 INDEXES = """
 CREATE INDEX IF NOT EXISTS conversions_identity ON conversions (goal_id, identity);
 CREATE INDEX IF NOT EXISTS adjustments_original ON adjustments (original_id);
+CREATE INDEX IF NOT EXISTS clicks_email ON clicks (account_id, hashed_email);
+CREATE INDEX IF NOT EXISTS clicks_phone ON clicks (account_id, hashed_phone);
 """
 
 # Where generated ids start: numbers the size of Microsoft's, and easy to tell apart.
@@ -520,14 +524,34 @@ class Store:
         return bool(self.one("SELECT 1 FROM goals WHERE customer_id = ? AND name = ?",
                              (customer_id, name)))
 
-    def issue_click(self, account_id: int, click_time: float,
-                    click_id: str | None = None) -> dict:
+    def issue_click(self, account_id: int, click_time: float, click_id: str | None = None,
+                    hashed_email: str | None = None, hashed_phone: str | None = None) -> dict:
+        """A click the emulator will recognise; the hashes (stored in lower case) say who
+        clicked, for conversions sent without a click id."""
         if not self.account(account_id):
             raise StoreError(f"account {account_id} does not exist", 404)
         click_id = click_id or uuid.uuid4().hex
-        self.execute("INSERT OR REPLACE INTO clicks VALUES (?, ?, ?)",
-                     (click_id, account_id, click_time))
-        return {"click_id": click_id, "account_id": account_id, "click_time": iso(click_time)}
+        email = hashed_email.lower() if hashed_email else None
+        phone = hashed_phone.lower() if hashed_phone else None
+        self.execute("INSERT OR REPLACE INTO clicks (click_id, account_id, click_time, "
+                     "hashed_email, hashed_phone) VALUES (?, ?, ?, ?, ?)",
+                     (click_id, account_id, click_time, email, phone))
+        return {"click_id": click_id, "account_id": account_id, "click_time": iso(click_time),
+                "hashed_email": email, "hashed_phone": phone}
+
+    def clicks_by_hash(self, account_id: int, emails: Iterable[str],
+                       phones: Iterable[str]) -> list[dict]:
+        """The account's clicks whose hashed email or phone is one of these (lower case)."""
+        found: dict[str, dict] = {}
+        for column, hashes in (("hashed_email", emails), ("hashed_phone", phones)):
+            wanted = sorted({h for h in hashes if h})
+            for i in range(0, len(wanted), 500):
+                chunk = wanted[i:i + 500]
+                for row in self.query(f"SELECT * FROM clicks WHERE account_id = ? AND {column} "
+                                      f"IN ({', '.join('?' * len(chunk))})",
+                                      [account_id, *chunk]):
+                    found[row["click_id"]] = row
+        return list(found.values())
 
     def clicks(self, click_ids: Iterable[str]) -> dict[str, dict]:
         ids = sorted({c for c in click_ids if c})

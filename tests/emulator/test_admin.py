@@ -45,6 +45,24 @@ def test_clock_moves_and_resets(emu, tenant):
     assert emu.admin.clock()["offset_seconds"] == 0 and emu.admin.goals() == []
 
 
+def test_a_click_can_carry_its_clickers_hashed_identity(emu, tenant):
+    admin = emu.admin
+    email = "B4C9A289323B21A01C3E940F150EB9B8C542587F1ABFD8F0E1CC1FFC5E475514"
+    issued = admin.call("POST", "clicks", {"account_id": tenant.account_id,
+                                           "hashed_email": email})
+    assert (issued["hashed_email"], issued["hashed_phone"]) == (email.lower(), None)
+    assert len(admin.issue_clicks(tenant.account_id, identities=[
+        {"hashed_email": email}, {"hashed_phone": email.lower()}])) == 2
+    with pytest.raises(AdminError, match="hashed_phone must be a SHA-256"):
+        admin.issue_click(tenant.account_id, hashed_phone="+14255550100")
+    with pytest.raises(AdminError, match="hashed_email must be a SHA-256"):
+        admin.issue_clicks(tenant.account_id, identities=[{"hashed_email": email},
+                                                          {"hashed_email": "x"}])
+    with pytest.raises(AdminError, match="identities must be a list"):
+        admin.call("POST", "clicks", {"account_id": tenant.account_id, "count": 2,
+                                      "identities": []})
+
+
 def test_admin_errors_say_what_to_fix(emu, tenant):
     admin = emu.admin
     with pytest.raises(AdminError, match="does not exist"):

@@ -192,6 +192,7 @@ def test_identifiers_that_are_not_sha256_hex_are_accepted_and_not_counted(emu, c
 
 def test_upper_case_hex_hashes_are_accepted_and_counted(emu, cm, tenant):
     phone = hashlib.sha256(b"+14255550100").hexdigest().upper()
+    emu.admin.issue_click(tenant.account_id, click_time={"ago": 7200}, hashed_email=SHA)
     result = upload(cm, [conversion(tenant, ago(emu, hours=1), HashedEmailAddress=SHA.upper(),
                                     HashedPhoneNumber=phone)])
     assert batch_errors(result) == []
@@ -200,6 +201,8 @@ def test_upper_case_hex_hashes_are_accepted_and_counted(emu, cm, tenant):
 
 def test_hashed_identifiers_replace_the_click_id_on_an_enhanced_goal(emu, cm, tenant):
     phone = hashlib.sha256(b"+14255550100").hexdigest()
+    emu.admin.issue_click(tenant.account_id, click_time={"ago": 7200}, hashed_email=SHA,
+                          hashed_phone=phone)
     result = upload(cm, [conversion(tenant, ago(emu, hours=1), HashedEmailAddress=SHA,
                                     HashedPhoneNumber=phone)])
     assert batch_errors(result) == []
@@ -218,6 +221,35 @@ def test_hashed_identifiers_alone_count_only_on_an_enhanced_conversions_goal(emu
                        HashedEmailAddress=SHA, MicrosoftClickId=click)]
     assert batch_errors(upload(cm, rows)) == []
     assert outcome(emu) == [(False, "NotEligibleForEnhancedConversions"), (True, None)]
+
+
+def test_hashed_identifiers_count_only_when_they_are_a_clickers_within_the_window(
+        emu, cm, tenant):
+    """Without a click id, a conversion counts when one of its hashes is the identity of a
+    click issued for this account, before the conversion and within the goal's window."""
+    admin = emu.admin
+    admin.create_goal("Week goal", account_id=tenant.account_id, window_minutes=7 * 1440,
+                      created_at={"ago": 30 * 86400})
+    phone, stranger, late, early, foreign = (
+        hashlib.sha256(f"{n}@example.com".encode()).hexdigest()
+        for n in ("phone", "stranger", "late", "early", "foreign"))
+    other = admin.create_account(tenant.customer_id, "Other")
+    admin.issue_click(tenant.account_id, click_time={"ago": 2 * 86400}, hashed_phone=phone)
+    admin.issue_click(tenant.account_id, click_time={"ago": 3600}, hashed_email=late)
+    admin.issue_click(tenant.account_id, click_time={"ago": 20 * 86400}, hashed_email=early)
+    admin.issue_click(other["id"], click_time={"ago": 2 * 86400}, hashed_email=foreign)
+    when = ago(emu, days=1)
+    rows = [conversion(tenant, when, ConversionName="Week goal", HashedEmailAddress=stranger,
+                       HashedPhoneNumber=phone),  # one hash is enough
+            conversion(tenant, when, ConversionName="Week goal", HashedEmailAddress=stranger),
+            conversion(tenant, when, ConversionName="Week goal", HashedEmailAddress=late),
+            conversion(tenant, when, ConversionName="Week goal", HashedEmailAddress=early),
+            conversion(tenant, when, ConversionName="Week goal", HashedEmailAddress=foreign)]
+    assert batch_errors(upload(cm, rows)) == []
+    assert outcome(emu) == [(True, None), (False, "NoMatchingClickFound"),
+                            (False, "NoMatchingClickFound"),
+                            (False, "OutsideGoalLookbackWindow"),
+                            (False, "NoMatchingClickFound")]
 
 
 def test_a_missing_conversion_time_is_refused(emu, cm, tenant, click):
@@ -406,6 +438,8 @@ def test_a_unique_goal_without_a_click_goes_by_the_hashed_identity(emu, cm, tena
     emu.admin.create_goal("Signup", account_id=tenant.account_id, count_type="Unique",
                           category="Signup")
     other = hashlib.sha256(b"other@example.com").hexdigest()
+    emu.admin.issue_clicks(tenant.account_id, click_time={"ago": 3600},
+                           identities=[{"hashed_email": SHA}, {"hashed_email": other}])
     rows = [conversion(tenant, ago(emu, minutes=10), ConversionName="Signup",
                        HashedEmailAddress=SHA),
             conversion(tenant, ago(emu, minutes=20), ConversionName="Signup",

@@ -62,10 +62,11 @@ def iso_z(when) -> str:
 
 def test_a_daily_summary_links_a_csv_of_each_record_uploaded_that_day(emu, cm, tenant, click):
     when, later = ago(emu, hours=1), ago(emu, hours=-1)
+    emu.admin.issue_click(tenant.account_id, click_time={"ago": 2 * HOUR}, hashed_email=SHA)
     sent = [conversion(tenant, when, MicrosoftClickId=click),        # counted
             conversion(tenant, when, MicrosoftClickId=NEVER_ISSUED),  # accepted, not counted
             conversion(tenant, when, ConversionName="No such goal", MicrosoftClickId=click),
-            conversion(tenant, when, HashedEmailAddress=SHA),         # enhanced goal: counted
+            conversion(tenant, when, HashedEmailAddress=SHA),         # a clicker's: counted
             conversion(tenant, later, MicrosoftClickId=click)]        # in the future
     answer = upload(cm, sent)
     assert batch_errors(answer) == [(2, 5606, "OfflineConversionNameInvalid"),

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from include.msads_capi.goals.refresh import refresh_account
+from include.msads_capi.identity import normalize_email
 from include.msads_capi.microsoft.client import AdsClient
 from include.msads_capi.pipeline import upload
 from include.msads_capi.pipeline.run import run_once
@@ -58,7 +59,10 @@ def test_the_goal_window_counts_from_the_click_and_only_90_days_are_checked(shop
     goal = _goal(s, msads, "Renewal", "Renewal", window_minutes=30 * 1440)
     # 45 days old, 5 days after its click: inside the 30-day window that starts at the click
     late = s.event("Renewal", event_time=s.now() - 45 * DAY, msclkid=s.click(hours_ago=50 * 24))
-    # no click known: only the 90 days apply
+    # no click id: only the 90 days apply (Microsoft matches the hash to ana's click, which
+    # the emulator issued with her identity, 2 days before)
+    s.emu.admin.issue_click(s.tenant.account_id, click_time=(s.now() - 62 * DAY).isoformat(),
+                            hashed_email=normalize_email("ana@example.com").sha256)
     hashed = s.event("Renewal", event_time=s.now() - 60 * DAY, email="ana@example.com")
     too_old = s.event("Renewal", event_time=s.now() - 91 * DAY,
                       msclkid=s.click(hours_ago=92 * 24))

@@ -8,6 +8,8 @@ from datetime import timedelta
 
 import psycopg
 
+from include.msads_capi.goals.refresh import refresh_account
+from include.msads_capi.identity import normalize_email
 from include.msads_capi.reconcile import reconcile_account
 
 HOUR = 3600
@@ -29,29 +31,44 @@ def unknown_click() -> str:
     return "0123456789abcdef0123456789abcdef"  # well formed, never issued by Microsoft
 
 
+def enhanced(s) -> None:
+    """The shop's purchase goal with enhanced conversions on, as the product knows it."""
+    s.emu.admin.update_goal(s.purchase_goal, enhanced_conversions=True)
+    refresh_account(s.warehouse, s.client, s.account, now=s.now())
+
+
+def clicked_by(s, email: str, hours_ago: float = 3) -> None:
+    """A click the emulator issued to the person with this email (their hash, as sent)."""
+    s.emu.admin.issue_click(s.tenant.account_id,
+                            click_time=(s.now() - timedelta(hours=hours_ago)).isoformat(),
+                            hashed_email=normalize_email(email).sha256)
+
+
 def test_each_upload_gets_microsofts_view_counted_or_why_not(shop):
     s = shop
+    enhanced(s)
     matched = s.event("Purchase")
     unmatched = s.event("Purchase", msclkid=unknown_click())
+    # a hashed email that is no clicker's: accepted, not attributed
+    stranger = s.event("Purchase", msclkid=None, email="nobody@example.com")
     s.run()
-    assert s.reason(matched) == s.reason(unmatched) == ["uploaded"]
+    assert s.reason(matched) == s.reason(unmatched) == s.reason(stranger) == ["uploaded"]
     summary = reconcile(s)
     assert view(s, matched) == ("Success", True, None, True)
     assert view(s, unmatched) == ("Success", False, "NoMatchingClickFound", True)
-    assert (summary.uploaded, summary.reported, summary.attributed) == (2, 2, 1)
-    assert summary.unattributed == {"NoMatchingClickFound": 1}
+    assert view(s, stranger) == ("Success", False, "NoMatchingClickFound", True)
+    assert (summary.uploaded, summary.reported, summary.attributed) == (3, 3, 1)
+    assert summary.unattributed == {"NoMatchingClickFound": 2}
 
 
 def test_the_report_gives_match_rates_by_identifier_and_the_top_reasons(shop, msads):
     s = shop
-    s.emu.admin.update_goal(s.purchase_goal, enhanced_conversions=True)
-    from include.msads_capi.goals.refresh import refresh_account
-
-    refresh_account(s.warehouse, s.client, s.account, now=s.now())
+    enhanced(s)
     for _ in range(3):
         s.event("Purchase")
     s.event("Purchase", msclkid=unknown_click())
-    s.event("Purchase", msclkid=None, email="ana@example.com")
+    clicked_by(s, "ana@example.com")
+    s.event("Purchase", msclkid=None, email=" Ana@Example.com ")
     s.run()
     reconcile(s)
     code, out, _ = msads("report", "--since", "90d", "--json")
