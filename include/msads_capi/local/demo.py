@@ -3,7 +3,8 @@
 1. the embedded PostgreSQL warehouse (migrated) and the Microsoft Advertising emulator;
 2. a demo customer with two ad accounts and offline goals in the emulator, a Microsoft profile
    connection (``msads_demo``), Spaces, linked accounts and goal mappings in the warehouse;
-3. a few thousand realistic events, with every problem of the troubleshooting list among them;
+3. a few thousand realistic events, with every problem of the troubleshooting list among them,
+   and clicks in Microsoft by most of the people of those sent with only an email or phone;
 4. ``airflow dags test msads_refresh_goals`` and ``airflow dags test msads_upload_conversions``;
 5. the outcome table beside what the emulator received, then ``msads why`` for one event of
    each kind;
@@ -195,6 +196,31 @@ def _events(t: dict) -> list[tuple]:  # noqa: C901
         rows.append((f"demo-{i:05d}", space, name, when, value, None, click, email, phone,
                      platform))
     return rows
+
+
+# The share of the events sent with only an email or phone whose person clicked an ad of the
+# demo's account: Microsoft attributes those, and not the others.
+CLICKERS = 0.8
+
+
+def _clickers(emu: Emulator, t: dict, rows: list[tuple]) -> int:
+    """Clicks of the demo-us account, four days ago, by most of the people of the events that
+    have no click id: each carries the person's hashed email or phone, hashed by the product's
+    own identity code as the pipeline will send it. Returns how many were issued."""
+    from include.msads_capi.identity import normalize_email, normalize_phone
+
+    rnd = random.Random(SEED + 1)  # apart from the events' own draws
+    identities = []
+    for _, space, _, _, _, _, click, email, phone, _ in rows:
+        if space != "demo-us" or click is not None or rnd.random() >= CLICKERS:
+            continue
+        identity = {"hashed_email": normalize_email(email).sha256 if email else None,
+                    "hashed_phone": normalize_phone(phone, "US").sha256 if phone else None}
+        if identity["hashed_email"] or identity["hashed_phone"]:
+            identities.append(identity)
+    emu.admin.issue_clicks(t["account_id"], identities=identities,
+                           click_time=(t["now"] - timedelta(days=4)).isoformat())
+    return len(identities)
 
 
 def _insert(wh: warehouse.Warehouse, rows: list[tuple]) -> None:
@@ -456,6 +482,9 @@ def main() -> int:
         rows = _events(t)
         _insert(wh, rows)
         say(f"Wrote {len(rows)} events to conversion_events")
+        clickers = _clickers(emu, t, rows)
+        say(f"Issued {clickers} clicks in Microsoft with the clicker's hashed email or phone, "
+            f"for about {CLICKERS:.0%} of the events sent with only those")
         # On Microsoft's side a goal is deleted after it was mapped (the refresh will notice).
         emu.store.execute("DELETE FROM goals WHERE id = ?", (t["doomed_goal"],))
 
