@@ -161,3 +161,15 @@ def test_a_day_without_a_per_record_file_is_never_called_not_reported():
     assert _view(row, None, now, summary, filed=False).ms_status is None
     assert _view(row, None, now, summary, filed=True).ms_status == "NotReported"
     assert (summary.waiting, summary.not_reported) == (1, 1)
+
+
+def test_a_goal_paused_in_microsoft_after_the_last_refresh_counts_nothing(shop, msads):
+    s = shop
+    s.emu.admin.update_goal(s.purchase_goal, status="Paused")  # the ledger still thinks Active
+    event_id = s.event("Purchase")
+    s.run()
+    assert s.reason(event_id) == ["uploaded"]
+    reconcile(s)
+    assert view(s, event_id) == ("Success", False, "GoalNotFoundOrInactive", True)
+    code, out, _ = msads("why", event_id)
+    assert "no: Microsoft reports GoalNotFoundOrInactive" in out and "enable it" in out
