@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 
@@ -74,6 +74,14 @@ class PipelineConfig:
     max_value: float = field(default_factory=lambda: _rules().MAX_VALUE)
     attributed_platforms: frozenset[str] = field(
         default_factory=lambda: _rules().MICROSOFT_PLATFORMS)
+
+    def next_attempt(self, attempts: int, first_seen: datetime,
+                     now: datetime) -> datetime | None:
+        """When to try the ``attempts``-th time (backoff), or None: tried long enough
+        (``give_up_after`` since first seen), so the row ends ``failed``."""
+        if first_seen + self.give_up_after <= now:
+            return None
+        return now + self.retry_delay(attempts)
 
     def retry_delay(self, attempts: int) -> timedelta:
         """Exponential backoff for the n-th failed attempt (1-based)."""

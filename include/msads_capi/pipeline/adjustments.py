@@ -298,9 +298,9 @@ def hash_adjustments(warehouse: Warehouse, run_id: str, now: datetime) -> Counte
         hashed = hash_identities(frame[["email", "phone", "phone_region"]].reset_index(
             drop=True), email="email", phone="phone", region="phone_region").frame
         done, decided = [], []
-        for i, r in enumerate(rows):
-            email = _text(hashed["email_sha256"].iloc[i]) if wants.iloc[i] else None
-            phone = _text(hashed["phone_sha256"].iloc[i]) if wants.iloc[i] else None
+        for r, want, email, phone in zip(rows, wants.tolist(), hashed["email_sha256"].tolist(),
+                                         hashed["phone_sha256"].tolist(), strict=True):
+            email, phone = (_text(email), _text(phone)) if want else (None, None)
             if not (r["click_id"] or email or phone):
                 decided.append(AdjustmentDecided(
                     r["adjustment_id"], r["account_id"], r["goal_id"], "skipped",
@@ -451,10 +451,10 @@ def _retry(row: dict, now: datetime, config: PipelineConfig, message: str | None
            tracking: str | None, *, error: tuple[int | None, str | None] = (None, None),
            ) -> AdjustmentDecided:
     attempts = row["attempts"] + 1
-    if row["first_seen_at"] + config.give_up_after <= now:
+    next_at = config.next_attempt(attempts, row["first_seen_at"], now)
+    if next_at is None:
         return _decided(row, "failed", FAILED, f"gave up after {attempts} attempt(s): {message}",
                         error=error, tracking=tracking, decided_at=now)
-    next_at = now + config.retry_delay(attempts)
     return _decided(row, "pending", RETRY, f"attempt {attempts} failed ({message}); next at "
                     f"{next_at:%H:%M:%S} UTC", error=error, tracking=tracking, next_at=next_at)
 

@@ -469,11 +469,11 @@ class Uploader:
                    not_before: datetime | None = None) -> Answered:
         """Try again later with backoff; after 24 hours of trying, ``failed``."""
         attempts = row.attempts + 1
-        if row.first_seen_at + self.config.give_up_after <= now:
+        next_at = self.config.next_attempt(attempts, row.first_seen_at, now)
+        if next_at is None:
             return _decided(row, "failed", FAILED, f"gave up after {attempts} attempt(s)"
                             + (f"; {detail}" if detail else ""), error=error, tracking=tracking,
                             decided_at=now)
-        next_at = now + self.config.retry_delay(attempts)
         if not_before is not None:
             next_at = max(next_at, not_before + self.config.retry_base)
         return _decided(row, status, reason, detail or f"attempt {attempts} failed; next at "
