@@ -202,6 +202,18 @@ def rejected(error_code: str | int | None) -> str:
     return f"{REJECTED_PREFIX}{error_code}"
 
 
+def words(reason: str) -> tuple[str, str | None]:
+    """The sentence and the fix a person reads for a reason code, ``rejected:<ErrorCode>`` too
+    (its own message is per conversion: ``msads why`` shows it)."""
+    if reason.startswith(REJECTED_PREFIX):
+        code = reason[len(REJECTED_PREFIX):]
+        return (f"Microsoft Advertising refused these conversions ({code}).",
+                "Look at one with msads why EVENT_ID for Microsoft's message; fix the events, "
+                "then send them again with the msads_replay DAG (outcomes: rejected).")
+    known = REASONS.get(reason)
+    return (known.sentence, known.fix) if known else (reason, None)
+
+
 def status_of(reason: str) -> str:
     return "rejected" if reason.startswith(REJECTED_PREFIX) else REASONS[reason].status
 

@@ -135,13 +135,18 @@ class TokenStore:
 
     def status(self, conn_id: str) -> TokenStatus:
         with transaction(self.warehouse) as conn:
-            row = conn.execute(
-                "SELECT refresh_token_enc IS NOT NULL, profile, refreshed_at, "
-                "refresh_token_issued_at, last_error FROM msads.oauth_tokens WHERE conn_id = %s",
-                (conn_id,)).fetchone()
-        if row is None:
-            return TokenStatus(conn_id, False, None, None, None, None)
-        return TokenStatus(conn_id, *row)
+            return token_status(conn, conn_id)
+
+
+def token_status(conn: psycopg.Connection, conn_id: str) -> TokenStatus:
+    """What the warehouse knows of a connection's tokens (never the tokens themselves)."""
+    row = conn.execute(
+        "SELECT refresh_token_enc IS NOT NULL, profile, refreshed_at, "
+        "refresh_token_issued_at, last_error FROM msads.oauth_tokens WHERE conn_id = %s",
+        (conn_id,)).fetchone()
+    if row is None:
+        return TokenStatus(conn_id, False, None, None, None, None)
+    return TokenStatus(conn_id, *row)
 
 
 class TokenProvider:
