@@ -325,3 +325,18 @@ def set_mapping_enabled(conn: psycopg.Connection, mapping_id: int | str, enabled
     conn.execute("UPDATE msads.mappings SET enabled = %s, updated_at = now() "
                  "WHERE mapping_id = %s", (enabled, mapping.mapping_id))
     return get_mapping(conn, mapping.mapping_id)
+
+
+def confirm_mapping(conn: psycopg.Connection, mapping_id: int | str) -> Mapping:
+    """Keep sending to a goal renamed in Microsoft Advertising: record its current name and
+    clear the hold. A goal that no longer exists cannot be confirmed."""
+    mapping = get_mapping(conn, mapping_id)
+    row = conn.execute(
+        "UPDATE msads.mappings m SET goal_name = g.name, broken_reason = NULL, updated_at = now() "
+        "FROM msads.goals g WHERE m.mapping_id = %s AND g.account_id = m.account_id "
+        "AND g.goal_id = m.goal_id AND g.missing_since IS NULL RETURNING g.name",
+        (mapping.mapping_id,)).fetchone()
+    if row is None:
+        raise MsadsError(f"goal {mapping.goal_id} of mapping {mapping.mapping_id} no longer exists "
+                         "in Microsoft Advertising; map the event to another goal")
+    return get_mapping(conn, mapping.mapping_id)

@@ -261,17 +261,9 @@ def _map_change(args: argparse.Namespace, ctx: Context) -> int:
             print(f"removed mapping {m.mapping_id} ({m.event_name} -> goal {m.goal_id})")
             return 0
         if args.map_action == "confirm":
-            from include.msads_capi.goals.records import confirm_mapping
-
-            m = cfg.get_mapping(conn, args.mapping_id)
-            name = confirm_mapping(conn, m.mapping_id)
-            if not name:
-                from include.msads_capi.errors import MsadsError
-
-                raise MsadsError(f"goal {m.goal_id} of mapping {m.mapping_id} no longer exists in "
-                                 "Microsoft Advertising; map the event to another goal")
+            m = cfg.confirm_mapping(conn, args.mapping_id)
             print(f"mapping {m.mapping_id} ({m.event_name}) sends to goal {m.goal_id} "
-                  f"({name}) again")
+                  f"({m.goal_name}) again")
             return 0
         m = cfg.set_mapping_enabled(conn, args.mapping_id, args.map_action == "enable")
     print(f"mapping {m.mapping_id} ({m.event_name} -> goal {m.goal_id}) is "

@@ -142,13 +142,3 @@ def list_goals(conn: psycopg.Connection, account_id: int) -> list[dict]:
         "created_at, first_seen_at, last_seen_at, missing_since "
         "FROM msads.goals WHERE account_id = %s ORDER BY name, goal_id", (account_id,))
     return dicts(rows)
-
-
-def confirm_mapping(conn: psycopg.Connection, mapping_id: int) -> str:
-    """Accept a renamed goal for a mapping: record the goal's current name, clear the hold."""
-    row = conn.execute(
-        "UPDATE msads.mappings m SET goal_name = g.name, broken_reason = NULL, updated_at = now() "
-        "FROM msads.goals g WHERE m.mapping_id = %s AND g.account_id = m.account_id "
-        "AND g.goal_id = m.goal_id AND g.missing_since IS NULL RETURNING g.name",
-        (mapping_id,)).fetchone()
-    return row[0] if row else ""
