@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -39,6 +39,13 @@ VARIABLES: dict[str, str] = {
     "MSADS_RECONCILE_DAYS": "how many days of uploads msads_reconcile asks Microsoft about",
     "MSADS_AIRFLOW_HOME": "make run's Airflow home (default .airflow in the project)",
     "MSADS_AIRFLOW_PASSWORD": "make run's admin password (default admin)",
+    "MSADS_ALERT_REJECTION_RATE": "alert when Microsoft rejects more than this share of an "
+                                  "account's conversions in an hour (default 0.05)",
+    "MSADS_ALERT_MIN_CONVERSIONS": "judge the rejection rate only from this many conversions "
+                                   "an hour (default 50)",
+    "MSADS_ALERT_CONNECTIONS": "the Airflow connections alerts go through, comma-separated "
+                               "(default msads_alerts_email,msads_alerts_slack)",
+    "MSADS_ALERT_EMAIL_TO": "who alert emails go to when the SMTP connection's extra has no to",
 }
 
 
@@ -97,6 +104,16 @@ _PIPELINE_VARIABLES = {"MSADS_CHUNK_SIZE": ("chunk_size", int),
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    """When an alert fires and where it goes (docs/alerts.md)."""
+
+    rejection_rate: float = 0.05       # share of an account's answered conversions in an hour
+    min_conversions: int = 50          # fewer answered in the hour: the rate is not judged
+    connections: tuple[str, ...] = ("msads_alerts_email", "msads_alerts_slack")
+    email_to: tuple[str, ...] = ()     # when the SMTP connection's extra names nobody
+
+
+@dataclass(frozen=True)
 class Settings:
     """The product's settings, as :func:`load` read them."""
 
@@ -109,6 +126,7 @@ class Settings:
     airflow_password: str = "admin"
     reconcile_days: int = 7
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
 
 def load(environ: Mapping[str, str] | None = None) -> Settings:
@@ -135,6 +153,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         airflow_password=get("MSADS_AIRFLOW_PASSWORD") or "admin",
         reconcile_days=_reconcile_days(get("MSADS_RECONCILE_DAYS")),
         pipeline=_pipeline(get),
+        alerts=_alerts(get),
     )
 
 
@@ -145,6 +164,31 @@ def _reconcile_days(raw: str) -> int:
         raise MsadsError(f"MSADS_RECONCILE_DAYS={raw!r} is not a number of days from 1 to 90 "
                          "(Microsoft keeps 90 days of offline conversions); unset it for 7")
     return int(raw)
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    return tuple(n for n in (part.strip() for part in raw.split(",")) if n)
+
+
+def _alerts(get: Callable[[str], str]) -> AlertSettings:
+    default = AlertSettings()
+    rate_raw, least_raw = get("MSADS_ALERT_REJECTION_RATE"), get("MSADS_ALERT_MIN_CONVERSIONS")
+    try:
+        rate = float(rate_raw) if rate_raw else default.rejection_rate
+    except ValueError:
+        rate = -1.0
+    if not 0 <= rate < 1:
+        raise MsadsError(f"MSADS_ALERT_REJECTION_RATE={rate_raw!r} is not a share between 0 and "
+                         "1; write 0.05 for 5%, or unset it for the default")
+    if least_raw and not (least_raw.isdigit() and int(least_raw) >= 1):
+        raise MsadsError(f"MSADS_ALERT_MIN_CONVERSIONS={least_raw!r} is not a whole number of "
+                         "conversions of at least 1; unset it for 50")
+    return AlertSettings(
+        rejection_rate=rate,
+        min_conversions=int(least_raw) if least_raw else default.min_conversions,
+        connections=_names(get("MSADS_ALERT_CONNECTIONS")) or default.connections,
+        email_to=_names(get("MSADS_ALERT_EMAIL_TO")),
+    )
 
 
 def _pipeline(get: object) -> PipelineConfig:
