@@ -74,6 +74,13 @@ def test_make_run_serves_the_ui_runs_a_dag_and_stops_cleanly_on_ctrl_c(tmp_path,
                 "Content-Type": "application/json"}
         pools = _get(f"{base}/api/v2/pools", headers=auth)
         assert "msads_api" in {p["name"] for p in pools["pools"]}
+        # The Microsoft CAPI page is in the menu and serves, on the warehouse make run migrated.
+        plugins = _get(f"{base}/api/v2/plugins", headers=auth)["plugins"]
+        views = [v for p in plugins for v in p["external_views"]]
+        assert [(v["name"], v["href"]) for v in views] == [("Microsoft CAPI", "/msads-capi/")]
+        with urllib.request.urlopen(urllib.request.Request(
+                f"{base}/msads-capi/", headers=auth), timeout=60) as resp:
+            assert resp.status == 200 and "<h2 id=\"spaces\">Spaces</h2>" in resp.read().decode()
         # A task really runs: the workers reach the api-server on the chosen port.
         dag = f"{base}/api/v2/dags/msads_refresh_goals"
         deadline = time.monotonic() + 90

@@ -23,8 +23,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from include.msads_capi import warehouse as wh
 from include.msads_capi.console import forms, views
-from include.msads_capi.console.page import Renderer
-from include.msads_capi.errors import MsadsError
+from include.msads_capi.console.page import Renderer, problem_page
+from include.msads_capi.errors import MsadsError, Unavailable
 
 if TYPE_CHECKING:
     import psycopg
@@ -58,14 +58,32 @@ class Console:
     def __init__(self, who: Callable[[Request], Awaitable[Viewer]],
                  warehouse: Callable[[], wh.Warehouse], secret: bytes,
                  clock: Callable[[], datetime] = _utcnow) -> None:
-        self.who, self.warehouse, self.secret, self.clock = who, warehouse, secret, clock
+        self.who, self.secret, self.clock = who, secret, clock
+        self._resolve = warehouse
+        self._checked: wh.Warehouse | None = None
+
+    def warehouse(self) -> wh.Warehouse:
+        """The warehouse, once it is known to be reachable and migrated (the fix otherwise)."""
+        if self._checked is None:
+            from include.msads_capi import migrations
+
+            found = self._resolve()
+            migrations.require_current(found)
+            self._checked = found
+        return self._checked
 
     async def viewer(self, request: Request) -> Viewer:
         user = await self.who(request)
         request.state.viewer = user
         return user
 
-    def page(self, request: Request, *, status: int = 200, notice: str | None = None,
+    def page(self, request: Request, **kwargs: object) -> HTMLResponse:
+        try:
+            return self._page(request, **kwargs)
+        except (MsadsError, Unavailable) as exc:
+            return HTMLResponse(problem_page(str(exc)), status_code=503, headers=HEADERS)
+
+    def _page(self, request: Request, *, status: int = 200, notice: str | None = None,
              event_id: str = "", account: str | None = None,
              error: forms.FormError | None = None, values: dict | None = None) -> HTMLResponse:
         user: Viewer = request.state.viewer
@@ -105,6 +123,8 @@ class Console:
         except forms.FormError as exc:
             return self.page(request, status=400, error=exc, values=data,
                              account=data.get("account"))
+        except (MsadsError, Unavailable) as exc:
+            return HTMLResponse(problem_page(str(exc)), status_code=503, headers=HEADERS)
         base = request.scope.get("root_path", "")
         return RedirectResponse(f"{base}/?notice={quote(notice)}#{anchor}", status_code=303,
                                 headers=HEADERS)

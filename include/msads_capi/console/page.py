@@ -301,3 +301,12 @@ class Renderer:
         none = ("" if goals else '<p class="muted">This account has no goals fetched yet: '
                                  "trigger msads_refresh_goals.</p>")
         return '<h3 id="add-mapping">Add a mapping</h3>' + step1 + none + step2
+
+
+def problem_page(message: str) -> str:
+    """What the page says when the warehouse cannot serve it, with the fix; nothing else."""
+    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Microsoft "
+            f"CAPI</title><style>{STYLE}</style></head><body><h1>Microsoft CAPI</h1>"
+            '<div class="formerror" role="alert">The warehouse cannot be read: '
+            f"{escape(message)}</div><p class=\"muted\">Reload the page once it is fixed.</p>"
+            "</body></html>")

@@ -77,11 +77,16 @@ def _airflow(*args: str, env: dict[str, str]) -> None:
 
 
 def prepare(env: dict[str, str]) -> None:
-    """Migrate Airflow's metadata database and load ``airflow_settings.yaml`` into it."""
+    """Migrate Airflow's metadata database, load ``airflow_settings.yaml`` into it, and
+    migrate the warehouse."""
     _write_password(Path(env["AIRFLOW_HOME"]))
     _airflow("db", "migrate", env=env)
     subprocess.run([sys.executable, "-m", "include.msads_capi.local.airflow_settings",
                     str(PROJECT_ROOT / "airflow_settings.yaml")], env=env, check=True)
+    # The warehouse the DAGs and the Microsoft CAPI page use (the embedded one on a laptop),
+    # migrated so that a fresh clone works at once; nothing happens when it is current.
+    subprocess.run([str(Path(sys.executable).with_name("msads")), "db", "migrate"], env=env,
+                   check=True, stdout=subprocess.DEVNULL)
 
 
 def _stop(proc: subprocess.Popen) -> int:
