@@ -86,14 +86,17 @@ MAX_FREE_TEXT = 400
 
 def scrub(text: str | None) -> str:
     """Free text fit for an alert: its first line, without email addresses, phone numbers,
-    passwords in URLs, tokens or hashes, at most 400 characters."""
-    line = next((ln.strip() for ln in (text or "").splitlines() if ln.strip()), "")[:2000]
+    passwords in URLs, tokens or hashes; a long one keeps its start and its end (where our
+    errors say the fix)."""
+    line = next((ln.strip() for ln in (text or "").splitlines() if ln.strip()), "")[:10_000]
     line = _URL_PASSWORD.sub(r"\1***@", line)
     line = _KEY_VALUE_SECRET.sub(r"\1\2***", line)
     line = _EMAIL.sub("[email]", line)
     line = _TOKEN.sub("[redacted]", line)
     line = _PHONE.sub("[number]", line)
-    return line if len(line) <= MAX_FREE_TEXT else line[:MAX_FREE_TEXT - 1] + "…"
+    if len(line) <= MAX_FREE_TEXT:
+        return line
+    return f"{line[:MAX_FREE_TEXT - 160]} … {line[-150:]}"
 
 
 def _when(t: datetime) -> str:
