@@ -12,6 +12,8 @@ Microsoft Ads?", "Is the account active?").
   `goal_missing` until someone fixes the mapping (`msads map list` shows why).
 - **Account status:** `active`, `paused`, `not_found` or `auth_failed`. A sign-in failure fails
   that account's task with the fix (`msads auth login --conn-id ...`); other accounts go on.
+- **Alerts** (docs/alerts.md): a task that fails for good sends one alert (per account), and
+  one more when it works again.
 - **Re-running:** always safe. Clear any task or the whole run.
 """
 
@@ -21,12 +23,15 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
 
+from include.msads_capi.hooks.alerting import TASK_ALERTS
+
 DEFAULT_ARGS = {
     "owner": "data-engineering",
     "retries": 3,
     "retry_delay": timedelta(minutes=1),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=15),
+    **TASK_ALERTS,  # one alert when a task fails for good, one when it works again
 }
 
 

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
+from include.msads_capi.hooks.alerting import TASK_ALERTS
 from include.msads_capi.outcomes import REPLAY_DEFAULT, REPLAYABLE
 from include.msads_capi.tasks.taskflow import plan_hash_upload
 
@@ -45,7 +46,7 @@ ZONED = "picked in the UI's time zone; typed by hand it needs Z or +01:00"
     catchup=False,
     max_active_runs=1,
     default_args={"owner": "data-engineering", "retries": 1,
-                  "retry_delay": timedelta(seconds=30)},
+                  "retry_delay": timedelta(seconds=30), **TASK_ALERTS},
     tags=["msads", "microsoft-ads", "replay"],
     doc_md=__doc__,
     params={

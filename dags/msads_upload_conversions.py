@@ -21,6 +21,9 @@ failure fails only that account's task, with the fix (`msads auth login --conn-i
 Settings: the Airflow Variables `msads_chunk_size` (default 5,000 events) and
 `msads_run_time_budget_seconds` (per account and run, default 45), under Admin > Variables; or
 the environment variables `MSADS_CHUNK_SIZE` and `MSADS_RUN_BUDGET_SECONDS` (docs/configuration.md).
+
+**Alerts** (docs/alerts.md): a task that fails for good sends one alert, and one more when it
+works again; a run not finished 5 minutes after it was queued sends one (deadline alert).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
 
+from include.msads_capi.hooks.alerting import TASK_ALERTS, run_deadline
 from include.msads_capi.tasks.taskflow import plan_hash_upload
 
 DEFAULT_ARGS = {
@@ -37,6 +41,7 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(seconds=20),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=5),
+    **TASK_ALERTS,  # one alert when a task fails for good, one when it works again
 }
 
 
@@ -48,6 +53,7 @@ DEFAULT_ARGS = {
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     dagrun_timeout=timedelta(minutes=15),
+    deadline=run_deadline(timedelta(minutes=5)),  # one alert when a run is late (docs/alerts.md)
     tags=["msads", "microsoft-ads"],
     doc_md=__doc__,
 )
