@@ -7,13 +7,15 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test test-fast test-clock lint demo run stop migrate emulator clean help
+.PHONY: setup test test-fast test-clock test-ui browsers lint demo run stop migrate emulator clean help
 
 help:
 	@echo "make demo   - the whole job end to end on embedded defaults (warehouse + Microsoft emulator)"
 	@echo "make run    - Airflow 3.3 with the UI on http://localhost:8080 (Ctrl-C stops it)"
 	@echo "make test   - the test suite (embedded PostgreSQL unless MSADS_WAREHOUSE_URL is set)"
 	@echo "make test-clock - the time-sensitive tests again, 45 days ahead and across a DST change (needs libfaketime)"
+	@echo "make browsers - install Chromium (Debian's package) for the browser tests of the Microsoft CAPI page"
+	@echo "make test-ui - the Microsoft CAPI page's tests: real api-server, Chromium"
 	@echo "make stop   - stop the embedded warehouse"
 	@echo "make lint   - ruff"
 	@echo "make setup  - create .venv and install everything (the other targets run it)"
@@ -38,6 +40,16 @@ test-fast: setup
 # The time-sensitive tests again under libfaketime, with the clock moved (tests/clock/shift.py).
 test-clock: setup
 	$(PY) -m tests.clock.shift $(PYTEST_ARGS)
+
+# Browser tests drive Debian's Chromium through playwright (its own download cannot work here).
+browsers:
+	@command -v chromium >/dev/null || { sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@chromium --version 2>/dev/null
+
+test-ui: setup browsers
+	MSADS_REQUIRE_BROWSER=1 $(PY) -m pytest tests/ui $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

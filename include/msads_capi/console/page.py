@@ -258,7 +258,10 @@ class Renderer:
             actions.append(self._button(f"/mappings/{m.mapping_id}", "Remove", do="remove"))
             state = e(m.goal_state)
             if m.goal_state in ("renamed", "missing"):
-                state = f'<span class="bad">{state}</span><br>{e(m.broken_reason)}'
+                why = m.broken_reason or (
+                    f"goal {m.goal_id} is not among the account's goals as last fetched: map "
+                    "the event to another goal, or refresh goals (msads_refresh_goals)")
+                state = f'<span class="bad">{state}</span><br>{e(why)}'
             rows.append([e(m.mapping_id), e(m.space_id), e(m.account_id), e(m.event_name),
                          f"{e(m.goal_id)} {e(m.goal_name or '')}", state, e(m.send_rule),
                          e(m.enabled), " ".join(a for a in actions if a)
