@@ -62,6 +62,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.clock)
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, for a server a test starts."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _with_database(url: str, dbname: str) -> str:
     from urllib.parse import urlsplit, urlunsplit
 

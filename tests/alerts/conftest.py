@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import email
 import json
-import socket
 import threading
 from dataclasses import dataclass, field
 from email import policy
@@ -14,13 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.conftest import free_port
 from tests.dags.conftest import airflow_db, dagbag, run_dag  # noqa: F401 - for dag.test()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -70,7 +64,7 @@ def channels(monkeypatch):
     """An SMTP sink and a webhook receiver as msads_alerts_email and msads_alerts_slack."""
     from aiosmtpd.controller import Controller
 
-    box = Channels(smtp_port=_free_port())
+    box = Channels(smtp_port=free_port())
     smtp = Controller(_Sink(box), hostname="127.0.0.1", port=box.smtp_port)
     smtp.start()
 
@@ -103,7 +97,7 @@ def channels(monkeypatch):
 @pytest.fixture
 def broken_channels(channels, monkeypatch):
     """The same connections, but the mail server refuses connections and the webhook says 500."""
-    monkeypatch.setenv("AIRFLOW_CONN_MSADS_ALERTS_EMAIL", _smtp_connection(_free_port()))
+    monkeypatch.setenv("AIRFLOW_CONN_MSADS_ALERTS_EMAIL", _smtp_connection(free_port()))
     channels.webhook_status = 500
     return channels
 

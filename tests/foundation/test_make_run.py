@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,13 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.conftest import free_port
+
 PROJECT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _processes_of(home: Path) -> list[psutil.Process]:
@@ -43,12 +38,12 @@ def _get(url: str, **kw) -> dict:
 @pytest.mark.slow
 @pytest.mark.airflow
 def test_make_run_serves_the_ui_runs_a_dag_and_stops_cleanly_on_ctrl_c(tmp_path, warehouse):
-    port = _free_port()
+    port = free_port()
     home = tmp_path / "airflow"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(MSADS_AIRFLOW_HOME=str(home), AIRFLOW__API__PORT=str(port),
-               AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(_free_port()),
-               AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(_free_port()),
+               AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
+               AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
                PYTHONPATH=str(PROJECT), MSADS_WAREHOUSE_URL=warehouse.url)
     proc = subprocess.Popen([sys.executable, "-m", "include.msads_capi.local.run_airflow"],
                             env=env, cwd=PROJECT, stdout=subprocess.PIPE,

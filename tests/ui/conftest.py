@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,19 +28,13 @@ from include.msads_capi import spaces
 from include.msads_capi.goals.records import record_goals
 from include.msads_capi.microsoft.client import RemoteGoal
 from include.msads_capi.warehouse import Warehouse, transaction
-from tests.conftest import _drop_db, _fresh_db, _with_database
+from tests.conftest import _drop_db, _fresh_db, _with_database, free_port
 
 PROJECT = Path(__file__).resolve().parents[2]
 USERS = {"admin": "admin-pw", "viewer": "viewer-pw"}
 ACCOUNT, PURCHASE, LEAD = 4101, 7701, 7702
 CHROMIUM = os.environ.get("MSADS_CHROMIUM") or shutil.which("chromium") or shutil.which(
     "chromium-browser")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -95,7 +88,7 @@ def airflow_ui(pg_server_url, template_db, tmp_path_factory):
     seed(warehouse)
     home = tmp_path_factory.mktemp("airflow-ui")
     (home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps(USERS))
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__PLUGINS_FOLDER=str(PROJECT / "plugins"),
                AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"),
