@@ -268,8 +268,9 @@ def run_deadline(interval: timedelta) -> list[DeadlineAlert]:
     one alert through the alert connections (:func:`run_overdue`).
 
     None under ``airflow dags test`` (``make demo``): in Airflow 3.3.2 ``DAG.test()`` crashes
-    after a successful run of a DAG with a deadline (apache/airflow#73428, fixed by #73430),
-    and a test run has no triggerer to call it anyway. Remove this when Airflow has the fix.
+    after a successful run of a DAG with a deadline (apache/airflow#73428; the fix proposed in
+    pull request #73430 is not released), and a test run has no triggerer to call it anyway.
+    Remove this when an Airflow release has the fix.
     """
     if _under_airflow_dags_test():
         return []
