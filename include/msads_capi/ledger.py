@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import tzinfo
 
+    import pandas as pd
     import psycopg
 
 RESULT_KEY = ("event_id", "account_id", "goal_id")
@@ -93,6 +94,18 @@ class Outgoing(NamedTuple):
     sent_at: datetime | None
     attribution_credit: float | None
     attribution_model: str | None
+
+
+class ReadyFrames(NamedTuple):
+    """The plan stage's rows of conversions that passed every check, as frames with the
+    columns of :class:`Planned` and :class:`Outgoing` (``None`` when there are none)."""
+
+    ledger: pd.DataFrame | None
+    outbox: pd.DataFrame | None
+
+    @property
+    def count(self) -> int:
+        return 0 if self.ledger is None else len(self.ledger)
 
 
 class Hashed(NamedTuple):
@@ -285,17 +298,24 @@ def _allowed(stage: str, rows: Sequence[NamedTuple]) -> None:
 
 
 def plan_rows(conn: psycopg.Connection, rows: Sequence[Planned], outbox: Sequence[Outgoing],
-              *, replanned: Sequence[Key] = ()) -> None:
+              *, replanned: Sequence[Key] = (), ready: ReadyFrames | None = None) -> None:
     """The plan stage's writes: ledger rows, and the outbox rows of what may be sent (replacing
-    any an earlier run left for rows planned again)."""
+    any an earlier run left for rows planned again); ``ready`` adds rows built as frames: ledger
+    rows that are all ``pending ready``, and outbox rows."""
     _allowed("plan", rows)
     upsert(conn, "msads.results", Planned._fields, rows, touch_updated_at=True)
     delete_keys(conn, "msads.outbox", replanned)
     upsert(conn, "msads.outbox", Outgoing._fields, outbox)
+    if ready is not None and ready.count:
+        if set(ready.ledger["status"].unique()) != {"pending"}:
+            raise ValueError("the plan stage's frames hold only pending rows")
+        upsert(conn, "msads.results", Planned._fields, ready.ledger, touch_updated_at=True)
+    if ready is not None and ready.outbox is not None and len(ready.outbox):
+        upsert(conn, "msads.outbox", Outgoing._fields, ready.outbox)
 
 
-def mark_hashed(conn: psycopg.Connection, rows: Sequence[Hashed]) -> None:
-    """The hash stage's outbox updates."""
+def mark_hashed(conn: psycopg.Connection, rows: Sequence[Hashed] | pd.DataFrame) -> None:
+    """The hash stage's outbox updates (tuples, or a frame with :class:`Hashed`'s columns)."""
     update(conn, "msads.outbox", Hashed._fields, rows)
 
 
@@ -311,9 +331,11 @@ def record(conn: psycopg.Connection, stage: str, rows: Sequence[Decided] | Seque
 
 
 
-def upsert(conn: psycopg.Connection, table: str, columns: Sequence[str], rows: Iterable[tuple],
-           key: Sequence[str] = RESULT_KEY, *, touch_updated_at: bool = False) -> int:
-    """Insert or update ``rows`` (tuples in ``columns`` order) into ``table`` by ``key``."""
+def upsert(conn: psycopg.Connection, table: str, columns: Sequence[str],
+           rows: Iterable[tuple] | pd.DataFrame, key: Sequence[str] = RESULT_KEY, *,
+           touch_updated_at: bool = False) -> int:
+    """Insert or update ``rows`` (tuples in ``columns`` order, or a frame with those columns)
+    into ``table`` by ``key``."""
     stage, n = _stage(conn, table, columns, rows, "ins")
     if not n:
         return 0
@@ -327,23 +349,27 @@ def upsert(conn: psycopg.Connection, table: str, columns: Sequence[str], rows: I
     return n
 
 
-def _stage(conn: psycopg.Connection, table: str, columns: Sequence[str], rows: Iterable[tuple],
-           kind: str) -> tuple[str, int]:
+def _stage(conn: psycopg.Connection, table: str, columns: Sequence[str],
+           rows: Iterable[tuple] | pd.DataFrame, kind: str) -> tuple[str, int]:
     """COPY rows into a session temp table shaped like ``table``; (its name, row count).
 
-    The COPY is binary, typed by the stage's own columns: for our rows of timestamps and
+    Tuples go by binary COPY, typed by the stage's own columns: for our rows of timestamps and
     numbers about 5x less work per row than text. What text COPY would have stored is kept:
     floats bound for a ``numeric`` column go as the decimal they print as, and naive times are
-    read in the session's time zone (UTC for the product's connections).
+    read in the session's time zone (UTC for the product's connections). A frame goes whole,
+    as CSV written by Arrow (:func:`_copy_frame`), with the same meaning.
     """
+    if not isinstance(rows, list | tuple) and hasattr(rows, "columns"):
+        if not len(rows):
+            return "", 0
+        stage = _stage_table(conn, table, columns, kind)
+        _copy_frame(conn, stage, columns, rows)
+        return stage, len(rows)
     rows = list(rows)
     if not rows:
         return "", 0
     cols = ", ".join(columns)
-    stage = f"_{kind}_{table.replace('.', '_')}_{abs(hash(tuple(columns))) % 10**8}"
-    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS SELECT {cols} FROM {table} "
-                 "WITH NO DATA")
-    conn.execute(f"TRUNCATE {stage}")
+    stage = _stage_table(conn, table, columns, kind)
     types = [_BINARY_AS.get(d.type_code, d.type_code)
              for d in conn.execute(f"SELECT {cols} FROM {stage} LIMIT 0").description]
     fix = [(i, _decimal) for i, oid in enumerate(types) if oid == _NUMERIC] + [
@@ -358,6 +384,47 @@ def _stage(conn: psycopg.Connection, table: str, columns: Sequence[str], rows: I
                         row[i] = convert(row[i])
             copy.write_row(row)
     return stage, len(rows)
+
+
+def _stage_table(conn: psycopg.Connection, table: str, columns: Sequence[str], kind: str) -> str:
+    """An empty session temp table with ``table``'s ``columns``, made once per session."""
+    stage = f"_{kind}_{table.replace('.', '_')}_{abs(hash(tuple(columns))) % 10**8}"
+    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS SELECT {', '.join(columns)} "
+                 f"FROM {table} WITH NO DATA")
+    conn.execute(f"TRUNCATE {stage}")
+    return stage
+
+
+def _copy_frame(conn: psycopg.Connection, stage: str, columns: Sequence[str],
+                frame: pd.DataFrame) -> None:
+    """COPY a frame's ``columns`` into ``stage`` as CSV that Arrow writes in one pass.
+
+    Arrow's CSV has what PostgreSQL's CSV reads back unchanged: a null is an empty field and a
+    string is always quoted (so an empty string stays one), aware times end in ``Z``, naive
+    ones are read in the session's time zone as text COPY would, and a float is written as the
+    shortest decimal that reads back as it (as :func:`_decimal`). An object column Arrow cannot
+    type on its own (Decimals among floats) goes as floats.
+    """
+    import io
+
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    arrays = []
+    for name in columns:
+        column = frame[name]
+        try:
+            arrays.append(pa.array(column, from_pandas=True))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            arrays.append(pa.array(pd.to_numeric(column, errors="raise").astype("float64"),
+                                   from_pandas=True))
+    buffer = io.BytesIO()
+    pa_csv.write_csv(pa.Table.from_arrays(arrays, names=list(columns)), buffer,
+                     pa_csv.WriteOptions(include_header=False))
+    with conn.cursor().copy(f"COPY {stage} ({', '.join(columns)}) FROM STDIN "
+                            "(FORMAT csv)") as copy:
+        copy.write(buffer.getbuffer())
 
 
 # pg_type oids. char(n) goes as text (the same bytes in binary).
@@ -391,9 +458,11 @@ def delete_keys(conn: psycopg.Connection, table: str, keys: Iterable[tuple]) -> 
                  (events, accounts, goals))
 
 
-def update(conn: psycopg.Connection, table: str, columns: Sequence[str], rows: Iterable[tuple],
-           key: Sequence[str] = RESULT_KEY, *, touch_updated_at: bool = False) -> int:
-    """Update existing rows of ``table`` from ``rows`` (tuples in ``columns`` order) by ``key``."""
+def update(conn: psycopg.Connection, table: str, columns: Sequence[str],
+           rows: Iterable[tuple] | pd.DataFrame, key: Sequence[str] = RESULT_KEY, *,
+           touch_updated_at: bool = False) -> int:
+    """Update existing rows of ``table`` from ``rows`` (tuples in ``columns`` order, or a frame
+    with those columns) by ``key``."""
     stage, n = _stage(conn, table, columns, rows, "upd")
     if not n:
         return 0

@@ -42,6 +42,9 @@ def test_every_reason_code_and_the_emulator_agrees(shop, msads):
         "capi_off": ["capi_off"], "unknown_space": ["not_mapped"],
     }
     assert summary["outcomes"]["uploaded"] == 2
+    # identifiers of the events that reached hashing (those not decided by the plan's rules)
+    assert summary["identifier_coverage"] == {"rows": 9, "click_id": 7, "email": 1, "phone": 0,
+                                              "none": 1}
     received = s.emu.admin.conversions(account_id=s.tenant.account_id)
     assert len(received) == 2
     hashed = [c for c in received if c.get("hashed_email")]

@@ -1,4 +1,8 @@
-"""Stage 3, hash: normalise and SHA-256 email and phone, then the checks that follow identity.
+"""Hashing: normalise and SHA-256 email and phone, then the checks that follow identity.
+
+The plan stage hashes what it plans with :func:`hash_frame`, in the same pass; the hash stage
+(:func:`hash_stage`) then finds only what is still unhashed: adjustments, and rows planned by
+an earlier version of this product.
 
 For each planned conversion the event's raw email and phone are read here, in the warehouse's
 process, hashed in pandas (:mod:`include.msads_capi.identity`) and only the digests are written
@@ -14,13 +18,13 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
 from include.msads_capi import ledger
 from include.msads_capi.identity import describe, hash_identities
-from include.msads_capi.ledger import Decided, Hashed
+from include.msads_capi.ledger import Decided
 from include.msads_capi.outcomes import ENHANCED_CONVERSIONS_OFF, NO_IDENTIFIER, READY
 from include.msads_capi.pipeline.adjustments import hash_adjustments
 from include.msads_capi.settings import PipelineConfig, events_table
@@ -66,8 +70,46 @@ def _why_absent(row: Any) -> str:
     return "no click id; " + "; ".join(parts)
 
 
+class HashedFrame(NamedTuple):
+    """What :func:`hash_frame` made of a chunk of conversions."""
+
+    ready: pd.DataFrame  # key, email_sha256, phone_sha256, hashed: what may be sent
+    decided: list[Decided]  # not sent as it stands, in the checklist's order
+    coverage: Counter
+
+
+def hash_frame(frame: pd.DataFrame, now: datetime) -> HashedFrame:
+    """Hash the identifiers of a chunk of conversions and apply the checks that follow.
+
+    ``frame`` has the conversion's key, ``click_id``, ``preflight_reason``,
+    ``preflight_detail``, ``defer_until`` and ``conversion_name``, and the event's raw
+    ``email``, ``phone`` and its Space's ``phone_region``, and ``enhanced`` (the goal takes
+    hashed identifiers). Each event is hashed once, however many goals it goes to.
+    """
+    people = frame.drop_duplicates("event_id")[["event_id", "email", "phone", "phone_region",
+                                                "click_id"]].reset_index(drop=True)
+    result = hash_identities(people, email="email", phone="phone", region="phone_region",
+                             click_id="click_id")
+    hashed = pd.concat([people[["event_id"]], result.frame.reset_index(drop=True)], axis=1)
+    frame = frame.drop(columns=["email", "phone"]).merge(hashed, on="event_id")
+    del people, hashed
+    has_id = (frame["click_id"].notna() | frame["email_sha256"].notna()
+              | frame["phone_sha256"].notna()).to_numpy()
+    clicked = frame["click_id"].map(lambda c: isinstance(c, str)).to_numpy(bool)
+    enhanced = frame["enhanced"].fillna(False).astype(bool).to_numpy()
+    checked = frame["preflight_reason"].isna().to_numpy()
+    fine = has_id & (clicked | enhanced) & checked
+    ready = frame.loc[fine, ["event_id", "account_id", "goal_id", "email_sha256",
+                             "phone_sha256"]].assign(hashed=True)
+    decided = [_decide(row, ok, now) for row, ok in zip(
+        frame[~fine].itertuples(index=False), has_id[~fine], strict=True)]
+    return HashedFrame(ready, decided, Counter(result.coverage))
+
+
 def hash_stage(warehouse: Warehouse, run_id: str, now: datetime,
                config: PipelineConfig) -> HashSummary:
+    """Hash what is planned and not hashed yet: rows the plan stage left (planned by an earlier
+    version), and the adjustments; the plan stage hashes what it plans (:mod:`.plan`)."""
     summary = HashSummary()
     last = ("", 0, 0)
     query = _CHUNK.format(events=events_table())
@@ -80,47 +122,31 @@ def hash_stage(warehouse: Warehouse, run_id: str, now: datetime,
                 break
             tail = frame.iloc[-1]
             last = (str(tail.event_id), int(tail.account_id), int(tail.goal_id))
-            people = frame.drop_duplicates("event_id")[["event_id", "email", "phone",
-                                                        "phone_region", "click_id"]]
-            result = hash_identities(people.reset_index(drop=True), email="email", phone="phone",
-                                     region="phone_region", click_id="click_id")
-            summary.coverage.update(result.coverage)
-            hashed = pd.concat([people[["event_id"]].reset_index(drop=True),
-                                result.frame.reset_index(drop=True)], axis=1)
-            frame = frame.drop(columns=["email", "phone"]).merge(hashed, on="event_id")
-            del people, result, hashed
-            has_id = (frame["click_id"].notna() | frame["email_sha256"].notna()
-                      | frame["phone_sha256"].notna())
-            ready: list[Hashed] = []
-            decided: list[Decided] = []
-            for row, ok in zip(frame.itertuples(index=False), has_id, strict=True):
-                key = (row.event_id, int(row.account_id), int(row.goal_id))
-                if not ok:
-                    decided.append(Decided(*key, "skipped", NO_IDENTIFIER, _why_absent(row),
-                                           None, now))
-                elif not isinstance(row.click_id, str) and not row.enhanced:
-                    decided.append(Decided(*key, "skipped", ENHANCED_CONVERSIONS_OFF,
-                                           f"no click id, only a hashed email or phone, and goal "
-                                           f"{row.goal_id} ({row.conversion_name}) does not have "
-                                           "enhanced conversions turned on", None, now))
-                elif isinstance(row.preflight_reason, str):
-                    if not pd.isna(row.defer_until):  # goal_too_new, not_due_yet: held
-                        decided.append(Decided(*key, "deferred", row.preflight_reason,
-                                               row.preflight_detail, row.defer_until, None))
-                    else:
-                        decided.append(Decided(*key, "skipped", row.preflight_reason,
-                                               row.preflight_detail, None, now))
-                else:
-                    ready.append(Hashed(*key, _str(row.email_sha256), _str(row.phone_sha256),
-                                        True))
-            ledger.mark_hashed(conn, ready)
-            ledger.record(conn, "hash", decided)
-            summary.outcomes.update(d.reason for d in decided)
-            summary.outcomes[READY] += len(ready)
+            done = hash_frame(frame, now)
+            ledger.mark_hashed(conn, done.ready)
+            ledger.record(conn, "hash", done.decided)
+            summary.coverage.update(done.coverage)
+            summary.outcomes.update(d.reason for d in done.decided)
+            if len(done.ready):
+                summary.outcomes[READY] += len(done.ready)
     log.info("hashed: %s; identifier coverage %s", dict(summary.outcomes), dict(summary.coverage))
     hash_adjustments(warehouse, run_id, now)
     return summary
 
 
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+def _decide(row: Any, has_id: bool, now: datetime) -> Decided:
+    """The outcome of a conversion that will not be sent as it stands, in the checklist's
+    order: no identifier, only a hash for a goal without enhanced conversions, then what the
+    plan stage found (held until its time when it carries one)."""
+    key = (row.event_id, int(row.account_id), int(row.goal_id))
+    if not has_id:
+        return Decided(*key, "skipped", NO_IDENTIFIER, _why_absent(row), None, now)
+    if not isinstance(row.click_id, str) and not row.enhanced:
+        return Decided(*key, "skipped", ENHANCED_CONVERSIONS_OFF,
+                       f"no click id, only a hashed email or phone, and goal {row.goal_id} "
+                       f"({row.conversion_name}) does not have enhanced conversions turned on",
+                       None, now)
+    if not pd.isna(row.defer_until):  # goal_too_new, not_due_yet: held
+        return Decided(*key, "deferred", row.preflight_reason, row.preflight_detail,
+                       row.defer_until, None)
+    return Decided(*key, "skipped", row.preflight_reason, row.preflight_detail, None, now)

@@ -6,10 +6,15 @@
 4. account not active → ``account_inactive`` (held up to 7 days, then final);
 5. goal paused in Microsoft Advertising → ``goal_paused`` (held up to 7 days, then final);
 6. send rule ``attributed_only`` and not attributed to Microsoft → ``not_attributed``.
-What passes goes to the outbox with the checks that come after identity hashing worked out in
-advance (``goal_too_new``, ``no_time_zone``, ``outside_window``, ``future_time`` /
-``not_due_yet``, ``invalid_value``, ``attribution_missing`` / ``attribution_invalid``); the hash
-stage applies them after ``no_identifier``. Raw email and phone are not read here.
+What passes is checked against Microsoft's rules (``goal_too_new``, ``no_time_zone``,
+``outside_window``, ``future_time`` / ``not_due_yet``, ``invalid_value``,
+``attribution_missing`` / ``attribution_invalid``), and its identifiers are hashed in the same
+pass, before anything is written (:func:`include.msads_capi.pipeline.hashing.hash_frame`, the
+hash stage's own checks: ``no_identifier`` comes before the rules above). What may be sent goes
+to the outbox hashed; everything else gets its outcome in the ledger. Each chunk is written
+once: the ledger rows and the outbox rows, by COPY, the common case built column-wise. Raw
+email and phone are read from the events table into this process and only their SHA-256 hashes
+are written.
 
 Microsoft's rules, as documented (docs/pipeline.md): a conversion more than 90 days old at upload
 is refused; the goal's conversion window runs from the click, which only Microsoft knows, so it
@@ -28,7 +33,7 @@ import pandas as pd
 
 from include.msads_capi import rules
 from include.msads_capi.events import select_optional
-from include.msads_capi.ledger import Outgoing, Planned, plan_rows
+from include.msads_capi.ledger import Decided, Outgoing, Planned, ReadyFrames, plan_rows
 from include.msads_capi.outcomes import (
     ACCOUNT_INACTIVE,
     CAPI_OFF,
@@ -40,6 +45,7 @@ from include.msads_capi.outcomes import (
     READY,
 )
 from include.msads_capi.pipeline.adjustments import plan_adjustments
+from include.msads_capi.pipeline.hashing import hash_frame
 from include.msads_capi.settings import PipelineConfig, events_table
 from include.msads_capi.sql import frame
 from include.msads_capi.warehouse import Warehouse, transaction
@@ -55,7 +61,8 @@ SELECT m.account_id, m.goal_id, a.space_id, m.event_name, m.send_rule, m.broken_
        a.goals_fetched_at IS NOT NULL AS goals_fetched, g.goal_id IS NOT NULL AS goal_present,
        g.missing_since, g.status AS goal_status, COALESCE(g.name, m.goal_name) AS goal_name,
        g.created_at AS goal_created_at, g.window_minutes,
-       COALESCE(g.externally_attributed, false) AS externally_attributed
+       COALESCE(g.externally_attributed, false) AS externally_attributed,
+       g.enhanced_conversions IS NOT FALSE AS enhanced  -- unknown until goals are refreshed
 FROM msads.mappings m
 JOIN msads.accounts a USING (account_id)
 LEFT JOIN msads.goals g ON g.account_id = m.account_id AND g.goal_id = m.goal_id
@@ -73,7 +80,7 @@ _LEDGER_OF = ("SELECT event_id, account_id, goal_id, first_seen_at, attempts FRO
               "WHERE run_id = %(run)s AND status = 'pending' AND reason = 'claimed' "
               "AND event_id = %(e)s")
 _EVENTS = ("SELECT event_id, space_id, event_name, event_time, value, currency_code, msclkid, "
-           "attributed_platform, {optional} FROM {events} WHERE event_id IN (SELECT event_id "
+           "attributed_platform, email, phone, {optional} FROM {events} WHERE event_id IN (SELECT event_id "
            + _CLAIMED + " AND event_id <= %(upto)s)")
 _DECIDED = ("SELECT r.event_id, r.account_id, r.goal_id FROM msads.results r WHERE r.event_id "
             "IN (SELECT event_id " + _CLAIMED + " AND event_id <= %(upto)s) AND r.goal_id <> 0 "
@@ -82,7 +89,8 @@ _DECIDED = ("SELECT r.event_id, r.account_id, r.goal_id FROM msads.results r WHE
 
 def load_configuration(conn: psycopg.Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
     spaces = frame(conn.execute(
-        "SELECT space_id, capi_enabled, currency_code AS space_currency FROM msads.spaces"))
+        "SELECT space_id, capi_enabled, currency_code AS space_currency, phone_region "
+        "FROM msads.spaces"))
     mappings = frame(conn.execute(_MAPPINGS))
     return spaces, mappings
 
@@ -101,55 +109,50 @@ class Planner:
     def expand(self, events: pd.DataFrame, ledger: pd.DataFrame,
                decided: set[tuple]) -> tuple[list[Planned], pd.DataFrame, list[tuple]]:
         """Placeholders → final per-event outcomes, or one candidate row per mapped goal."""
-        finals, drop = [], []
         holders = ledger[ledger.goal_id == 0].merge(events, on="event_id", how="left",
                                                     suffixes=("", "_e"))
-        # plain dicts: a pandas lookup per event (.loc, get_group) cost ~0.3 ms each
-        capi_on = dict(zip(self.spaces.index, self.spaces.capi_enabled.astype(bool),
-                           strict=True))
-        maps = {key: list(zip(group.account_id, group.goal_id, strict=True))
-                for key, group in self.mappings.groupby(["space_id", "event_name"])}
-        pairs: list[tuple] = []
-        columns = [holders[c].tolist() for c in ("event_id", "space_id", "event_name",
-                                                  "first_seen_at", "attempts")]
-        gone = holders["event_time"].isna().tolist()
-        for i, (event_id, space_id, name, first_seen, attempts) in enumerate(zip(
-                *columns, strict=True)):
-            reason = None
-            if gone[i]:
-                reason, detail = EVENT_DELETED, None
-            elif space_id not in capi_on:
-                reason, detail = NOT_MAPPED, (f"Space {space_id!r} is not configured; add it "
-                                                "with msads space add")
-            elif not capi_on[space_id]:
-                reason, detail = CAPI_OFF, _capi_off(space_id)
-            elif (candidates := maps.get((space_id, name))) is None:
-                reason, detail = NOT_MAPPED, (f"no enabled mapping sends {name!r} in "
-                                                f"Space {space_id}")
-            if reason is not None:
-                finals.append(self._final(holders.iloc[i], 0, 0, reason, detail))
-                continue
-            drop.append((event_id, 0, 0))
-            pairs.extend((event_id, a, g, first_seen, attempts) for a, g in candidates
-                         if (event_id, a, g) not in decided)
-        return finals, pd.DataFrame(pairs, columns=[
-            "event_id", "account_id", "goal_id", "first_seen_at", "attempts"]) if pairs else (
-            pd.DataFrame()), drop
+        if holders.empty:
+            return [], pd.DataFrame(), []
+        capi_on = self.spaces["capi_enabled"].astype(bool)
+        space = holders["space_id"]
+        known = space.isin(capi_on.index).to_numpy()
+        on = known & space.map(capi_on).fillna(False).astype(bool).to_numpy()
+        targets = self.mappings[["space_id", "event_name", "account_id", "goal_id"]]
+        named = pd.MultiIndex.from_frame(holders[["space_id", "event_name"]].astype(object))
+        mapped = named.isin(pd.MultiIndex.from_frame(targets[["space_id", "event_name"]].astype(
+            object)))
+        why = np.select([holders["event_time"].isna().to_numpy(), ~known, ~on, ~mapped],
+                        ["deleted", "unknown", "off", "unmapped"], default="")
+        finals = [self._final(row, 0, 0, *_event_outcome(label, row))
+                  for label, row in zip(why[why != ""], holders[why != ""].itertuples(
+                      index=False), strict=True)]
+        passing = holders[why == ""]
+        drop = [(event_id, 0, 0) for event_id in passing["event_id"].tolist()]
+        pairs = passing[["event_id", "space_id", "event_name", "first_seen_at", "attempts"]].merge(
+            targets, on=["space_id", "event_name"])[
+            ["event_id", "account_id", "goal_id", "first_seen_at", "attempts"]]
+        if decided and not pairs.empty:
+            done = pd.MultiIndex.from_tuples(list(decided))
+            keys = pd.MultiIndex.from_frame(pairs[["event_id", "account_id", "goal_id"]])
+            pairs = pairs[~keys.isin(done)]
+        return finals, pairs.reset_index(drop=True), drop
 
-    def _final(self, row: pd.Series, account_id: int, goal_id: int, reason: str, detail: str | None,
+    def _final(self, row: Any, account_id: int, goal_id: int, reason: str, detail: str | None,
                status: str = "skipped") -> Planned:
-        return Planned(row.event_id, account_id, goal_id, getattr(row, "space_id", None),
-                       getattr(row, "event_name", None), status, reason, detail, None, self.now,
-                       None, None, None, None, self.run_id, self.now, row.first_seen_at,
-                       row.attempts)
+        space, name = getattr(row, "space_id", None), getattr(row, "event_name", None)
+        return Planned(row.event_id, account_id, goal_id, space if isinstance(space, str) else None,
+                       name if isinstance(name, str) else None, status, reason, detail, None,
+                       self.now, None, None, None, None, self.run_id, self.now, row.first_seen_at,
+                       int(row.attempts))
 
     # ---------------------------------------------------------------- goal level
 
-    def decide(self, pairs: pd.DataFrame,
-               events: pd.DataFrame) -> tuple[list[Planned], list[Outgoing]]:
-        """Apply the per-goal rules; returns (ledger rows, outbox rows)."""
+    def decide(self, pairs: pd.DataFrame, events: pd.DataFrame,
+               ) -> tuple[list[Planned], list[Outgoing], ReadyFrames]:
+        """Apply the per-goal rules; returns the ledger and outbox rows decided one by one, and
+        those of the conversions that passed every check as frames."""
         if pairs.empty:
-            return [], []
+            return [], [], ReadyFrames(None, None)
         df = pairs.merge(events, on="event_id", how="left")
         df = df.merge(self.spaces, left_on="space_id", right_index=True, how="left")
         df = df.merge(self.mappings, on=["account_id", "goal_id", "space_id", "event_name"],
@@ -189,50 +192,109 @@ class Planner:
             [first_seen + cfg.account_hold, first_seen + cfg.goal_hold],
             default=first_seen + cfg.unverified_hold)
         clean, values, currencies = rules.check_frame(df, now, cfg)
-        times = [pd.Timestamp(t).to_pydatetime() if not pd.isna(t) else None
-                 for t in df["event_time"]] if not clean.any() else list(
-            pd.to_datetime(df["event_time"], utc=True).dt.to_pydatetime())
-        # Plain lists, read once: iterating a frame row by row costs ~10x more per value.
-        col = {c: df[c].tolist() for c in ("event_id", "space_id", "event_name", "goal_name",
-                                           "msclkid", "first_seen_at", "attempts")}
-        accounts, goals = df["account_id"].astype("int64").tolist(), df["goal_id"].astype(
-            "int64").tolist()
-        customers = df["customer_id"].tolist()
         ready = reason == READY
-        slow = np.flatnonzero(~(ready & clean))  # decided here, or checked one by one
-        rows = dict(zip(slow.tolist(), df.iloc[slow].itertuples(index=False), strict=True))
+        fast = ready & clean  # the common case, decided column-wise by rules.check_frame
+        ledger, outbox = self._one_by_one(df, np.flatnonzero(~fast), held, hold_until)
+        return ledger, outbox, self._ready_frames(df[fast], np.asarray(values, dtype=object)[
+            fast], np.asarray(currencies, dtype=object)[fast])
+
+    def hash_outgoing(self, rows: list[Planned], outbox: list[Outgoing], ready: ReadyFrames,
+                      events: pd.DataFrame, coverage: Counter,
+                      ) -> tuple[list[Planned], ReadyFrames]:
+        """Hash what may be sent, and decide what cannot be, before anything is written.
+
+        The checks after hashing (no identifier, enhanced conversions off, what ``check_row``
+        found) are the hash stage's own (:func:`hash_frame`); the rows they decide leave the
+        outbox and take their outcome in the ledger. Returns the ledger rows decided one by one
+        and the frames of the rest: every outbox row comes out hashed.
+        """
+        parts = [f for f in (ready.outbox, pd.DataFrame(outbox, columns=list(Outgoing._fields))
+                             if outbox else None) if f is not None and len(f)]
+        if not parts:
+            return rows, ready
+        out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        key = ["event_id", "account_id", "goal_id"]
+        chunk = out[[*key, "click_id", "preflight_reason", "preflight_detail", "defer_until",
+                     "conversion_name"]].merge(events[["event_id", "email", "phone", "space_id"]],
+                                               on="event_id", how="left")
+        chunk["phone_region"] = chunk["space_id"].map(self.spaces["phone_region"])
+        enhanced = self.mappings.drop_duplicates(["account_id", "goal_id"]).set_index(
+            ["account_id", "goal_id"])["enhanced"]
+        chunk["enhanced"] = enhanced.reindex(pd.MultiIndex.from_frame(
+            chunk[["account_id", "goal_id"]])).fillna(True).to_numpy(bool)
+        done = hash_frame(chunk.drop(columns="space_id"), self.now)
+        del chunk
+        coverage.update(done.coverage)
+        sent = out.drop(columns=["email_sha256", "phone_sha256", "hashed"]).merge(
+            done.ready, on=key)[list(Outgoing._fields)]
+        fast = ready.ledger
+        if done.decided:
+            decided = {d[:3]: d for d in done.decided}
+            if fast is not None:
+                hit = pd.MultiIndex.from_frame(fast[key]).isin(list(decided))
+                rows = rows + [Planned(*r) for r in fast[hit].itertuples(index=False, name=None)]
+                fast = fast[~hit]
+            rows = [_outcome(r, decided.get(r[:3])) for r in rows]
+        return rows, ReadyFrames(fast, sent)
+
+    def _ready_frames(self, df: pd.DataFrame, values: np.ndarray,
+                      currencies: np.ndarray) -> ReadyFrames:
+        """Ledger and outbox rows of conversions that passed every check, built column-wise."""
+        n = len(df)
+        none = pd.Series([None] * n, index=df.index, dtype=object)
+        times = pd.to_datetime(df["event_time"], utc=True)
+        clicks = df["msclkid"].astype(object).where(df["msclkid"].notna(), None)
+        clicks = clicks.map(lambda c: (c.strip() or None) if isinstance(c, str) else None)
+        keys = {"event_id": df["event_id"], "account_id": df["account_id"].astype("int64"),
+                "goal_id": df["goal_id"].astype("int64")}
+        sent = {"conversion_name": df["goal_name"], "conversion_time": times,
+                "conversion_value": pd.Series(values, index=df.index, dtype=object),
+                "currency_code": pd.Series(currencies, index=df.index, dtype=object)}
+        ledger = pd.DataFrame({
+            **keys, "space_id": df["space_id"], "event_name": df["event_name"],
+            "status": "pending", "reason": READY, "detail": none, "next_attempt_at": none,
+            "decided_at": none, **sent, "run_id": self.run_id,
+            "claimed_at": pd.Timestamp(self.now), "first_seen_at": pd.to_datetime(
+                df["first_seen_at"], utc=True), "attempts": df["attempts"].astype("int64")},
+            columns=list(Planned._fields))
+        outbox = pd.DataFrame({
+            **keys, "customer_id": df["customer_id"].astype("int64"), "run_id": self.run_id,
+            **sent, "click_id": clicks, "email_sha256": none, "phone_sha256": none,
+            "hashed": False, "preflight_reason": none, "preflight_detail": none,
+            "defer_until": none, "sent_at": none, "attribution_credit": none,
+            "attribution_model": none}, columns=list(Outgoing._fields))
+        return ReadyFrames(ledger, outbox) if n else ReadyFrames(None, None)
+
+    def _one_by_one(self, df: pd.DataFrame, slow: np.ndarray, held: np.ndarray,
+                    hold_until: np.ndarray) -> tuple[list[Planned], list[Outgoing]]:
+        """The rows decided here with a detail, and the ready rows ``rules.check_row`` checks."""
+        now, cfg, run_id = self.now, self.config, self.run_id
         ledger: list[Planned] = []
         outbox: list[Outgoing] = []
-        run_id = self.run_id
-        for i, event_id in enumerate(col["event_id"]):
-            if not ready[i]:
-                row = rows[i]
+        for i, row in zip(slow.tolist(), df.iloc[slow].itertuples(index=False), strict=True):
+            accounts, goals = int(row.account_id), int(row.goal_id)
+            if row.reason != READY:
                 status, next_at, decided_at = "skipped", None, now
                 if held[i]:
                     status, decided_at = "deferred", None
                     next_at = min(now + cfg.hold_recheck,
                                   pd.Timestamp(hold_until[i]).to_pydatetime())
-                ledger.append(Planned(event_id, accounts[i], goals[i], col["space_id"][i],
-                                      col["event_name"][i], status, row.reason,
-                                      self._detail(row), next_at, decided_at, None, None, None,
-                                      None, run_id, now, col["first_seen_at"][i],
-                                      col["attempts"][i]))
+                ledger.append(Planned(row.event_id, accounts, goals, row.space_id,
+                                      row.event_name, status, row.reason, self._detail(row),
+                                      next_at, decided_at, None, None, None, None, run_id, now,
+                                      row.first_seen_at, int(row.attempts)))
                 continue
-            if clean[i]:  # the common case, decided column-wise by rules.check_frame
-                value, currency, pre, pre_detail, defer = values[i], currencies[i], None, None, None
-                credit = model = None
-            else:
-                value, currency, pre, pre_detail, defer, credit, model = rules.check_row(
-                    rows[i], now, cfg)
-            conv_time, goal_name, click = times[i], col["goal_name"][i], col["msclkid"][i]
-            click = click.strip() if isinstance(click, str) else None
-            ledger.append(Planned(event_id, accounts[i], goals[i], col["space_id"][i],
-                                  col["event_name"][i], "pending", READY, None, None, None,
-                                  goal_name, conv_time, value, currency, run_id, now,
-                                  col["first_seen_at"][i], col["attempts"][i]))
-            outbox.append(Outgoing(event_id, accounts[i], goals[i], int(customers[i]), run_id,
-                                   goal_name, conv_time, value, currency, click or None, None,
-                                   None, False, pre, pre_detail, defer, None, credit, model))
+            value, currency, pre, pre_detail, defer, credit, model = rules.check_row(row, now, cfg)
+            conv_time = pd.Timestamp(row.event_time).to_pydatetime()
+            click = row.msclkid.strip() if isinstance(row.msclkid, str) else None
+            ledger.append(Planned(row.event_id, accounts, goals, row.space_id, row.event_name,
+                                  "pending", READY, None, None, None, row.goal_name, conv_time,
+                                  value, currency, run_id, now, row.first_seen_at,
+                                  int(row.attempts)))
+            outbox.append(Outgoing(row.event_id, accounts, goals, int(row.customer_id), run_id,
+                                   row.goal_name, conv_time, value, currency, click or None,
+                                   None, None, False, pre, pre_detail, defer, None, credit,
+                                   model))
         return ledger, outbox
 
     def _detail(self, row: Any) -> str | None:
@@ -262,9 +324,19 @@ class Planner:
                     "platform") + "; the mapping sends only events attributed to Microsoft"
         return None
 
-def plan(warehouse: Warehouse, run_id: str, now: datetime, config: PipelineConfig) -> Counter:
-    """Plan every ledger row this run claimed; returns counts per reason decided here."""
-    counts: Counter = Counter()
+class PlanCounts(Counter):
+    """Counts per reason decided by the plan stage, and the identifier coverage of what it
+    hashed (``coverage``, as :func:`include.msads_capi.identity.hash_identities` counts it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.coverage: Counter = Counter()
+
+
+def plan(warehouse: Warehouse, run_id: str, now: datetime, config: PipelineConfig) -> PlanCounts:
+    """Plan every ledger row this run claimed, and hash what may be sent; returns counts per
+    reason decided here, with the identifier coverage."""
+    counts = PlanCounts()
     with transaction(warehouse) as conn:
         spaces, mappings = load_configuration(conn)
         optional = select_optional(conn)
@@ -293,7 +365,8 @@ def plan(warehouse: Warehouse, run_id: str, now: datetime, config: PipelineConfi
                                                      "first_seen_at", "attempts"]]
             frames = [p for p in (pairs, per_goal) if not p.empty]
             all_pairs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-            rows, outbox = planner.decide(all_pairs, events) if not all_pairs.empty else ([], [])
+            rows, outbox, ready = planner.decide(all_pairs, events)
+            rows, ready = planner.hash_outgoing(rows, outbox, ready, events, counts.coverage)
             if drop:  # placeholders become one row per goal (or their final outcome, below)
                 conn.execute("DELETE FROM msads.results WHERE run_id = %(run)s AND status = "
                              "'pending' AND reason = 'claimed' AND event_id > %(after)s AND "
@@ -301,11 +374,32 @@ def plan(warehouse: Warehouse, run_id: str, now: datetime, config: PipelineConfi
             # planned again: an earlier run may have left outbox rows for them
             again = list(per_goal[["event_id", "account_id", "goal_id"]].itertuples(
                 index=False, name=None))
-            plan_rows(conn, finals + rows, outbox, replanned=again)
+            plan_rows(conn, finals + rows, [], replanned=again, ready=ready)
             counts.update(r.reason for r in finals + rows)
+            if ready.count:
+                counts[READY] += ready.count
     log.info("planned: %s", dict(counts))
     plan_adjustments(warehouse, run_id, now, config)
     return counts
+
+
+def _outcome(row: Planned, decided: Decided | None) -> Planned:
+    """A planned ledger row with the outcome the checks after hashing gave it, if any."""
+    if decided is None:
+        return row
+    return row._replace(status=decided.status, reason=decided.reason, detail=decided.detail,
+                        next_attempt_at=decided.next_attempt_at, decided_at=decided.decided_at)
+
+
+def _event_outcome(label: str, row: Any) -> tuple[str, str | None]:
+    """The reason and detail of an event decided as a whole (:meth:`Planner.expand`)."""
+    if label == "deleted":
+        return EVENT_DELETED, None
+    if label == "unknown":
+        return NOT_MAPPED, f"Space {row.space_id!r} is not configured; add it with msads space add"
+    if label == "off":
+        return CAPI_OFF, _capi_off(row.space_id)
+    return NOT_MAPPED, f"no enabled mapping sends {row.event_name!r} in Space {row.space_id}"
 
 
 def _capi_off(space_id: str) -> str:

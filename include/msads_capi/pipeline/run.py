@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from itertools import groupby
@@ -35,7 +36,7 @@ def run_once(warehouse: Warehouse, client_for: Callable[[cfg.Account], AdsClient
     """
     config = config or PipelineConfig()
     claimed = claim(warehouse, run_id, clock(), config) if claim_work else ClaimResult()
-    plan(warehouse, run_id, clock(), config)
+    planned = plan(warehouse, run_id, clock(), config)
     hashed = hash_stage(warehouse, run_id, clock(), config)
     uploads = []
     for account_id, parts in groupby(accounts_with_work(warehouse, run_id, config),
@@ -49,7 +50,9 @@ def run_once(warehouse: Warehouse, client_for: Callable[[cfg.Account], AdsClient
             uploads.append(upload_one_part(warehouse, client_for(account), account_id, run_id,
                                            config, Part.of_entry(entry), clock))
         uploads.extend(future.result() for future in handed)
-    summary = summarize(warehouse, run_id, coverage=dict(hashed.coverage))
+    coverage = Counter(planned.coverage)
+    coverage.update(hashed.coverage)  # update keeps the zero counts, unlike +
+    summary = summarize(warehouse, run_id, coverage=dict(coverage))
     summary["claimed"] = claimed.as_dict()
     summary["uploads"] = uploads
     return summary
