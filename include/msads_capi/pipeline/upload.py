@@ -141,9 +141,10 @@ def _decided(row: OutboxRow, status: str, reason: str, detail: str | None = None
              error: tuple[int | None, str | None, str | None] = (None, None, None),
              tracking: str | None = None, next_at: datetime | None = None,
              decided_at: datetime | None = None) -> Answered:
-    """The ledger update for one row."""
+    """The ledger update for one row taken for a call (counted as an attempt here, with the
+    outcome, instead of by a write of its own before the call)."""
     return Answered(*row.key, status, reason, detail, *error, tracking, next_at, decided_at,
-                    *row.flags, row.sent_ref)
+                    *row.flags, row.sent_ref, row.attempts + 1)
 
 
 def _error_fields(exc: MicrosoftError) -> tuple[int | None, str | None, str]:
@@ -418,16 +419,6 @@ class Uploader:
             ).fetchall()]
             if rows:
                 self._after = (rows[-1].event_id, rows[-1].goal_id)
-                keys = [r.key for r in rows]
-                conn.execute(
-                    "UPDATE msads.outbox o SET sent_at = %s FROM unnest(%s::text[], %s::bigint[], "
-                    "%s::bigint[]) AS k(e, a, g) WHERE o.event_id = k.e AND o.account_id = k.a "
-                    "AND o.goal_id = k.g", (self.clock(), *map(list, zip(*keys, strict=True))))
-                conn.execute(
-                    "UPDATE msads.results r SET attempts = attempts + 1 FROM unnest(%s::text[], "
-                    "%s::bigint[], %s::bigint[]) AS k(e, a, g) WHERE r.event_id = k.e "
-                    "AND r.account_id = k.a AND r.goal_id = k.g",
-                    tuple(map(list, zip(*keys, strict=True))))
         return rows
 
     def _write(self, decided: list[Answered]) -> None:
