@@ -25,6 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from phonenumbers.phonemetadata import PhoneMetadata
 
+from include.msads_capi.identity.buffers import from_parts, owners, string_buffers, subset
+
 if TYPE_CHECKING:
     from phonenumbers.phonemetadata import PhoneNumberDesc
 
@@ -37,7 +39,8 @@ MAX_INPUT = 250
 _MIN_NSN, _MAX_NSN = 2, 17
 _NON_GEO = "001"
 _COUNTRY_REGIONS = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
-_CALLING_CODES = pa.array(sorted(str(c) for c in _COUNTRY_REGIONS), pa.string())
+_IS_CALLING_CODE = np.zeros(1000, bool)
+_IS_CALLING_CODE[list(_COUNTRY_REGIONS)] = True
 
 # What phonenumbers' _test_number_length answers.
 _POSSIBLE, _TOO_SHORT, _TOO_LONG, _INVALID_LENGTH, _LOCAL_ONLY = range(5)
@@ -105,8 +108,15 @@ def _bools(array: pa.Array) -> np.ndarray:
     return array.to_numpy(zero_copy_only=False)
 
 
+def _literal(pattern: str) -> bool:
+    """Patterns such as ``0``, ``00`` or ``011`` match themselves only: no regex needed."""
+    return pattern.isascii() and pattern.isdigit()
+
+
 def _starts(strings: pa.Array, pattern: str) -> np.ndarray:
     """``re.match`` for every value (RE2 picks the same leftmost-first match as Python)."""
+    if _literal(pattern):
+        return _bools(pc.starts_with(strings, pattern))
     return _bools(pc.match_substring_regex(strings, f"^(?:{pattern})"))
 
 
@@ -115,6 +125,9 @@ def _full(strings: pa.Array, pattern: str) -> np.ndarray:
 
 
 def _strip_start(strings: pa.Array, pattern: str) -> pa.Array:
+    """What follows the match of ``pattern`` at the start of each value (all must match)."""
+    if _literal(pattern):
+        return pc.utf8_slice_codeunits(strings, len(pattern))
     return pc.replace_substring_regex(strings, f"^(?:{pattern})", "", max_replacements=1)
 
 
@@ -142,39 +155,64 @@ def _groups(keys: np.ndarray, rows: np.ndarray):
 
 
 class _Pieces:
-    """New values for some rows of an array, written back in one pass."""
+    """Values for some rows of an array, found group by group; read back in any order."""
 
     def __init__(self) -> None:
         self.rows: list[np.ndarray] = []
         self.values: list[pa.Array] = []
+        self._joined: tuple[pa.Array, np.ndarray] | None = None
 
     def add(self, rows: np.ndarray, values: pa.Array) -> None:
         self.rows.append(rows)
-        self.values.append(values)
+        self.values.append(values.cast(pa.string()))
+        self._joined = None
 
-    def apply(self, base: pa.Array) -> pa.Array:
-        if not self.rows:
-            return base
-        rows = np.concatenate(self.rows)
-        order = np.argsort(rows, kind="stable")
-        mask = np.zeros(len(base), bool)
-        mask[rows] = True
-        return pc.replace_with_mask(base, pa.array(mask),
-                                    pa.concat_arrays(self.values).take(pa.array(order)))
+    def take(self, rows: np.ndarray, n: int) -> pa.Array:
+        """The values of ``rows`` (of ``n``), null where no piece gave one."""
+        if self._joined is None:
+            given = np.concatenate([*self.rows, np.zeros(0, np.int64)])
+            position = np.full(n, len(given), np.int64)
+            position[given] = np.arange(len(given))
+            self._joined = (pa.concat_arrays([*self.values, pa.nulls(1, pa.string())]), position)
+        values, position = self._joined
+        return values.take(pa.array(position[rows]))
 
 
-def digits_only(strings: pa.Array) -> pa.StringArray:
-    """Keep the ASCII digits of each (non-null) value, on the raw buffers: no per-value Python."""
-    strings = strings.cast(pa.string())
-    _, offsets_buf, data_buf = strings.buffers()
-    offsets = np.frombuffer(offsets_buf, np.int32)[strings.offset:strings.offset + len(strings) + 1]
-    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
-    chunk = data[offsets[0]:offsets[-1]]
-    kept = np.flatnonzero((chunk >= ord("0")) & (chunk <= ord("9")))
-    # A value's new start is the number of digits kept before its old start.
-    new_offsets = np.searchsorted(kept, offsets - offsets[0]).astype(np.int32)
-    return pa.StringArray.from_buffers(len(strings), pa.py_buffer(new_offsets),
-                                       pa.py_buffer(np.ascontiguousarray(chunk[kept])))
+def _scan(values: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """Each value's ASCII digits without its extension, whether it has a +, and its length.
+
+    On the raw buffers, no per-value Python. Values are in :data:`FAST_SHAPE`: an x can only
+    start an extension (``x`` or ``ext``), and what follows it is the extension, which
+    phonenumbers drops.
+    """
+    offsets, data = string_buffers(values)
+    base = int(offsets[0])
+    chunk = data[base:offsets[-1]]
+    starts = offsets.astype(np.int64) - base
+    digit = (chunk - np.uint8(ord("0"))) < 10
+    xs = np.flatnonzero((chunk | np.uint8(0x20)) == ord("x"))
+    if len(xs):
+        span = starts[owners(starts, xs) + 1] - xs  # from the x to the end of its value
+        first = np.cumsum(span) - span
+        digit[np.repeat(xs - first, span) + np.arange(span.sum())] = False
+    kept = np.zeros(len(chunk) + 1, np.int64 if len(chunk) >= 2**31 else np.int32)
+    np.cumsum(digit, out=kept[1:])
+    plus = np.zeros(len(values), bool)
+    plus[owners(starts, np.flatnonzero(chunk == ord("+")))] = True
+    return from_parts(kept[starts], chunk[digit]), plus, np.diff(starts)
+
+
+def _drop_heads(digits: pa.Array, width: np.ndarray) -> pa.Array:
+    """Each value without its first ``width`` characters (ASCII digits: one byte each)."""
+    offsets, data = string_buffers(digits)
+    base = int(offsets[0])
+    chunk = data[base:offsets[-1]]
+    starts = offsets.astype(np.int64) - base
+    keep = np.ones(len(chunk), bool)
+    for k in range(1, int(width.max(initial=0)) + 1):
+        keep[starts[:-1][width >= k] + k - 1] = False
+    starts[1:] -= np.cumsum(width)
+    return from_parts(starts, chunk[keep])
 
 
 def _matches(strings: pa.Array, lengths: np.ndarray, desc: _Desc | None) -> np.ndarray:
@@ -183,7 +221,7 @@ def _matches(strings: pa.Array, lengths: np.ndarray, desc: _Desc | None) -> np.n
         return np.zeros(len(strings), bool)
     ok = np.isin(lengths, desc.lengths) if desc.lengths else np.ones(len(strings), bool)
     if ok.any():
-        ok[ok] = _full(strings.filter(pa.array(ok)), desc.pattern)
+        ok[ok] = _full(subset(strings, ok), desc.pattern)
     return ok
 
 
@@ -229,33 +267,40 @@ def _strip_national_prefix(strings: pa.Array, p: _Plan) -> pa.Array:
     candidates = _starts(strings, p.national_prefix) & (_lengths(strings) > 0)
     if not candidates.any():
         return strings
-    numbers = strings.filter(pa.array(candidates))
+    numbers = subset(strings, candidates)
     if p.prefix_vectorised:
         rest = _strip_start(numbers, p.national_prefix)
         # Keep the prefix when the number was viable with it and is not without it.
-        keep = _general_pattern(numbers, p) & ~_general_pattern(rest, p)
-        rest = pc.if_else(pa.array(keep), numbers, rest)
+        keep = _general_pattern(numbers, p)
+        if keep.any():
+            keep[keep] = ~_general_pattern(rest.filter(pa.array(keep)), p)
+            rest = pc.if_else(pa.array(keep), numbers, rest)
     else:
         rest = pa.array([_strip_one(n, p) for n in numbers.to_pylist()], pa.string())
     return _put(strings, candidates, rest)
 
 
-def _split_calling_code(digits: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray]:
-    """phonenumbers' _extract_country_code: the first 1, 2 or 3 digits that are a calling code."""
+def _split_calling_code(digits: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """phonenumbers' _extract_country_code: the first 1, 2 or 3 digits that are a calling code.
+
+    Returns each value's calling code and how many digits it takes (0 and 0: none).
+    """
+    offsets, data = string_buffers(digits)
     n = len(digits)
+    lengths = np.diff(offsets)
+    starts = offsets[:-1]
     code = np.zeros(n, np.int32)
-    found = np.zeros(n, bool)
-    rest = digits
-    lengths = _lengths(digits)
+    width = np.zeros(n, np.int8)
+    head = np.zeros(n, np.int32)
     for k in (1, 2, 3):
-        head = pc.utf8_slice_codeunits(digits, 0, k)
-        hit = _bools(pc.is_in(head, value_set=_CALLING_CODES)) & ~found & (lengths >= k)
-        if hit.any():
-            mask = pa.array(hit)
-            code[hit] = pc.cast(head.filter(mask), pa.int32()).to_numpy()
-            rest = _put(rest, hit, pc.utf8_slice_codeunits(digits.filter(mask), k))
-            found |= hit
-    return code, rest, found
+        rows = np.flatnonzero(lengths >= k)
+        head[rows] = head[rows] * 10 + (data[starts[rows] + k - 1] - ord("0"))
+        # No calling code starts with 0 (as numbers, "01" would read as 1).
+        hit = rows[(width[rows] == 0) & _IS_CALLING_CODE[head[rows]]
+                   & (data[starts[rows]] != ord("0"))]
+        code[hit] = head[hit]
+        width[hit] = k
+    return code, width
 
 
 def _type_known(numbers: pa.Array, p: _Plan) -> np.ndarray:
@@ -267,7 +312,7 @@ def _type_known(numbers: pa.Array, p: _Plan) -> np.ndarray:
         if not open_.any():
             break
         rows = np.flatnonzero(open_)
-        hit = rows[_matches(numbers.filter(pa.array(open_)), lengths[rows], desc)]
+        hit = rows[_matches(subset(numbers, open_), lengths[rows], desc)]
         known[hit] = True
         open_[hit] = False
     return known
@@ -287,13 +332,13 @@ def _valid(numbers: pa.Array, calling_code: int) -> np.ndarray:
         if not open_.any():
             break
         rows = np.flatnonzero(open_)
-        subset = numbers.filter(pa.array(open_))
+        remaining = subset(numbers, open_)
         if p.leading_digits is not None:
-            chosen = _starts(subset, p.leading_digits)
-            valid[rows[chosen]] = _type_known(subset.filter(pa.array(chosen)), p)
+            chosen = _starts(remaining, p.leading_digits)
+            valid[rows[chosen]] = _type_known(subset(remaining, chosen), p)
             open_[rows[chosen]] = False
         else:
-            hit = rows[_type_known(subset, p)]
+            hit = rows[_type_known(remaining, p)]
             valid[hit] = True
             open_[hit] = False
     return valid
@@ -313,76 +358,98 @@ def to_e164(values: pa.Array, regions: np.ndarray) -> tuple[pa.Array, np.ndarray
         :data:`OUTCOMES` (0 when valid); and a mask of the values this module leaves to
         phonenumbers (their other outputs are meaningless).
     """
-    n = len(values)
-    full_length = _lengths(values)
-    # Only values with an x can carry an extension; the regex runs on those alone.
-    with_x = _bools(pc.or_(pc.match_substring(values, "x"), pc.match_substring(values, "X")))
-    if with_x.any():
-        values = _put(values, with_x, pc.replace_substring_regex(
-            values.filter(pa.array(with_x)), _EXTENSION, "", max_replacements=1))
     region_of, names = pd.factorize(pd.array(np.asarray(regions, dtype=object), dtype=object))
-    names = list(names)
-    digits = digits_only(values)
-    lengths = _lengths(digits)
-    plus = _bools(pc.match_substring(values, "+"))
+    return read(values, region_of, list(names))
+
+
+def _from_region(d: pa.Array, idx: np.ndarray, p: _Plan, code: np.ndarray,
+                 from_number: np.ndarray, outcome: np.ndarray, national: _Pieces) -> None:
+    """Numbers written without a +, read with their default region: international prefix,
+    the region's own calling code written out, or a national number."""
+    via_idd = np.zeros(len(idx), bool)
+    if p.idd:
+        hit = _starts(d, p.idd)
+        if hit.any():
+            after = _strip_start(d.filter(pa.array(hit)), p.idd)
+            # An international prefix followed by 0 is not one (calling codes never start 0).
+            real = ~_bools(pc.starts_with(after, "0"))
+            via_idd[np.flatnonzero(hit)[real]] = True
+            after = subset(after, real)
+            sub = idx[via_idd]
+            too_short = _lengths(after) <= _MIN_NSN
+            found_code, width = _split_calling_code(after)
+            found = (width > 0) & ~too_short
+            outcome[sub[too_short]] = _SHORT
+            outcome[sub[~found & ~too_short]] = _BAD_CODE
+            code[sub[found]] = found_code[found]
+            from_number[sub[found]] = True
+            national.add(sub, _drop_heads(after, width))
+    own = str(p.country_code)
+    starts_own = _bools(pc.starts_with(d, own)) & ~via_idd
+    take = np.zeros(len(idx), bool)
+    if starts_own.any():
+        full = d.filter(pa.array(starts_own))
+        potential = _strip_national_prefix(pc.utf8_slice_codeunits(full, len(own)), p)
+        # phonenumbers takes the digits as the calling code when that makes a better number.
+        better = ((~_general_pattern(full, p) & _general_pattern(potential, p))
+                  | (_test_length(_lengths(full), p) == _TOO_LONG))
+        take[np.flatnonzero(starts_own)[better]] = True
+        code[idx[take]] = p.country_code
+        from_number[idx[take]] = True
+        national.add(idx[take], potential.filter(pa.array(better)))
+    domestic = ~via_idd & ~take
+    code[idx[domestic]] = p.country_code
+    national.add(idx[domestic], subset(d, domestic))
+
+
+def _national(nn: pa.Array, idx: np.ndarray, p: _Plan,
+              outcome: np.ndarray) -> tuple[np.ndarray, pa.Array]:
+    """The national (trunk) prefix, phonenumbers' length limits, then validity.
+
+    ``p`` is the region whose metadata reads these numbers (its calling code is theirs).
+    Returns the rows that have an E.164 form, and that form.
+    """
+    short = _lengths(nn) < _MIN_NSN
+    potential = _strip_national_prefix(nn, p)
+    use = ~np.isin(_test_length(_lengths(potential), p), _KEEP_UNSTRIPPED)
+    nn = pc.if_else(pa.array(use), potential, nn)
+    final = _lengths(nn)
+    outcome[idx[short | (final < _MIN_NSN)]] = _SHORT
+    outcome[idx[~short & (final > _MAX_NSN)]] = _LONG
+    ok = ~short & (final >= _MIN_NSN) & (final <= _MAX_NSN)
+    nn = subset(nn, ok)
+    idx = idx[ok]
+    outcome[idx[~_valid(nn, p.country_code)]] = _INVALID
+    return idx, pc.utf8_replace_slice(nn, 0, 0, f"+{p.country_code}")
+
+
+def read(values: pa.Array, region_of: np.ndarray,
+         names: list[str | None]) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """:func:`to_e164` with the regions given as indexes into ``names`` (-1: none)."""
+    n = len(values)
+    digits, plus, full_length = _scan(values)
     # Fewer than three digits: phonenumbers' viability rules differ; too rare to be worth it.
-    slow = (lengths < 3) | (full_length > MAX_INPUT)
+    slow = (_lengths(digits) < 3) | (full_length > MAX_INPUT)
     outcome = np.zeros(n, np.int8)
     code = np.zeros(n, np.int32)
     from_number = np.zeros(n, bool)  # the calling code was written in the number
-    national = digits
+    national = _Pieces()
 
     # 1. The calling code: after a +, after the region's international prefix, or the region's own.
-    rows = plus & ~slow
-    if rows.any():
-        found_code, rest, found = _split_calling_code(digits.filter(pa.array(rows)))
-        idx = np.flatnonzero(rows)
-        slow[idx[~found]] = True  # phonenumbers then retries without the +
-        code[idx[found]] = found_code[found]
-        from_number[idx[found]] = True
-        national = _put(national, rows, rest)
+    rows = np.flatnonzero(plus & ~slow)
+    if len(rows):
+        found_code, width = _split_calling_code(digits.take(pa.array(rows)))
+        found = width > 0
+        slow[rows[~found]] = True  # phonenumbers then retries without the +
+        code[rows[found]] = found_code[found]
+        from_number[rows[found]] = True
+        national.add(rows[found], _drop_heads(digits.take(pa.array(rows[found])), width[found]))
+    names = list(names)
     usable = np.array([r in phonenumbers.SUPPORTED_REGIONS for r in names] + [False])
     slow |= ~plus & ~usable[region_of]  # no default region: phonenumbers says so (no_region)
-    pieces = _Pieces()
     for r, idx in _groups(region_of, ~plus & ~slow):
-        p = plan(names[r])
-        d = digits.take(pa.array(idx))
-        new = d
-        via_idd = np.zeros(len(idx), bool)
-        if p.idd:
-            hit = _starts(d, p.idd)
-            if hit.any():
-                after = _strip_start(d.filter(pa.array(hit)), p.idd)
-                # An international prefix followed by 0 is not one (calling codes never start 0).
-                real = ~_bools(pc.starts_with(after, "0"))
-                via_idd[np.flatnonzero(hit)[real]] = True
-                after = after.filter(pa.array(real))
-                sub = idx[via_idd]
-                too_short = _lengths(after) <= _MIN_NSN
-                found_code, rest, found = _split_calling_code(after)
-                found &= ~too_short
-                outcome[sub[too_short]] = _SHORT
-                outcome[sub[~found & ~too_short]] = _BAD_CODE
-                code[sub[found]] = found_code[found]
-                from_number[sub[found]] = True
-                new = _put(new, via_idd, rest)
-        own = str(p.country_code)
-        starts_own = _bools(pc.starts_with(d, own)) & ~via_idd
-        if starts_own.any():
-            full = d.filter(pa.array(starts_own))
-            potential = _strip_national_prefix(pc.utf8_slice_codeunits(full, len(own)), p)
-            # phonenumbers takes the digits as the calling code when that makes a better number.
-            better = ((~_general_pattern(full, p) & _general_pattern(potential, p))
-                      | (_test_length(_lengths(full), p) == _TOO_LONG))
-            take = np.zeros(len(idx), bool)
-            take[np.flatnonzero(starts_own)[better]] = True
-            code[idx[take]] = p.country_code
-            from_number[idx[take]] = True
-            new = _put(new, take, potential.filter(pa.array(better)))
-        domestic = idx[~via_idd & ~from_number[idx]]
-        code[domestic] = p.country_code
-        pieces.add(idx, new)
-    national = pieces.apply(national)
+        _from_region(digits.take(pa.array(idx)), idx, plan(names[r]), code, from_number,
+                     outcome, national)
 
     # The metadata that reads the national number: the calling code's main region, or the
     # default region when the number was written without a calling code.
@@ -396,31 +463,9 @@ def to_e164(values: pa.Array, regions: np.ndarray) -> tuple[pa.Array, np.ndarray
             names.append(main)
         meta[idx] = names.index(main)
 
-    # 2. The national (trunk) prefix, then phonenumbers' length limits.
-    pieces = _Pieces()
+    # 2. The national number, one metadata region at a time.
+    e164 = _Pieces()
     for m, idx in _groups(meta, ~slow & (outcome == _OK)):
-        p = plan(names[m])
-        nn = national.take(pa.array(idx))
-        short = _lengths(nn) < _MIN_NSN
-        potential = _strip_national_prefix(nn, p)
-        use = ~np.isin(_test_length(_lengths(potential), p), _KEEP_UNSTRIPPED)
-        nn = pc.if_else(pa.array(use), potential, nn)
-        final = _lengths(nn)
-        outcome[idx[short | (final < _MIN_NSN)]] = _SHORT
-        outcome[idx[~short & (final > _MAX_NSN)]] = _LONG
-        pieces.add(idx, nn)
-    national = pieces.apply(national)
+        e164.add(*_national(national.take(idx, n), idx, plan(names[m]), outcome))
+    return e164.take(np.arange(n), n), outcome, slow
 
-    # 3. Validity, per calling code.
-    for c, idx in _groups(code, ~slow & (outcome == _OK)):
-        valid = _valid(national.take(pa.array(idx)), int(c))
-        outcome[idx[~valid]] = _INVALID
-
-    readable = ~slow & ((outcome == _OK) | (outcome == _INVALID))
-    joined = pc.binary_join_element_wise(_PREFIXES.take(pa.array(code)), national, "")
-    e164 = pc.if_else(pa.array(readable), joined, pa.scalar(None, pa.string()))
-    return e164, outcome, slow
-
-
-# "+<calling code>" by calling code, to prefix national numbers without per-value Python.
-_PREFIXES = pa.array([f"+{c}" for c in range(1000)], pa.string())
