@@ -5,6 +5,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -14,6 +15,7 @@ import pyarrow.compute as pc
 
 from include.msads_capi.errors import MsadsError
 from include.msads_capi.identity import phones
+from include.msads_capi.identity.buffers import owners, string_buffers, subset
 from include.msads_capi.identity.reasons import REASONS
 from include.msads_capi.identity.scalar import normalize_phone, normalize_region
 
@@ -50,7 +52,44 @@ def _lengths(array: pa.Array) -> np.ndarray:
 
 
 def _put(base: pa.Array, mask: np.ndarray, values: pa.Array) -> pa.Array:
-    return pc.replace_with_mask(base, pa.array(mask), values) if mask.any() else base
+    if not mask.any():
+        return base
+    if mask.all():
+        return values.cast(base.type)
+    return pc.replace_with_mask(base, pa.array(mask), values)
+
+
+def _has_ascii_whitespace(strings: pa.Array) -> np.ndarray:
+    """Which values hold an ASCII character str.isspace() accepts (all of them are <= 0x20)."""
+    offsets, data = string_buffers(strings)
+    found = np.zeros(len(strings), bool)
+    if not len(strings):
+        return found
+    low = offsets[0] + np.flatnonzero(data[offsets[0]:offsets[-1]] <= 0x20)
+    byte = data[low]
+    spaces = low[((byte >= 0x09) & (byte <= 0x0d)) | (byte >= 0x1c)]
+    found[owners(offsets, spaces)] = True
+    return found
+
+
+def _email_shaped(lowered: pa.Array, ascii_: np.ndarray) -> np.ndarray:
+    """``local@domain``: an @ with text before it and text without @ after it, no whitespace."""
+    offsets, data = string_buffers(lowered)
+    shaped = np.zeros(len(lowered), bool)
+    if not len(lowered):
+        return shaped
+    at = offsets[0] + np.flatnonzero(data[offsets[0]:offsets[-1]] == ord("@"))
+    owner = owners(offsets, at)
+    last = np.flatnonzero(np.diff(owner, append=-1) != 0)  # each value's last @ (owners ascend)
+    at, owner = at[last], owner[last]
+    shaped[owner] = (at > offsets[owner]) & (at < offsets[owner + 1] - 1)
+    spaced = _has_ascii_whitespace(lowered)
+    # Other whitespace is non-ASCII (U+0085, U+00A0, U+2000...): a regex on those values alone.
+    others = shaped & ~spaced & ~ascii_
+    if others.any():
+        spaced[others] = _mask(pc.match_substring_regex(lowered.filter(pa.array(others)),
+                                                        _WHITESPACE_CLASS))
+    return shaped & ~spaced
 
 
 def _start(values: pa.Array, prehashed: bool) -> tuple[Column, pa.Array, np.ndarray]:
@@ -67,7 +106,11 @@ def _start(values: pa.Array, prehashed: bool) -> tuple[Column, pa.Array, np.ndar
     trimmed = pc.utf8_trim(values, PY_WHITESPACE)
     empty = ~missing & (_lengths(trimmed) == 0)
     reason[empty] = _CODE["empty"]
-    hexed = ~missing & ~empty & _mask(pc.match_substring_regex(trimmed, _SHA256_HEX))
+    # A digest is 64 ASCII characters, so 64 bytes: the regex runs on those values alone.
+    hexed = ~missing & (_lengths(trimmed) == 64)
+    if hexed.any():
+        hexed[hexed] = _mask(pc.match_substring_regex(trimmed.filter(pa.array(hexed)),
+                                                      _SHA256_HEX))
     digest[hexed] = True
     normalized = _put(pa.nulls(n, pa.string()), hexed,
                       pc.ascii_lower(trimmed.filter(pa.array(hexed))))
@@ -78,14 +121,44 @@ def _start(values: pa.Array, prehashed: bool) -> tuple[Column, pa.Array, np.ndar
     return Column(normalized, reason, digest), trimmed, todo
 
 
-def _lower(values: pa.Array) -> pa.Array:
-    """``str.lower()`` exactly: Arrow for ASCII values, Python's full case mapping for the rest."""
+@cache
+def _python_case_class() -> str:
+    """A regex class of the characters Arrow's ``utf8_lower`` may not lowercase as ``str.lower()``.
+
+    Latin, Greek and Cyrillic letters (U+0080 to U+052F) are compared one by one at first use;
+    those that agree are left to Arrow. Everything else non-ASCII, anything lowercased to more
+    than one character (U+0130) and the capital sigma (Python writes a final sigma at the end of
+    a word) stay with Python.
+    """
+    chars = [chr(c) for c in range(0x80, 0x530)]
+    arrow = pc.utf8_lower(pa.array(chars, pa.string())).to_pylist()
+    same = [ord(c) for c, a in zip(chars, arrow, strict=True)
+            if c != "\u03a3" and c.lower() == a and len(a) == 1]
+    # As ranges of consecutive code points: where each run starts and where it ends.
+    starts = [c for i, c in enumerate(same) if i == 0 or same[i - 1] != c - 1]
+    ends = [c for i, c in enumerate(same) if i + 1 == len(same) or same[i + 1] != c + 1]
+    return "[^\\x00-\\x7f" + "".join(f"\\x{{{a:x}}}-\\x{{{b:x}}}"
+                                     for a, b in zip(starts, ends, strict=True)) + "]"
+
+
+def _lower(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """``str.lower()`` exactly: Arrow where its case mapping is Python's, Python for the rest.
+
+    Returns the lowered values and which of them are ASCII.
+    """
     ascii_ = _mask(pc.string_is_ascii(values))
-    lowered = pc.ascii_lower(values)
     if ascii_.all():
-        return lowered
-    others = values.filter(pa.array(~ascii_)).to_pylist()
-    return _put(lowered, ~ascii_, pa.array([v.lower() for v in others], pa.string()))
+        return pc.ascii_lower(values), ascii_
+    lowered = pc.utf8_lower(values)
+    others = np.flatnonzero(~ascii_)
+    python = others[_mask(pc.match_substring_regex(values.take(pa.array(others)),
+                                                    _python_case_class()))]
+    if not len(python):
+        return lowered, ascii_
+    mask = np.zeros(len(values), bool)
+    mask[python] = True
+    text = [v.lower() for v in values.take(pa.array(python)).to_pylist()]
+    return _put(lowered, mask, pa.array(text, pa.string())), ascii_
 
 
 def emails(values: pa.Array, *, prehashed: bool = False, gmail_canonical: bool = False) -> Column:
@@ -93,9 +166,8 @@ def emails(values: pa.Array, *, prehashed: bool = False, gmail_canonical: bool =
     column, trimmed, todo = _start(values, prehashed)
     if not todo.any():
         return column
-    lowered = _lower(trimmed.filter(pa.array(todo)))
-    shaped = (_mask(pc.match_substring_regex(lowered, "(?s)^.+@[^@]+$"))
-              & ~_mask(pc.match_substring_regex(lowered, _WHITESPACE_CLASS)))
+    lowered, ascii_ = _lower(trimmed if todo.all() else trimmed.filter(pa.array(todo)))
+    shaped = _email_shaped(lowered, ascii_)
     result = lowered
     if gmail_canonical:
         gmail = shaped & _mask(pc.match_substring_regex(lowered, _GMAIL_SUFFIX))
@@ -119,12 +191,18 @@ def phone_numbers(values: pa.Array, regions: np.ndarray, *, prehashed: bool = Fa
 
     :param regions: the default region of each value, already upper-case (or None).
     """
-    regions = np.asarray(regions, dtype=object)
+    region_of, names = pd.factorize(pd.array(np.asarray(regions, dtype=object), dtype=object))
+    return _phones(values, region_of, list(names), prehashed)
+
+
+def _phones(values: pa.Array, region_of: np.ndarray, names: list[str | None],
+            prehashed: bool) -> Column:
+    """:func:`phone_numbers` with the regions given as indexes into ``names`` (-1: none)."""
     column, trimmed, todo = _start(values, prehashed)
     fast = todo & _mask(pc.match_substring_regex(trimmed, phones.FAST_SHAPE))
     python = todo & ~fast
     if fast.any():
-        e164, outcome, slow = phones.to_e164(trimmed.filter(pa.array(fast)), regions[fast])
+        e164, outcome, slow = phones.read(trimmed.filter(pa.array(fast)), region_of[fast], names)
         idx = np.flatnonzero(fast)
         python[idx[slow]] = True
         outcome_codes = np.array([_CODE[o] if o else 0 for o in phones.OUTCOMES], np.int8)
@@ -134,35 +212,67 @@ def phone_numbers(values: pa.Array, regions: np.ndarray, *, prehashed: bool = Fa
         return column
     # What the vectorised reader leaves: phonenumbers itself, once per distinct value.
     raw = values.filter(pa.array(python)).to_pylist()
+    region_names = np.array([*names, None], dtype=object)[region_of[python]]  # -1: None
     results = [normalize_phone(v, r, prehashed=prehashed)
-               for v, r in zip(raw, regions[python], strict=True)]
+               for v, r in zip(raw, region_names, strict=True)]
     idx = np.flatnonzero(python)
     column.reason[idx] = [_CODE[r.reason] for r in results]
     text = pa.array([r.normalized for r in results], pa.string())
     return Column(_put(column.normalized, python, text), column.reason, column.digest)
 
 
-def sha256_hex_many(values: pa.Array) -> pa.Array:
-    """Lowercase hex SHA-256 of each (non-null) value's UTF-8 bytes."""
-    n = len(values)
-    data = values.cast(pa.binary()).to_pylist()
-    sha256 = hashlib.sha256
-    # One join and one hex() for the whole batch instead of a Python string per digest.
-    hexes = binascii.hexlify(b"".join([sha256(v).digest() for v in data]))
-    large = 64 * n >= 2**31
-    offsets = np.arange(0, 64 * (n + 1), 64, dtype=np.int64 if large else np.int32)
-    kind = pa.LargeStringArray if large else pa.StringArray
-    return kind.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(hexes)).cast(pa.string())
+_DIGEST = type(hashlib.sha256()).digest
+_HEX = np.dtype((np.void, 64))  # one hex digest as a numpy item
 
 
-def digests(column: Column) -> pa.Array:
-    """The SHA-256 to send for each value (values are distinct already: each is hashed once)."""
+def hex_digests(values: pa.Array) -> np.ndarray:
+    """Lowercase hex SHA-256 of each (non-null) value's UTF-8 bytes: one 64-byte row per value."""
+    data = values.cast(pa.binary()).to_numpy(zero_copy_only=False)
+    # hashlib is called once per value (nothing in the standard library hashes many at once);
+    # the digests go straight into one array, then one hexlify for them all.
+    raw = np.fromiter(map(_DIGEST, map(hashlib.sha256, data)), dtype="S32", count=len(data))
+    return np.frombuffer(binascii.hexlify(raw), np.uint8).reshape(len(data), 64)
+
+
+def _fixed(strings: pa.Array, width: int) -> np.ndarray:
+    """Values that are all ``width`` bytes long, one row each."""
+    offsets, data = string_buffers(strings)
+    return data[offsets[0]:offsets[-1]].reshape(len(strings), width)
+
+
+def digests(column: Column) -> tuple[np.ndarray, np.ndarray]:
+    """The hex SHA-256 to send for each usable value (each hashed once), one 64-byte row each,
+    and the row of each value (-1: none)."""
     usable = column.reason == 0
-    result = pa.nulls(len(usable), pa.string())
-    result = _put(result, usable & column.digest,
-                  column.normalized.filter(pa.array(usable & column.digest)))
-    hash_rows = usable & ~column.digest
-    return _put(result, hash_rows, sha256_hex_many(column.normalized.filter(pa.array(hash_rows))))
+    hashed = usable & ~column.digest
+    given = usable & column.digest
+    row = np.full(len(usable), -1, np.int64)
+    count = int(hashed.sum())
+    row[hashed] = np.arange(count)
+    hexes = hex_digests(subset(column.normalized, hashed))
+    if given.any():
+        row[given] = count + np.arange(int(given.sum()))
+        hexes = np.concatenate([hexes, _fixed(column.normalized.filter(pa.array(given)), 64)])
+    return hexes, row
+
+
+def _spread(found: tuple[np.ndarray, np.ndarray], reason: np.ndarray,
+            value_of: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+    """Digests and reasons of distinct values, spread over rows (``value_of`` -1: missing)."""
+    hexes, row = found
+    n = len(value_of)
+    reason = np.append(reason, np.int8(_CODE["missing"]))[value_of]  # -1 picks the last
+    sent = reason == 0
+    count = int(sent.sum())
+    picked = hexes.view(_HEX).reshape(-1).take(row[value_of[sent]])
+    large = 64 * count >= 2**31
+    offsets = np.zeros(n + 1, np.int64 if large else np.int32)
+    np.cumsum(sent, out=offsets[1:])
+    offsets *= 64
+    kind = pa.LargeStringArray if large else pa.StringArray
+    text = kind.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(picked),
+                             pa.py_buffer(np.packbits(sent, bitorder="little")), n - count)
+    return text, reason
 
 
 @dataclass(frozen=True)
@@ -209,10 +319,8 @@ def _per_row(values: pa.Array,
     """Read each distinct value once; spread digests and reasons back over the rows."""
     encoded = values.dictionary_encode()
     column = read(encoded.dictionary)
-    sha = pa.concat_arrays([digests(column), pa.nulls(1, pa.string())])
-    reason = np.append(column.reason, np.int8(_CODE["missing"]))
-    rows = encoded.indices.fill_null(len(encoded.dictionary))
-    return sha.take(rows), reason[rows.to_numpy()]
+    value_of = encoded.indices.fill_null(-1).to_numpy()
+    return _spread(digests(column), column.reason, value_of)
 
 
 def _phone_rows(values: pa.Array, region_of: np.ndarray, region_names: list[str | None],
@@ -220,14 +328,20 @@ def _phone_rows(values: pa.Array, region_of: np.ndarray, region_names: list[str 
     """Read each distinct (value, region) pair once; spread the results back over the rows."""
     encoded = values.dictionary_encode()
     value_of = encoded.indices.fill_null(-1).to_numpy().astype(np.int64)
-    width = len(region_names)
-    # One integer per (value, region) pair; a missing value (-1) stays distinguishable.
-    pair_id, pair_keys = pd.factorize(value_of * width + region_of)
-    unique_value = pair_keys // width
-    names = np.array(region_names, dtype=object)
-    pair_values = encoded.dictionary.take(pa.array(unique_value, mask=unique_value < 0))
-    column = phone_numbers(pair_values, names[pair_keys % width], prehashed=prehashed)
-    return digests(column).take(pa.array(pair_id)), column.reason[pair_id]
+    pair_values = encoded.dictionary
+    # Usually each number comes with one region only: then the pairs are the distinct values.
+    pair_region = np.zeros(len(pair_values), np.int64)
+    present = value_of >= 0
+    pair_region[value_of[present]] = region_of[present]
+    if (pair_region[value_of[present]] != region_of[present]).any():
+        width = len(region_names)
+        # One integer per (value, region) pair; a missing value (-1) stays distinguishable.
+        pair_of, keys = pd.factorize(value_of * width + region_of)
+        pair_values = pair_values.take(pa.array(keys // width, mask=keys < 0))
+        pair_region = keys % width
+        value_of = pair_of
+    column = _phones(pair_values, pair_region, region_names, prehashed)
+    return _spread(digests(column), column.reason, value_of)
 
 
 def _regions(frame: pd.DataFrame, region: str | None, default_region: str | None,
@@ -241,9 +355,23 @@ def _regions(frame: pd.DataFrame, region: str | None, default_region: str | None
     return encoded.indices.fill_null(len(names) - 1).to_numpy().astype(np.int64), names
 
 
+def _not_blank(values: pa.Array) -> np.ndarray:
+    """Which values hold more than whitespace (as Arrow's ``utf8_trim_whitespace`` sees it)."""
+    offsets, data = string_buffers(values)
+    result = _mask(values.is_valid()) & (np.diff(offsets) > 0)
+    first = np.zeros(len(values), np.uint8)
+    first[result] = data[offsets[:-1][result]]
+    # A value starting with printable ASCII other than a space is settled; trim the others.
+    unsure = result & ((first <= 0x20) | (first >= 0x7f))
+    if unsure.any():
+        result[unsure] = _lengths(pc.utf8_trim_whitespace(values.filter(pa.array(unsure)))) > 0
+    return result
+
+
 def _text_column(array: pa.Array, index: pd.Index) -> pd.Series:
-    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([array.cast(pa.string())])),
-                     index=index)
+    if not pa.types.is_large_string(array.type):
+        array = array.cast(pa.string())
+    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([array])), index=index)
 
 
 def _reason_column(codes: np.ndarray, index: pd.Index) -> pd.Series:
@@ -284,8 +412,7 @@ def hash_identities(frame: pd.DataFrame, *, email: str | None = None, phone: str
     phone_sha, phone_reason = nothing if phone_values is None else _phone_rows(
         phone_values, region_of, region_names, phone_prehashed)
     clicks = _strings(frame, click_id, "click id")
-    has_click = (np.zeros(n, bool) if clicks is None
-                 else _lengths(pc.utf8_trim_whitespace(clicks)) > 0)
+    has_click = np.zeros(n, bool) if clicks is None else _not_blank(clicks)
     has_email = email_reason == 0
     has_phone = phone_reason == 0
     result = pd.DataFrame({
