@@ -59,7 +59,7 @@ def _rules() -> ModuleType:
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    chunk_size: int = 5000                  # events read, planned and hashed at a time
+    chunk_size: int = 20000                 # events read, planned and hashed at a time
     max_events_per_run: int = 100_000       # new events one run claims at most
     overlap: timedelta = timedelta(minutes=15)   # late-commit window re-read every run
     lease: timedelta = timedelta(minutes=10)     # a claim older than this is taken over

@@ -187,14 +187,10 @@ class Planner:
                 | ((reason == GOAL_PAUSED) & ~paused_over.to_numpy()))
         df["reason"] = reason
         df["held"] = held
-        hold_until = np.select(
-            [df["reason"].eq(ACCOUNT_INACTIVE), df["reason"].eq(GOAL_PAUSED)],
-            [first_seen + cfg.account_hold, first_seen + cfg.goal_hold],
-            default=first_seen + cfg.unverified_hold)
         clean, values, currencies = rules.check_frame(df, now, cfg)
         ready = reason == READY
         fast = ready & clean  # the common case, decided column-wise by rules.check_frame
-        ledger, outbox = self._one_by_one(df, np.flatnonzero(~fast), held, hold_until)
+        ledger, outbox = self._one_by_one(df, np.flatnonzero(~fast), held)
         return ledger, outbox, self._ready_frames(df[fast], np.asarray(values, dtype=object)[
             fast], np.asarray(currencies, dtype=object)[fast])
 
@@ -237,6 +233,13 @@ class Planner:
             rows = [_outcome(r, decided.get(r[:3])) for r in rows]
         return rows, ReadyFrames(fast, sent)
 
+    def _hold_until(self, row: Any) -> datetime:
+        """When a held row's hold ends: 7 days for an inactive account or a paused goal, the
+        unverified-goal hold otherwise (``PipelineConfig``)."""
+        hold = {ACCOUNT_INACTIVE: self.config.account_hold,
+                GOAL_PAUSED: self.config.goal_hold}.get(row.reason, self.config.unverified_hold)
+        return pd.to_datetime(row.first_seen_at, utc=True).to_pydatetime() + hold
+
     def _ready_frames(self, df: pd.DataFrame, values: np.ndarray,
                       currencies: np.ndarray) -> ReadyFrames:
         """Ledger and outbox rows of conversions that passed every check, built column-wise."""
@@ -265,8 +268,8 @@ class Planner:
             "attribution_model": none}, columns=list(Outgoing._fields))
         return ReadyFrames(ledger, outbox) if n else ReadyFrames(None, None)
 
-    def _one_by_one(self, df: pd.DataFrame, slow: np.ndarray, held: np.ndarray,
-                    hold_until: np.ndarray) -> tuple[list[Planned], list[Outgoing]]:
+    def _one_by_one(self, df: pd.DataFrame, slow: np.ndarray,
+                    held: np.ndarray) -> tuple[list[Planned], list[Outgoing]]:
         """The rows decided here with a detail, and the ready rows ``rules.check_row`` checks."""
         now, cfg, run_id = self.now, self.config, self.run_id
         ledger: list[Planned] = []
@@ -277,8 +280,7 @@ class Planner:
                 status, next_at, decided_at = "skipped", None, now
                 if held[i]:
                     status, decided_at = "deferred", None
-                    next_at = min(now + cfg.hold_recheck,
-                                  pd.Timestamp(hold_until[i]).to_pydatetime())
+                    next_at = min(now + cfg.hold_recheck, self._hold_until(row))
                 ledger.append(Planned(row.event_id, accounts, goals, row.space_id,
                                       row.event_name, status, row.reason, self._detail(row),
                                       next_at, decided_at, None, None, None, None, run_id, now,
