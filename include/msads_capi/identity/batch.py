@@ -199,15 +199,14 @@ def _phones(values: pa.Array, region_of: np.ndarray, names: list[str | None],
             prehashed: bool) -> Column:
     """:func:`phone_numbers` with the regions given as indexes into ``names`` (-1: none)."""
     column, trimmed, todo = _start(values, prehashed)
-    fast = todo & _mask(pc.match_substring_regex(trimmed, phones.FAST_SHAPE))
-    python = todo & ~fast
-    if fast.any():
-        e164, outcome, slow = phones.read(trimmed.filter(pa.array(fast)), region_of[fast], names)
-        idx = np.flatnonzero(fast)
+    python = np.zeros(len(todo), bool)
+    if todo.any():
+        e164, outcome, slow = phones.read(subset(trimmed, todo), region_of[todo], names)
+        idx = np.flatnonzero(todo)
         python[idx[slow]] = True
         outcome_codes = np.array([_CODE[o] if o else 0 for o in phones.OUTCOMES], np.int8)
         column.reason[idx[~slow]] = outcome_codes[outcome[~slow]]
-        column = Column(_put(column.normalized, fast, e164), column.reason, column.digest)
+        column = Column(_put(column.normalized, todo, e164), column.reason, column.digest)
     if not python.any():
         return column
     # What the vectorised reader leaves: phonenumbers itself, once per distinct value.

@@ -178,18 +178,25 @@ class _Pieces:
         return values.take(pa.array(position[rows]))
 
 
-def _scan(values: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
-    """Each value's ASCII digits without its extension, whether it has a +, and its length.
+def _scan(values: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray]:
+    """Each value's ASCII digits without its extension, whether it has a +, its length, and
+    whether it is in :data:`FAST_SHAPE`.
 
-    On the raw buffers, no per-value Python. Values are in :data:`FAST_SHAPE`: an x can only
-    start an extension (``x`` or ``ext``), and what follows it is the extension, which
-    phonenumbers drops.
+    On the raw buffers, no per-value Python. In that shape an x can only start an extension
+    (``x`` or ``ext``), and what follows it is the extension, which phonenumbers drops; for
+    other values the digits are meaningless.
     """
+    n = len(values)
     offsets, data = string_buffers(values)
     base = int(offsets[0])
     chunk = data[base:offsets[-1]]
     starts = offsets.astype(np.int64) - base
     digit = (chunk - np.uint8(ord("0"))) < 10
+    plus_at = np.flatnonzero(chunk == ord("+"))
+    separator = ((chunk == ord(" ")) | ((chunk - np.uint8(ord("("))) < 2)  # ( )
+                 | ((chunk - np.uint8(ord("-"))) < 2))  # - .
+    odd = np.zeros(n, bool)  # a character other than digits, separators and +: the regex decides
+    odd[owners(starts, np.flatnonzero(~(digit | separator) & (chunk != ord("+"))))] = True
     xs = np.flatnonzero((chunk | np.uint8(0x20)) == ord("x"))
     if len(xs):
         span = starts[owners(starts, xs) + 1] - xs  # from the x to the end of its value
@@ -197,9 +204,16 @@ def _scan(values: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
         digit[np.repeat(xs - first, span) + np.arange(span.sum())] = False
     kept = np.zeros(len(chunk) + 1, np.int64 if len(chunk) >= 2**31 else np.int32)
     np.cumsum(digit, out=kept[1:])
-    plus = np.zeros(len(values), bool)
-    plus[owners(starts, np.flatnonzero(chunk == ord("+")))] = True
-    return from_parts(kept[starts], chunk[digit]), plus, np.diff(starts)
+    plus = np.zeros(n, bool)
+    holder = owners(starts, plus_at)
+    plus[holder] = True
+    # Otherwise the shape is: at most one +, and no digit before it.
+    shaped = ~odd
+    shaped[holder[1:][holder[1:] == holder[:-1]]] = False
+    shaped[holder[kept[plus_at] > kept[starts[holder]]]] = False
+    if odd.any():
+        shaped[odd] = _bools(pc.match_substring_regex(values.filter(pa.array(odd)), FAST_SHAPE))
+    return from_parts(kept[starts], chunk[digit]), plus, np.diff(starts), shaped
 
 
 def _drop_heads(digits: pa.Array, width: np.ndarray) -> pa.Array:
@@ -350,7 +364,9 @@ OUTCOMES = (None, "too_short", "too_long", "invalid_country_code", "invalid_phon
 
 
 def to_e164(values: pa.Array, regions: np.ndarray) -> tuple[pa.Array, np.ndarray, np.ndarray]:
-    """Read trimmed, non-null values in :data:`FAST_SHAPE` with their default regions.
+    """Read trimmed, non-null values with their default regions.
+
+    Values not in :data:`FAST_SHAPE` are left to phonenumbers.
 
     :param values: the numbers as written (whitespace already trimmed).
     :param regions: upper-case region codes (or None), one per value.
@@ -427,9 +443,9 @@ def read(values: pa.Array, region_of: np.ndarray,
          names: list[str | None]) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     """:func:`to_e164` with the regions given as indexes into ``names`` (-1: none)."""
     n = len(values)
-    digits, plus, full_length = _scan(values)
+    digits, plus, full_length, shaped = _scan(values)
     # Fewer than three digits: phonenumbers' viability rules differ; too rare to be worth it.
-    slow = (_lengths(digits) < 3) | (full_length > MAX_INPUT)
+    slow = ~shaped | (_lengths(digits) < 3) | (full_length > MAX_INPUT)
     outcome = np.zeros(n, np.int8)
     code = np.zeros(n, np.int32)
     from_number = np.zeros(n, bool)  # the calling code was written in the number
