@@ -28,7 +28,8 @@ def summarize(warehouse: Warehouse, run_id: str, *, coverage: dict | None = None
             "GROUP BY reason ORDER BY reason", (run_id,)).fetchall())
         pending, deferred = conn.execute(
             "SELECT count(*) FILTER (WHERE status = 'pending'), "
-            "count(*) FILTER (WHERE status = 'deferred') FROM msads.results").fetchone()
+            "count(*) FILTER (WHERE status = 'deferred') FROM msads.results "
+            "WHERE status IN ('pending', 'deferred')").fetchone()  # results_due_idx
     summary = {"run_id": run_id, "outcomes": by_reason, "adjustments": adjustments,
                "accounts": by_account,
                "pending": pending, "deferred": deferred,
