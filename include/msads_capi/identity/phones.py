@@ -90,8 +90,12 @@ def plan(region: str) -> _Plan | None:
     npp = md.national_prefix_for_parsing or None
     prefix_re = re.compile(npp) if npp else None
     transform = md.national_prefix_transform_rule or None
-    # Capture groups and transform rules (carrier codes, Caribbean area codes) need Python's re.
-    vectorised = prefix_re is None or (prefix_re.groups == 0 and transform is None)
+    # Capture groups only name a carrier code, which is not kept. A transform rule made only of
+    # the last group (Brazil's \2, Japan's \1) gives, where that group took no part in the
+    # match, the plain stripped number phonenumbers uses then: one regex replacement does both.
+    # Other rules (the Caribbean area codes, Argentina's 9) need Python's re.
+    vectorised = (prefix_re is None or transform is None
+                  or re.fullmatch(rf"(?:\\{prefix_re.groups})+", transform) is not None)
     general = _desc(md.general_desc)
     mobile_too = not md.same_mobile_and_fixed_line_pattern
     types = tuple(d for f in _TYPE_FIELDS if (f != "mobile" or mobile_too)
@@ -124,11 +128,13 @@ def _full(strings: pa.Array, pattern: str) -> np.ndarray:
     return _bools(pc.match_substring_regex(strings, f"^(?:{pattern})$"))
 
 
-def _strip_start(strings: pa.Array, pattern: str) -> pa.Array:
-    """What follows the match of ``pattern`` at the start of each value (all must match)."""
-    if _literal(pattern):
+def _strip_start(strings: pa.Array, pattern: str, rewrite: str | None = None) -> pa.Array:
+    """What follows the match of ``pattern`` at the start of each value (all must match),
+    after ``rewrite`` (groups as ``\\1``) when one is given."""
+    if _literal(pattern) and not rewrite:
         return pc.utf8_slice_codeunits(strings, len(pattern))
-    return pc.replace_substring_regex(strings, f"^(?:{pattern})", "", max_replacements=1)
+    return pc.replace_substring_regex(strings, f"^(?:{pattern})", rewrite or "",
+                                      max_replacements=1)
 
 
 def _lengths(strings: pa.Array) -> np.ndarray:
@@ -283,7 +289,7 @@ def _strip_national_prefix(strings: pa.Array, p: _Plan) -> pa.Array:
         return strings
     numbers = subset(strings, candidates)
     if p.prefix_vectorised:
-        rest = _strip_start(numbers, p.national_prefix)
+        rest = _strip_start(numbers, p.national_prefix, p.transform)
         # Keep the prefix when the number was viable with it and is not without it.
         keep = _general_pattern(numbers, p)
         if keep.any():
