@@ -221,16 +221,24 @@ def _phones(values: pa.Array, region_of: np.ndarray, names: list[str | None],
 
 
 _DIGEST = type(hashlib.sha256()).digest
-_HEX = np.dtype((np.void, 64))  # one hex digest as a numpy item
+_CHUNK = 1 << 16  # values hashed at a time
 
 
 def hex_digests(values: pa.Array) -> np.ndarray:
     """Lowercase hex SHA-256 of each (non-null) value's UTF-8 bytes: one 64-byte row per value."""
-    data = values.cast(pa.binary()).to_numpy(zero_copy_only=False)
-    # hashlib is called once per value (nothing in the standard library hashes many at once);
-    # the digests go straight into one array, then one hexlify for them all.
-    raw = np.fromiter(map(_DIGEST, map(hashlib.sha256, data)), dtype="S32", count=len(data))
-    return np.frombuffer(binascii.hexlify(raw), np.uint8).reshape(len(data), 64)
+    n = len(values)
+    # In Arrow's memory pool, which keeps freed memory for the next batch, and in chunks, so that
+    # few Python bytes objects live at once: fresh memory costs page faults.
+    result = np.frombuffer(pa.allocate_buffer(64 * n), np.uint8).reshape(n, 64)
+    data = values.cast(pa.binary())
+    for start in range(0, n, _CHUNK):
+        part = data.slice(start, _CHUNK).to_numpy(zero_copy_only=False)
+        # hashlib is called once per value (nothing in the standard library hashes many at
+        # once); the digests go straight into one array, then one hexlify for the chunk.
+        raw = np.fromiter(map(_DIGEST, map(hashlib.sha256, part)), dtype="S32", count=len(part))
+        result[start:start + len(part)] = np.frombuffer(binascii.hexlify(raw), np.uint8).reshape(
+            len(part), 64)
+    return result
 
 
 def _fixed(strings: pa.Array, width: int) -> np.ndarray:
@@ -263,13 +271,16 @@ def _spread(found: tuple[np.ndarray, np.ndarray], reason: np.ndarray,
     reason = np.append(reason, np.int8(_CODE["missing"]))[value_of]  # -1 picks the last
     sent = reason == 0
     count = int(sent.sum())
-    picked = hexes.view(_HEX).reshape(-1).take(row[value_of[sent]])
+    # Arrow's take copies 64-byte items as fast as numpy, into memory its pool keeps for reuse.
+    items = pa.FixedSizeBinaryArray.from_buffers(pa.binary(64), len(hexes),
+                                                 [None, pa.py_buffer(hexes)])
+    picked = items.take(row[value_of[sent]]).buffers()[1]
     large = 64 * count >= 2**31
     offsets = np.zeros(n + 1, np.int64 if large else np.int32)
     np.cumsum(sent, out=offsets[1:])
     offsets *= 64
     kind = pa.LargeStringArray if large else pa.StringArray
-    text = kind.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(picked),
+    text = kind.from_buffers(n, pa.py_buffer(offsets), picked,
                              pa.py_buffer(np.packbits(sent, bitorder="little")), n - count)
     return text, reason
 
