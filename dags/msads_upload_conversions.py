@@ -1,9 +1,14 @@
 """
 ### msads_upload_conversions
 
-Every minute, sends new rows of `conversion_events` to Microsoft Advertising as offline
-conversions and records **one outcome per event and mapped goal** in `msads.results`
+Sends new rows of `conversion_events` to Microsoft Advertising as offline conversions, usually
+within seconds, and records **one outcome per event and mapped goal** in `msads.results`
 (`SELECT * FROM msads.event_outcomes WHERE event_id = '...'`, or `msads why EVENT_ID`).
+
+**When it runs:** as soon as new rows arrive (asset `msads_new_rows`: a watcher in the
+triggerer looks past the pick-up cursor every 2 seconds), and every minute in any case (the
+backstop for retries, late-committed rows, and times when the watcher is down). One run at a
+time: rows that arrive during a run start one more run after it, never a queue of them.
 
 **Flow:** `claim_new_events` (new rows after the cursor, late-committed rows in the overlap
 window, and due retries) → `plan_conversions` (CAPI switch, mapping, goal, account, send rule)
@@ -30,9 +35,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import dag, task
+from airflow.sdk import (
+    Asset,
+    AssetOrTimeSchedule,
+    AssetWatcher,
+    CronTriggerTimetable,
+    dag,
+    task,
+)
 
 from include.msads_capi.hooks.alerting import TASK_ALERTS, run_deadline
+from include.msads_capi.hooks.watcher import NewRowsTrigger
 from include.msads_capi.tasks.taskflow import plan_hash_upload
 
 DEFAULT_ARGS = {
@@ -45,9 +58,16 @@ DEFAULT_ARGS = {
 }
 
 
+# New events or adjustments beyond the pick-up cursor (include/msads_capi/hooks/watcher.py).
+NEW_ROWS = Asset("msads_new_rows", watchers=[
+    AssetWatcher(name="msads_new_rows_watcher", trigger=NewRowsTrigger())])
+
+
 @dag(
     dag_id="msads_upload_conversions",
-    schedule="* * * * *",
+    # As soon as the watcher sees new rows, and every minute as the backstop.
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("* * * * *", timezone="UTC"), assets=NEW_ROWS),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
