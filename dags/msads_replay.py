@@ -20,7 +20,8 @@ an event's already-uploaded goals alone when its other goals are replayed.
   many of them now have an enabled mapping with CAPI on. Run it, read the report in
   `reopen_selected`'s log or XCom, then trigger again with `dry_run` off.
 
-Then the same stages as `msads_upload_conversions`: plan → hash → upload per account → record.
+Then the same stages as `msads_upload_conversions`: `plan_and_hash` → `upload_conversions` per
+account → `record_and_summarise`.
 Re-running is safe: a cleared task only finishes what its run reopened.
 """
 
@@ -32,7 +33,7 @@ from airflow.sdk import Param, dag, task
 
 from include.msads_capi.hooks.alerting import TASK_ALERTS
 from include.msads_capi.outcomes import REPLAY_DEFAULT, REPLAYABLE
-from include.msads_capi.tasks.taskflow import plan_hash_upload
+from include.msads_capi.tasks.taskflow import plan_and_hash, upload_conversions
 
 OUTCOMES = list(REPLAYABLE)
 # The rule for times is in include/msads_capi/times.py, shared with `msads replay`.
@@ -81,9 +82,9 @@ def msads_replay() -> None:
         return {**upload_tasks.record_and_summarise(run_id, None), "replay": report}
 
     report = reopen_selected()
-    planned, _, uploads = plan_hash_upload()
-    resend_requested(report) >> planned
-    uploads >> record_and_summarise(report)
+    accounts = plan_and_hash()
+    resend_requested(report) >> accounts
+    upload_conversions.expand(account=accounts) >> record_and_summarise(report)
 
 
 msads_replay()

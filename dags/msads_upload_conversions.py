@@ -10,12 +10,12 @@ triggerer looks past the pick-up cursor every 2 seconds), and every minute in an
 backstop for retries, late-committed rows, and times when the watcher is down). One run at a
 time: rows that arrive during a run start one more run after it, never a queue of them.
 
-**Flow:** `claim_new_events` (new rows after the cursor, late-committed rows in the overlap
-window, and due retries) → `plan_conversions` (CAPI switch, mapping, goal, account, send rule)
-→ `hash_identifiers` (normalise and SHA-256 email and phone; no identifier, goal too new,
-outside window, future time, invalid value) → `upload_conversions` (one mapped task per
-account, ≤1,000 conversions per call, pool `msads_api`) → `record_and_summarise` (counts per
-outcome and account, identifier coverage, pending work; no personal data).
+**Flow:** `claim_plan_hash` (claim: new rows after the cursor, late-committed rows in the
+overlap window, due retries; plan: CAPI switch, mapping, goal, account, send rule; hash:
+normalise and SHA-256 email and phone, then no identifier, goal too new, outside window, future
+time, invalid value; its log has one line per stage) → `upload_conversions` (one mapped task
+per account, ≤1,000 conversions per call, pool `msads_api`) → `record_and_summarise` (counts
+per outcome and account, identifier coverage, pending work; no personal data).
 
 **Re-running is safe.** Clear any task or the whole run at any time: every stage reads its work
 from the ledger, never decides an event twice, and resends only what has no recorded outcome
@@ -23,7 +23,7 @@ from the ledger, never decides an event twice, and resends only what has no reco
 an outcome: rows wait with a next attempt and are retried with backoff for 24 hours. A sign-in
 failure fails only that account's task, with the fix (`msads auth login --conn-id ...`).
 
-Settings: the Airflow Variables `msads_chunk_size` (default 5,000 events) and
+Settings: the Airflow Variables `msads_chunk_size` (default 20,000 events) and
 `msads_run_time_budget_seconds` (per account and run, default 45), under Admin > Variables; or
 the environment variables `MSADS_CHUNK_SIZE` and `MSADS_RUN_BUDGET_SECONDS` (docs/configuration.md).
 
@@ -34,6 +34,7 @@ works again; a run not finished 5 minutes after it was queued sends one (deadlin
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from airflow.sdk import (
     Asset,
@@ -46,7 +47,7 @@ from airflow.sdk import (
 
 from include.msads_capi.hooks.alerting import TASK_ALERTS, run_deadline
 from include.msads_capi.hooks.watcher import NewRowsTrigger
-from include.msads_capi.tasks.taskflow import plan_hash_upload
+from include.msads_capi.tasks.taskflow import claim_plan_hash, upload_conversions
 
 DEFAULT_ARGS = {
     "owner": "data-engineering",
@@ -78,20 +79,17 @@ NEW_ROWS = Asset("msads_new_rows", watchers=[
     doc_md=__doc__,
 )
 def msads_upload_conversions() -> None:
-    @task
-    def claim_new_events(run_id: str | None = None) -> dict:
-        from include.msads_capi.tasks import upload as upload_tasks
-
-        return upload_tasks.claim_new_events(run_id)
-
     @task(trigger_rule="all_done")
-    def record_and_summarise(hashed: dict, run_id: str | None = None) -> dict:
+    def record_and_summarise(ti: Any = None, run_id: str | None = None) -> dict:
         from include.msads_capi.tasks import upload as upload_tasks
 
-        return upload_tasks.record_and_summarise(run_id, hashed)
+        # claim_plan_hash's stage counts (none when it failed: the run's outcomes still count)
+        summary = ti.xcom_pull(task_ids="claim_plan_hash", key="summary")
+        return upload_tasks.record_and_summarise(run_id, summary)
 
-    _, hashed, uploads = plan_hash_upload(claim_new_events())
-    uploads >> record_and_summarise(hashed)  # after every upload, however each one ended
+    accounts = claim_plan_hash()
+    # record after every upload, however each one ended
+    upload_conversions.expand(account=accounts) >> record_and_summarise()
 
 
 msads_upload_conversions()

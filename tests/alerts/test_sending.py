@@ -39,10 +39,10 @@ def test_a_failing_upload_task_alerts_once_per_channel_and_recovers_once(run_dag
     try:
         for _ in range(2):
             failed = run_dag("msads_upload_conversions")
-            assert task_states(failed)[("claim_new_events", -1)] == "failed"
+            assert task_states(failed)[("claim_plan_hash", -1)] == "failed"
     finally:
         Variable.delete("msads_run_time_budget_seconds")  # noqa: AIR311
-    alert = "msads: claim_new_events failed in msads_upload_conversions"
+    alert = "msads: claim_plan_hash failed in msads_upload_conversions"
     assert sorted(channels.subjects()) == [alert, alert]  # one by email, one on Slack
     (mail,) = [m for m in channels.sent() if m.channel == "email"]
     assert "the Airflow Variable msads_run_time_budget_seconds is 'soon', not a number" in \
@@ -50,7 +50,7 @@ def test_a_failing_upload_task_alerts_once_per_channel_and_recovers_once(run_dag
     assert "What to do:" in mail.text and "One alert per incident" in mail.text
     ok = run_dag("msads_upload_conversions")
     assert ok.state == "success", task_states(ok)
-    recovered = "msads: resolved: claim_new_events failed in msads_upload_conversions"
+    recovered = "msads: resolved: claim_plan_hash failed in msads_upload_conversions"
     for channel in ("email", "slack"):
         assert channels.subjects(channel) == [alert, recovered]
     assert run_dag("msads_upload_conversions").state == "success"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 EXPECTED = {
-    "msads_upload_conversions": ["claim_new_events", "plan_conversions", "hash_identifiers",
-                                 "upload_conversions", "record_and_summarise"],
-    "msads_replay": ["reopen_selected", "plan_conversions", "upload_conversions"],
+    "msads_upload_conversions": ["claim_plan_hash", "upload_conversions", "record_and_summarise"],
+    "msads_replay": ["reopen_selected", "plan_and_hash", "upload_conversions",
+                     "record_and_summarise"],
     "msads_refresh_goals": ["list_linked_accounts", "refresh_account_goals", "summarize_refresh"],
     "msads_reconcile": ["list_active_accounts", "reconcile_account", "summarize_reconciliation"],
 }

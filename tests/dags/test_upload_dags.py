@@ -53,7 +53,7 @@ def test_replay_dag_dry_run_then_resend(run_dag, shop, msads):
           "--event", "Signup")
     dry = run_dag("msads_replay", run_conf={"event_names": ["Signup"], "dry_run": True})
     assert dry.state == "success" and s.reason(signup) == ["not_mapped"]
-    assert task_states(dry)[("plan_conversions", -1)] == "skipped"
+    assert task_states(dry)[("plan_and_hash", -1)] == "skipped"
     real = run_dag("msads_replay", run_conf={"event_names": ["Signup"], "dry_run": False,
                                              "outcomes": ["not_mapped"]})
     assert real.state == "success", task_states(real)
@@ -88,7 +88,7 @@ def test_the_settings_in_airflow_variables_are_honoured(run_dag, shop):
         assert all(s.reason(e) == ["ready"] for e in events)  # waiting for the next run
         Variable.set("msads_run_time_budget_seconds", "soon")
         broken = run_dag("msads_upload_conversions")
-        assert task_states(broken)[("claim_new_events", -1)] == "failed"
+        assert task_states(broken)[("claim_plan_hash", -1)] == "failed"
     finally:
         Variable.delete("msads_run_time_budget_seconds")
     sent = run_dag("msads_upload_conversions")

@@ -1,32 +1,36 @@
-"""TaskFlow tasks shared by msads_upload_conversions and msads_replay (plan → hash → upload)."""
+"""TaskFlow tasks shared by msads_upload_conversions and msads_replay.
+
+A preparing task (``claim_plan_hash`` for the upload DAG, ``plan_and_hash`` after a replay's
+reopen) returns the accounts with work, and ``upload_conversions.expand(account=...)`` runs one
+mapped task per account (or part); the stage counts go to the XCom ``summary``, which the last
+task reads. Few tasks mean few task starts, and each start costs seconds under Airflow.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from airflow.sdk import task
 
-if TYPE_CHECKING:
-    from airflow.sdk import XComArg
+
+def _accounts(ti: Any, prepared: dict) -> list[dict]:
+    """Keep the stage counts as the XCom ``summary``; return the accounts to upload to."""
+    ti.xcom_push("summary", {k: v for k, v in prepared.items() if k != "accounts"})
+    return prepared["accounts"]
 
 
 @task
-def plan_conversions(upstream: dict | None = None, run_id: str | None = None) -> dict:
+def claim_plan_hash(ti: Any = None, run_id: str | None = None) -> list[dict]:
     from include.msads_capi.tasks import upload as upload_tasks
 
-    return upload_tasks.plan_conversions(run_id)
+    return _accounts(ti, upload_tasks.claim_plan_hash(run_id))
 
 
 @task
-def hash_identifiers(planned: dict, run_id: str | None = None) -> dict:
+def plan_and_hash(ti: Any = None, run_id: str | None = None) -> list[dict]:
     from include.msads_capi.tasks import upload as upload_tasks
 
-    return upload_tasks.hash_identifiers(run_id)
-
-
-@task
-def accounts_to_upload(hashed: dict) -> list[dict]:
-    return hashed["accounts"]
+    return _accounts(ti, upload_tasks.plan_and_hash(run_id))
 
 
 @task(pool="msads_api", map_index_template="{{ account['label'] }}")
@@ -35,11 +39,3 @@ def upload_conversions(account: dict, run_id: str | None = None) -> dict:
 
     return upload_tasks.upload_for_account(account, run_id)
 
-
-def plan_hash_upload(upstream: XComArg | None = None) -> tuple[XComArg, XComArg, XComArg]:
-    """Wire plan → hash → upload per account; returns (planned, hashed, uploads) for what
-    follows."""
-    planned = plan_conversions(upstream) if upstream is not None else plan_conversions()
-    hashed = hash_identifiers(planned)
-    uploads = upload_conversions.expand(account=accounts_to_upload(hashed))
-    return planned, hashed, uploads
