@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from types import FrameType
 
 GRACE_SECONDS = 45
+# Imported once by the LocalExecutor's forkserver, inherited by every worker and task.
+PRELOAD = ",".join(("airflow.executors.local_executor", "airflow.sdk.execution_time.supervisor",
+                    "airflow.sdk.execution_time.task_runner", "openapi_client", "pandas",
+                    "psycopg", "msal"))
 
 
 def airflow_env(home: Path | None = None, port: int | None = None) -> dict[str, str]:
@@ -50,6 +54,15 @@ def airflow_env(home: Path | None = None, port: int | None = None) -> dict[str, 
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": env.get(
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
             f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/execution/"),
+        # Every task is a process forked from a LocalExecutor worker. The workers start from a
+        # forkserver that has imported these once, so a task does not import them again: the
+        # REST SDK alone costs about 4 s of CPU per import, which every upload task (and so every
+        # new event) waited for. Only Airflow's and third-party modules: the project's own code
+        # is still imported by each task, so an edit counts from the next task on.
+        "AIRFLOW__SCHEDULER__MP_START_METHOD": env.get(
+            "AIRFLOW__SCHEDULER__MP_START_METHOD", "forkserver"),
+        "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD": env.get(
+            "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD", PRELOAD),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "PYTHONPATH": ":".join(dict.fromkeys(python_path)),
         # Airflow and the msads CLI must encrypt with the same key (rotated refresh tokens).
