@@ -349,6 +349,12 @@ def record_conversions(db: sqlite3.Connection, accepted: list[dict], request_id:
     """Store accepted conversions (each with its ``item_index``); a repeat of a stored one
     (same goal, conversion time and click or hashed identity) is kept under duplicates."""
     existing = existing_keys(db, [c["dedup_key"] for c in accepted])
+    fresh = [c for c in accepted if c["dedup_key"] not in existing]
+    if len({c["dedup_key"] for c in fresh}) == len(fresh) and not any(
+            c["not_counted_reason"] is None and c["count_type"] == "Unique" for c in fresh):
+        # nothing repeats within the request and nothing is recounted: one INSERT for all
+        _insert_conversions(db, fresh, request_id, now)
+        accepted = [c for c in accepted if c["dedup_key"] in existing]
     for c in accepted:
         original = existing.get(c["dedup_key"])
         if original is not None:
@@ -376,6 +382,21 @@ def record_conversions(db: sqlite3.Connection, accepted: list[dict], request_id:
         existing[c["dedup_key"]] = cur.lastrowid
         if reason is None and c["count_type"] == "Unique":
             _recount_unique(db, c["goal_id"], c["identity"])
+
+
+def _insert_conversions(db: sqlite3.Connection, rows: list[dict], request_id: int,
+                        now: float) -> None:
+    db.executemany(
+        "INSERT INTO conversions (request_id, item_index, account_id, customer_id, "
+        "goal_id, conversion_name, conversion_time, click_id, hashed_email, hashed_phone, "
+        "value, currency, external_attribution_credit, external_attribution_model, "
+        "identity, dedup_key, counted, not_counted_reason, received_at) VALUES "
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(request_id, c["item_index"], c["account_id"], c["customer_id"], c["goal_id"],
+          c["conversion_name"], c["conversion_time"], c["click_id"], c["hashed_email"],
+          c["hashed_phone"], c["value"], c["currency"], c["external_attribution_credit"],
+          c["external_attribution_model"], c["identity"], c["dedup_key"],
+          int(c["not_counted_reason"] is None), c["not_counted_reason"], now) for c in rows])
 
 
 def _adjustment_outcome(db: sqlite3.Connection, c: dict,

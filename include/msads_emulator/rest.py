@@ -153,7 +153,13 @@ class ItemShape:
                                     f"{_type_name(item)}.")
         out: dict[str, str | None] = {}
         for name, kind in self.fields.items():
-            out[name] = as_text(get(item, name, kind, where))
+            value = item.get(name)
+            if value is None:
+                out[name] = None
+            elif type(value) is str and kind == "string":  # the common case, checked inline
+                out[name] = value
+            else:
+                out[name] = as_text(get(item, name, kind, where))
         return out
 
 

@@ -277,6 +277,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "msads-emulator"
     timeout = 120
+    # The head and the body of an answer go out in two writes; on a kept-alive connection
+    # Nagle's algorithm held the second until the client's delayed ACK, 40 ms or more a call.
+    disable_nagle_algorithm = True
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)

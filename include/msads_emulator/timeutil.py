@@ -12,6 +12,10 @@ DAY = 86400.0
 _DATETIME = re.compile(
     r"\s*(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})?\s*")
 
+# No spaces, hour 00-23, six fraction digits at most: datetime.fromisoformat gives the same.
+_PLAIN = re.compile(r"\d{4}-\d{2}-\d{2}T(?:[01]\d|2[0-3]):\d{2}:\d{2}(?:\.\d{1,6})?"
+                    r"(?:Z|[+-]\d{2}:\d{2})?")
+
 
 def parse_datetime(text: str) -> float:
     """An ``xs:dateTime`` as epoch seconds; raises ValueError when it is not one.
@@ -19,6 +23,11 @@ def parse_datetime(text: str) -> float:
     A value without an offset is taken as UTC, as Microsoft asks for UTC and .NET reads an
     unspecified time that way for this API. Fractions beyond microseconds are truncated.
     """
+    if text and _PLAIN.fullmatch(text):  # the common shape: what fromisoformat reads alike
+        parsed = datetime.fromisoformat(text[:-1] if text[-1] == "Z" else text)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.timestamp()
     m = _DATETIME.fullmatch(text or "")
     if not m:
         raise ValueError(f"not an xs:dateTime: {text!r}")
