@@ -2,13 +2,15 @@
 
 phonenumbers costs about 25 microseconds a value; a batch of a million distinct numbers would
 spend most of its time there. This module reads the common shapes (ASCII digits with spaces,
-dots, dashes and brackets, an optional leading +) with pyarrow string kernels, driven by
-phonenumbers' own metadata: the same international prefixes, national-prefix rules, possible
-lengths and validation patterns, in the same order as ``phonenumbers.parse`` and
-``phonenumbers.is_valid_number`` use them. What it does not cover (letters, extensions,
-non-ASCII digits, numbers phonenumbers would re-read after a failure, non-geographic calling
-codes, national-prefix rules with capture groups are read per value with ``re``) is marked
-``slow`` and handed to phonenumbers one distinct value at a time. The tests compare both paths.
+dots, dashes and brackets, an optional leading +, an "x"/"ext" extension) with numpy on the raw
+Arrow buffers and pyarrow string kernels, driven by phonenumbers' own metadata: the same
+international prefixes, national-prefix rules, possible lengths and validation patterns, in the
+same order as ``phonenumbers.parse`` and ``phonenumbers.is_valid_number`` use them. What it does
+not cover (letters, other extension spellings, non-ASCII digits, numbers phonenumbers would
+re-read after a failure, non-geographic calling codes) is marked ``slow`` and handed to
+phonenumbers one distinct value at a time; national-prefix rules that insert digits (the
+Caribbean area codes, Argentina's 9) are applied per value with ``re``. The tests compare both
+paths.
 """
 
 from __future__ import annotations
