@@ -327,10 +327,9 @@ def record(conn: psycopg.Connection, stage: str, rows: Sequence[Decided] | Seque
     if not rows:
         return
     _allowed(stage, rows)
-    update(conn, "msads.results", type(rows[0])._fields, rows, touch_updated_at=True)
-    delete_keys(conn, "msads.outbox", [r[:3] for r in rows])
-
-
+    update(conn, "msads.results", type(rows[0])._fields, rows, touch_updated_at=True,
+           also="DELETE FROM msads.outbox o USING s WHERE o.event_id = s.event_id "
+                "AND o.account_id = s.account_id AND o.goal_id = s.goal_id")
 
 
 def upsert(conn: psycopg.Connection, table: str, columns: Sequence[str],
@@ -480,9 +479,10 @@ def delete_keys(conn: psycopg.Connection, table: str, keys: Iterable[tuple]) -> 
 
 def update(conn: psycopg.Connection, table: str, columns: Sequence[str],
            rows: Iterable[tuple] | pd.DataFrame, key: Sequence[str] = RESULT_KEY, *,
-           touch_updated_at: bool = False) -> int:
+           touch_updated_at: bool = False, also: str | None = None) -> int:
     """Update existing rows of ``table`` from ``rows`` (tuples in ``columns`` order, or a frame
-    with those columns) by ``key``."""
+    with those columns) by ``key``. ``also`` is one more statement on the same rows, run in the
+    same round trip: it reads them as ``s`` (the outbox rows :func:`record` takes out)."""
     stage, n = _stage(conn, table, columns, rows, "upd")
     if not n:
         return 0
@@ -490,5 +490,9 @@ def update(conn: psycopg.Connection, table: str, columns: Sequence[str],
     if touch_updated_at:
         sets += ", updated_at = now()"
     where = " AND ".join(f"t.{k} = s.{k}" for k in key)
+    if also:
+        return conn.execute(f"WITH s AS (DELETE FROM {stage} RETURNING *), u AS (UPDATE {table} t "
+                            f"SET {sets} FROM s WHERE {where} RETURNING 1), o AS ({also}) "
+                            "SELECT count(*) FROM u").fetchone()[0]
     return conn.execute(f"WITH s AS (DELETE FROM {stage} RETURNING *) "
                         f"UPDATE {table} t SET {sets} FROM s WHERE {where}").rowcount
