@@ -24,6 +24,11 @@ def test_upload_dag_sends_and_records_with_tasks_named_by_account(run_dag, shop)
     assert len(s.emu.admin.conversions()) == 3
     ti = [t for t in dag_run.get_task_instances() if t.task_id == "upload_conversions"][0]
     assert str(s.tenant.account_id) in (ti.rendered_map_index or "")
+    last = [t for t in dag_run.get_task_instances() if t.task_id == "record_and_summarise"][0]
+    summary = last.xcom_pull(task_ids="record_and_summarise")
+    # what the run hashed, counted in the run's summary (the unmapped event was not hashed)
+    assert summary["identifier_coverage"] == {"rows": 3, "click_id": 3, "email": 0, "phone": 0,
+                                              "none": 0}
     # a second run finds nothing new and decides nothing again
     again = run_dag("msads_upload_conversions")
     assert again.state == "success"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from datetime import UTC, datetime
 
 from include.msads_capi import migrations, settings
@@ -57,8 +58,18 @@ def claim_new_events(run_id: str) -> dict:
 
 
 def plan_conversions(run_id: str) -> dict:
+    """Counts per reason decided while planning, and ``coverage``: the identifiers of what was
+    hashed in the same pass."""
     with task_errors("planning conversions"):
-        return dict(plan(task_warehouse(), run_id, _now(), _config()))
+        counts = plan(task_warehouse(), run_id, _now(), _config())
+        return {"outcomes": dict(counts), "coverage": dict(counts.coverage)}
+
+
+def _prepared(planned: dict, hashed: dict) -> dict:
+    """The plan's and the hash stage's results as one: what the last task summarises."""
+    coverage = Counter(planned["coverage"])
+    coverage.update(hashed.get("coverage") or {})  # update keeps the zero counts, unlike +
+    return {**hashed, "coverage": dict(coverage), "planned": planned["outcomes"]}
 
 
 def hash_identifiers(run_id: str) -> dict:
@@ -77,15 +88,14 @@ def claim_plan_hash(run_id: str) -> dict:
     log.info("claim: %s", claimed)
     planned = plan_conversions(run_id)
     log.info("plan: %s", planned)
-    hashed = hash_identifiers(run_id)
-    return {**hashed, "claimed": claimed, "planned": planned}
+    return {**_prepared(planned, hash_identifiers(run_id)), "claimed": claimed}
 
 
 def plan_and_hash(run_id: str) -> dict:
     """Plan, then hash, for the replay DAG (after its own reopen step)."""
     planned = plan_conversions(run_id)
     log.info("plan: %s", planned)
-    return {**hash_identifiers(run_id), "planned": planned}
+    return _prepared(planned, hash_identifiers(run_id))
 
 
 def upload_for_account(account: dict, run_id: str) -> dict:
