@@ -38,3 +38,30 @@ def test_the_upload_reads_outbox_rows_in_their_declared_order():
 def test_a_stage_may_not_write_another_stages_status(warehouse, stage, row):
     with transaction(warehouse) as conn, pytest.raises(ValueError, match="may not write"):
         ledger.record(conn, stage, [row])
+
+
+def test_frames_and_tuples_stage_the_same_rows_and_a_bulk_write_needs_a_transaction(warehouse):
+    import pandas as pd
+
+    from include.msads_capi.warehouse import connect
+
+    cols = ("event_id", "space_id", "status", "reason", "detail", "conversion_value")
+    rows = [("t1", "shop", "pending", "ready", 'a "quoted", two-line\ndetail', 19.99),
+            ("t2", None, "pending", "ready", "", None)]
+    frame = pd.DataFrame([("f" + r[0][1:], *r[1:]) for r in rows], columns=list(cols))
+    with transaction(warehouse) as conn:
+        ledger.upsert(conn, "msads.results", cols, rows)
+        ledger.upsert(conn, "msads.results", cols, frame)  # Arrow's CSV, not binary COPY
+        got = conn.execute("SELECT event_id, space_id, detail, conversion_value::text "
+                           "FROM msads.results WHERE event_id IN ('t1', 't2', 'f1', 'f2') "
+                           "ORDER BY event_id").fetchall()
+    # the same text, NULLs and numbers either way (an empty string stays one, not NULL)
+    assert [g[1:] for g in got[:2]] == [g[1:] for g in got[2:]]
+    assert got[2][1:] == ("shop", 'a "quoted", two-line\ndetail', "19.99")
+    assert got[3][1:] == (None, "", None)
+    conn = connect(warehouse, autocommit=True)
+    try:  # outside a transaction the staged rows would be gone before they are read
+        with pytest.raises(RuntimeError, match="need a transaction"):
+            ledger.upsert(conn, "msads.results", cols, rows)
+    finally:
+        conn.close()
