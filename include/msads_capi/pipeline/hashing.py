@@ -95,7 +95,7 @@ def hash_frame(frame: pd.DataFrame, now: datetime) -> HashedFrame:
     del people, hashed
     has_id = (frame["click_id"].notna() | frame["email_sha256"].notna()
               | frame["phone_sha256"].notna()).to_numpy()
-    clicked = frame["click_id"].map(lambda c: isinstance(c, str)).to_numpy(bool)
+    clicked = frame["click_id"].notna().to_numpy()
     enhanced = frame["enhanced"].fillna(False).astype(bool).to_numpy()
     checked = frame["preflight_reason"].isna().to_numpy()
     fine = has_id & (clicked | enhanced) & checked
@@ -132,6 +132,14 @@ def hash_stage(warehouse: Warehouse, run_id: str, now: datetime,
     log.info("hashed: %s; identifier coverage %s", dict(summary.outcomes), dict(summary.coverage))
     hash_adjustments(warehouse, run_id, now)
     return summary
+
+
+def combined_coverage(*parts: dict | Counter) -> dict:
+    """Identifier coverage counted by several passes, as one (zero counts kept)."""
+    total: Counter = Counter()
+    for part in parts:
+        total.update(part or {})  # update keeps the zero counts, unlike +
+    return dict(total)
 
 
 def _decide(row: Any, has_id: bool, now: datetime) -> Decided:

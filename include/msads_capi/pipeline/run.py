@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from itertools import groupby
@@ -10,7 +9,7 @@ from itertools import groupby
 from include.msads_capi import spaces as cfg
 from include.msads_capi.microsoft.client import AdsClient
 from include.msads_capi.pipeline.claim import ClaimResult, claim
-from include.msads_capi.pipeline.hashing import hash_stage
+from include.msads_capi.pipeline.hashing import combined_coverage, hash_stage
 from include.msads_capi.pipeline.parallel import PartWorkers, upload_one_part
 from include.msads_capi.pipeline.plan import plan
 from include.msads_capi.pipeline.summary import summarize
@@ -50,9 +49,8 @@ def run_once(warehouse: Warehouse, client_for: Callable[[cfg.Account], AdsClient
             uploads.append(upload_one_part(warehouse, client_for(account), account_id, run_id,
                                            config, Part.of_entry(entry), clock))
         uploads.extend(future.result() for future in handed)
-    coverage = Counter(planned.coverage)
-    coverage.update(hashed.coverage)  # update keeps the zero counts, unlike +
-    summary = summarize(warehouse, run_id, coverage=dict(coverage))
+    summary = summarize(warehouse, run_id,
+                        coverage=combined_coverage(planned.coverage, hashed.coverage))
     summary["claimed"] = claimed.as_dict()
     summary["uploads"] = uploads
     return summary

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from datetime import UTC, datetime
 
 from include.msads_capi import migrations, settings
@@ -11,7 +10,7 @@ from include.msads_capi import spaces as cfg
 from include.msads_capi.errors import MsadsError
 from include.msads_capi.microsoft.faults import AccountAuthError
 from include.msads_capi.pipeline.claim import claim
-from include.msads_capi.pipeline.hashing import hash_stage
+from include.msads_capi.pipeline.hashing import combined_coverage, hash_stage
 from include.msads_capi.pipeline.plan import plan
 from include.msads_capi.pipeline.summary import summarize
 from include.msads_capi.pipeline.upload import Part, accounts_with_work, upload_account
@@ -67,9 +66,8 @@ def plan_conversions(run_id: str) -> dict:
 
 def _prepared(planned: dict, hashed: dict) -> dict:
     """The plan's and the hash stage's results as one: what the last task summarises."""
-    coverage = Counter(planned["coverage"])
-    coverage.update(hashed.get("coverage") or {})  # update keeps the zero counts, unlike +
-    return {**hashed, "coverage": dict(coverage), "planned": planned["outcomes"]}
+    return {**hashed, "coverage": combined_coverage(planned["coverage"], hashed.get("coverage")),
+            "planned": planned["outcomes"]}
 
 
 def hash_identifiers(run_id: str) -> dict:
