@@ -7,6 +7,11 @@ on http://localhost:8080 (user ``admin``, password ``admin``, or ``MSADS_AIRFLOW
 
 Ctrl-C (SIGINT) or SIGTERM is passed on to standalone as SIGINT, the one signal it shuts down
 cleanly on; anything still alive after the grace period is killed, so no worker is left behind.
+
+This module owns what every local launcher shares (``make run-celery`` too:
+:mod:`include.msads_capi.local.run_celery`): the environment of the project's Airflow processes
+(:func:`airflow_env`), preparing the metadata database (:func:`prepare`), and starting and
+stopping processes in groups of their own (:class:`Components`).
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from include.msads_capi import crypto, settings
 from include.msads_capi.paths import PROJECT_ROOT
@@ -27,15 +33,24 @@ if TYPE_CHECKING:
     from types import FrameType
 
 GRACE_SECONDS = 45
-# Imported once by the LocalExecutor's forkserver, inherited by every worker and task.
-PRELOAD = ",".join(("airflow.executors.local_executor", "airflow.sdk.execution_time.supervisor",
-                    "airflow.sdk.execution_time.task_runner", "openapi_client", "pandas",
-                    "psycopg", "msal"))
+# Imported once by the process that forks the task processes, so that no task imports them
+# again: the LocalExecutor's forkserver here, a Celery worker before it forks its pool.
+PRELOAD_MODULES = ("airflow.sdk.execution_time.supervisor",
+                   "airflow.sdk.execution_time.task_runner", "openapi_client", "pandas",
+                   "psycopg", "msal")
+PRELOAD = ",".join(("airflow.executors.local_executor", *PRELOAD_MODULES))
 
 
-def airflow_env(home: Path | None = None, port: int | None = None) -> dict[str, str]:
-    """The environment every Airflow process of the project runs with."""
-    env = dict(os.environ)
+def airflow(*args: str) -> list[str]:
+    """The command line of ``airflow ARGS...`` from this venv."""
+    return [str(Path(sys.executable).with_name("airflow")), *args]
+
+
+def airflow_env(home: Path | None = None, port: int | None = None,
+                base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment every Airflow process of the project runs with (on top of ``base``,
+    the process environment by default)."""
+    env = dict(os.environ if base is None else base)
     home = home or settings.load().airflow_home
     python_path = [str(PROJECT_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(":") if p]
     port = str(port or env.get("AIRFLOW__API__PORT", "8080"))
@@ -85,8 +100,7 @@ def _write_password(home: Path) -> None:
 
 
 def _airflow(*args: str, env: dict[str, str]) -> None:
-    subprocess.run([str(Path(sys.executable).with_name("airflow")), *args], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(airflow(*args), env=env, check=True, stdout=subprocess.DEVNULL)
 
 
 def prepare(env: dict[str, str]) -> None:
@@ -102,14 +116,17 @@ def prepare(env: dict[str, str]) -> None:
                    check=True, stdout=subprocess.DEVNULL)
 
 
-def _stop(proc: subprocess.Popen) -> int:
+def _stop(proc: subprocess.Popen, first: signal.Signals = signal.SIGINT,
+          grace: float = GRACE_SECONDS, name: str = "Airflow") -> int:
+    """Stop a process that leads its own process group: ``first`` to the leader, then, after
+    ``grace`` seconds, SIGTERM and SIGKILL to whatever is left of the group."""
     if proc.poll() is None:
         try:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(GRACE_SECONDS)
+            proc.send_signal(first)
+            proc.wait(grace)
         except subprocess.TimeoutExpired:
-            print("Airflow did not stop in time; killing what is left", file=sys.stderr)
-    # standalone leads its own process group: whatever survived it goes too.
+            print(f"{name} did not stop in time; killing what is left", file=sys.stderr)
+    # The leader of its own process group: whatever survived it goes too.
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(proc.pid, sig)
@@ -119,26 +136,111 @@ def _stop(proc: subprocess.Popen) -> int:
     return proc.wait()
 
 
-def main() -> int:
-    env = airflow_env()
-    prepare(env)
-    print(f"Airflow UI: http://localhost:{env['AIRFLOW__API__PORT']} (user admin); "
-          "Ctrl-C stops everything", flush=True)
-    stop_requested = []
+class Components:
+    """Processes started each in a session (and so a process group) of its own, by name, and
+    stopped together in the reverse order. A terminal's Ctrl-C then reaches only the launcher,
+    which stops them in order; and one component can be stopped, killed or restarted alone.
+
+    :param log_dir: where each component writes ``<name>.log``; None: to this terminal.
+    """
+
+    def __init__(self, log_dir: Path | None = None) -> None:
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen] = {}
+        self._commands: dict[str, tuple[list[str], dict[str, str], signal.Signals]] = {}
+        self._logs: dict[str, IO] = {}
+
+    def start(self, name: str, command: list[str], env: dict[str, str],
+              stop_signal: signal.Signals = signal.SIGINT) -> subprocess.Popen:
+        """Start ``command`` as component ``name`` (``stop_signal`` asks it to shut down)."""
+        out = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self._logs[name] = out = (self.log_dir / f"{name}.log").open("a")
+        self._commands[name] = (command, env, stop_signal)
+        self.procs[name] = subprocess.Popen(command, env=env, stdout=out, stderr=out,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
+        return self.procs[name]
+
+    def log(self, name: str) -> Path | None:
+        return self.log_dir / f"{name}.log" if self.log_dir is not None else None
+
+    def stop(self, name: str, grace: float = GRACE_SECONDS) -> int:
+        """Stop one component (and its process group); its exit code."""
+        proc = self.procs[name]
+        code = _stop(proc, self._commands[name][2], grace, name)
+        log = self._logs.pop(name, None)
+        if log is not None:
+            log.close()
+        return code
+
+    def restart(self, name: str) -> subprocess.Popen:
+        """Stop one component and start it again with the same command and environment."""
+        self.stop(name)
+        return self.start(name, *self._commands[name])
+
+    def kill(self, name: str) -> None:
+        """SIGKILL to the component's whole process group, as when its machine dies."""
+        try:
+            os.killpg(self.procs[name].pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.procs[name].wait()
+
+    def exited(self) -> dict[str, int]:
+        """The components that are no longer running, with their exit codes."""
+        return {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
+
+    def stop_all(self) -> None:
+        """Stop every component, the last started first."""
+        for name in reversed(list(self.procs)):
+            self.stop(name)
+
+
+def catch_stop_signals() -> list[int]:
+    """From now on Ctrl-C and SIGTERM only ask to stop: they are appended to the list returned,
+    which :func:`run_until_stopped` watches. Call it before starting anything."""
+    stop_requested: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop_requested.append(signum)
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    # A new session: the terminal's Ctrl-C reaches only us, and we stop Airflow in order.
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("airflow")), "standalone"],
-                            env=env, start_new_session=True)
-    while proc.poll() is None and not stop_requested:
-        time.sleep(0.5)
-    code = _stop(proc)
+    return stop_requested
+
+
+def run_until_stopped(components: Components, stop_requested: list[int], *,
+                      stop_when_any_exits: bool) -> bool:
+    """Wait for a stop signal (:func:`catch_stop_signals`), then stop every component; True
+    when a signal stopped them (False: a component ended by itself)."""
+    reported: set[str] = set()
+    try:
+        while not stop_requested:
+            ended = components.exited()
+            if ended and (stop_when_any_exits or len(ended) == len(components.procs)):
+                break
+            for name in sorted(set(ended) - reported):
+                print(f"{name} exited with code {ended[name]}; the others keep running "
+                      "(Ctrl-C stops everything)", file=sys.stderr, flush=True)
+                reported.add(name)
+            time.sleep(0.5)
+    finally:
+        components.stop_all()
+    return bool(stop_requested)
+
+
+def main() -> int:
+    env = airflow_env()
+    prepare(env)
+    print(f"Airflow UI: http://localhost:{env['AIRFLOW__API__PORT']} (user admin); "
+          "Ctrl-C stops everything", flush=True)
+    stop_requested = catch_stop_signals()
+    components = Components()
+    proc = components.start("standalone", airflow("standalone"), env)
+    stopped = run_until_stopped(components, stop_requested, stop_when_any_exits=True)
     print("Airflow stopped", flush=True)
-    return 0 if stop_requested else code
+    return 0 if stopped else proc.returncode
 
 
 if __name__ == "__main__":
