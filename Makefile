@@ -7,11 +7,12 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test test-fast test-clock test-ui browsers lint demo run stop migrate emulator clean help
+.PHONY: setup test test-fast test-clock test-ui browsers lint demo run run-celery stop migrate emulator clean help
 
 help:
 	@echo "make demo   - the whole job end to end on embedded defaults (warehouse + Microsoft emulator)"
 	@echo "make run    - Airflow 3.3 with the UI on http://localhost:8080 (Ctrl-C stops it)"
+	@echo "make run-celery - the same on the CeleryExecutor: two workers, Redis, PostgreSQL metadata (docs/scaling.md)"
 	@echo "make test   - the test suite (embedded PostgreSQL unless MSADS_WAREHOUSE_URL is set)"
 	@echo "make test-clock - the time-sensitive tests again, 45 days ahead and across a DST change (needs libfaketime)"
 	@echo "make browsers - install Chromium (Debian's package) for the browser tests of the Microsoft CAPI page"
@@ -62,6 +63,9 @@ demo: setup
 
 run: setup
 	$(PY) -m include.msads_capi.local.run_airflow
+
+run-celery: setup
+	$(PY) -m include.msads_capi.local.run_celery
 
 emulator: setup
 	$(VENV)/bin/msads emulator --seed $(EMULATOR_ARGS)
