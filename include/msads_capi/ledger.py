@@ -311,9 +311,10 @@ def plan_rows(conn: psycopg.Connection, rows: Sequence[Planned], outbox: Sequenc
     if ready is not None and ready.count:
         if set(ready.ledger["status"].unique()) != {"pending"}:
             raise ValueError("the plan stage's frames hold only pending rows")
-        upsert(conn, "msads.results", Planned._fields, ready.ledger, touch_updated_at=True)
+        insert_new(conn, "msads.results", Planned._fields, ready.ledger, replanned,
+                   touch_updated_at=True)
     if ready is not None and ready.outbox is not None and len(ready.outbox):
-        upsert(conn, "msads.outbox", Outgoing._fields, ready.outbox)
+        insert_new(conn, "msads.outbox", Outgoing._fields, ready.outbox, replanned)
 
 
 def mark_hashed(conn: psycopg.Connection, rows: Sequence[Hashed] | pd.DataFrame) -> None:
@@ -349,6 +350,34 @@ def upsert(conn: psycopg.Connection, table: str, columns: Sequence[str],
                  f"SELECT {cols} FROM s ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
                  f"{assignments}")
     return n
+
+
+def insert_new(conn: psycopg.Connection, table: str, columns: Sequence[str],
+               frame: pd.DataFrame, existing: Sequence[Key] = (), *,
+               touch_updated_at: bool = False) -> None:
+    """Write a frame of rows keyed by :data:`RESULT_KEY`, most of them new to ``table``.
+
+    Rows whose key is in ``existing`` (planned again) are upserted; the rest are copied
+    straight into ``table``, without a staging table: about half the database's work of an
+    upsert. Should one of them exist after all (a row left by hand, or a concurrent writer),
+    the copy is undone to its savepoint and the rows are upserted instead, so nothing fails
+    and nothing is written twice.
+    """
+    import pandas as pd
+    import psycopg
+
+    if existing:
+        again = pd.MultiIndex.from_frame(frame[list(RESULT_KEY)]).isin(list(existing))
+        if again.any():
+            upsert(conn, table, columns, frame[again], touch_updated_at=touch_updated_at)
+            frame = frame[~again]
+    if not len(frame):
+        return
+    try:
+        with conn.transaction():
+            _copy_frame(conn, table, columns, frame)
+    except psycopg.errors.UniqueViolation:
+        upsert(conn, table, columns, frame, touch_updated_at=touch_updated_at)
 
 
 def _stage(conn: psycopg.Connection, table: str, columns: Sequence[str],

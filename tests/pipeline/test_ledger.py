@@ -65,3 +65,27 @@ def test_frames_and_tuples_stage_the_same_rows_and_a_bulk_write_needs_a_transact
             ledger.upsert(conn, "msads.results", cols, rows)
     finally:
         conn.close()
+
+
+def test_new_rows_are_copied_straight_in_and_a_row_that_exists_after_all_is_updated(warehouse):
+    import pandas as pd
+
+    cols = ("event_id", "account_id", "goal_id", "space_id", "status", "reason", "detail")
+    with transaction(warehouse) as conn:
+        ledger.upsert(conn, "msads.results", cols, [
+            ("n1", 7, 9, "shop", "pending", "ready", "old"),
+            ("n2", 7, 9, "shop", "pending", "ready", "old")])
+    fresh = pd.DataFrame([("n1", 7, 9, "shop", "pending", "ready", "planned again"),
+                          ("n2", 7, 9, "shop", "pending", "ready", "left by hand"),
+                          ("n3", 7, 9, "shop", "pending", "ready", "new")], columns=list(cols))
+    with transaction(warehouse) as conn:
+        # n1 is declared as planned again; n2 exists too, unannounced: the copy of the new
+        # rows fails on it, is undone, and the rows are upserted instead (no error, no twin)
+        ledger.insert_new(conn, "msads.results", cols, fresh, [("n1", 7, 9)])
+        got = conn.execute("SELECT event_id, detail FROM msads.results WHERE event_id IN "
+                           "('n1', 'n2', 'n3') ORDER BY event_id").fetchall()
+    assert got == [("n1", "planned again"), ("n2", "left by hand"), ("n3", "new")]
+    with transaction(warehouse) as conn:
+        ledger.insert_new(conn, "msads.results", cols, fresh.assign(event_id=["n4", "n5", "n6"]))
+        assert conn.execute("SELECT count(*) FROM msads.results WHERE event_id IN "
+                            "('n4', 'n5', 'n6')").fetchone()[0] == 3
