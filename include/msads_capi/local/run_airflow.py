@@ -180,11 +180,27 @@ class Components:
         return self.start(name, *self._commands[name])
 
     def kill(self, name: str) -> None:
-        """SIGKILL to the component's whole process group, as when its machine dies."""
+        """SIGKILL to the component's process group and to every process under it, as when its
+        machine dies. (Airflow runs each task in a process group of its own, which a signal to
+        the component's group would miss: the task would live on without its supervisor.)"""
+        import psutil
+
+        pid = self.procs[name].pid
         try:
-            os.killpg(self.procs[name].pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+            os.killpg(pid, signal.SIGSTOP)  # nothing forks while the tree is listed
+            tree = psutil.Process(pid).children(recursive=True)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            tree = []
+        for group in dict.fromkeys([pid, *(p.pid for p in tree)]):
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for proc in tree:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
         self.procs[name].wait()
 
     def exited(self) -> dict[str, int]:
