@@ -21,6 +21,7 @@ TINY = {
     "pipeline.py": (["--sizes", "300,600", "--ceiling-calls", "1"],
                     r"fraction of SDK ceiling: \d+\.\d\d"),
     "latency.py": (["--minutes", "0.05", "--rate", "2"], r"p95 over the 30 s goal: \d+\.\d\d"),
+    "celery.py": (["--events", "200"], r"2 workers / 1 worker: \d+\.\d\d"),
 }
 
 # figures a script prints besides its last line, which the issue that set its goals asks for
