@@ -14,6 +14,7 @@ import pytest
 from include.msads_capi import settings
 from include.msads_capi.hooks.watcher import NewRowsTrigger
 from include.msads_capi.pipeline.pickup import ADJUSTMENTS, EVENTS, pick_up
+from include.msads_capi.pipeline.plan import plan
 from include.msads_capi.warehouse import Warehouse
 
 POLL = 0.05  # seconds between probes in these tests
@@ -83,8 +84,13 @@ def _insert_adjustment(warehouse: Warehouse) -> None:
 
 
 def _claim(warehouse: Warehouse, run_id: str, source=EVENTS) -> None:
-    """What a run's first task does to the cursor (include/msads_capi/pipeline/pickup.py)."""
-    pick_up(warehouse, source, run_id, datetime.now(UTC), settings.pipeline_config())
+    """What a run's first task does to the cursor: new events are taken while planning
+    (include/msads_capi/pipeline/plan.py), new adjustments by the claim (pickup.py)."""
+    now, config = datetime.now(UTC), settings.pipeline_config()
+    if source is EVENTS:
+        plan(warehouse, run_id, now, config)
+    else:
+        pick_up(warehouse, source, run_id, now, config)
 
 
 def test_the_watcher_fires_once_per_cursor_position(warehouse):

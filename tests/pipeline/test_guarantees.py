@@ -84,6 +84,35 @@ def test_a_run_killed_between_upload_and_record_is_finished_by_the_next(shop, mo
     assert len(s.emu.admin.conversions()) == 5 and len(s.emu.admin.duplicates()) == 5
 
 
+def test_a_run_killed_while_planning_new_events_leaves_them_to_the_next(shop, monkeypatch):
+    from include.msads_capi.pipeline import plan as plan_module
+
+    s = shop
+    events = [s.event() for _ in range(12)]
+    chunks = []
+    real = plan_module.plan_rows
+
+    def dies_in_the_second_chunk(conn, rows, outbox, **kwargs):
+        chunks.append(len(rows) + (kwargs["ready"].count if kwargs.get("ready") else 0))
+        if len(chunks) == 2:
+            raise KeyboardInterrupt("killed while planning the second chunk")
+        return real(conn, rows, outbox, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(plan_module, "plan_rows", dies_in_the_second_chunk)
+        with pytest.raises(KeyboardInterrupt):
+            s.run("killed", PipelineConfig(chunk_size=5))
+    # the first chunk is planned for good; of the second nothing was kept, not even a claim
+    assert sum(1 for e in events if s.outcomes(e)) == 5
+    s.run("next")  # the cursor stayed after the first chunk: the other 7 go now
+    assert sorted(s.reason(e)[0] for e in events) == ["ready"] * 5 + ["uploaded"] * 7
+    s.emu.admin.advance(11 * 60)  # the dead run's planned chunk is taken over after the lease
+    s.run("after-lease")
+    _terminal_once(s, events)
+    assert all(s.reason(e) == ["uploaded"] for e in events)
+    assert len(s.emu.admin.conversions()) == 12 and s.emu.admin.duplicates() == []
+
+
 def test_throttling_then_recovery(shop, sleeper):
     s = shop
     event = s.event()

@@ -1,6 +1,11 @@
 """Incremental pick-up, for events and adjustments alike: a named cursor on
 ``(ingested_at, id)`` in ``msads.pickup_cursor``, due rows, the overlap sweep, then new rows in
-keyset order, each claimed with a committed ledger row (the queries in ``include/sql/queries``).
+keyset order (the queries in ``include/sql/queries``).
+
+Due and swept rows, and new adjustments, are claimed with a committed ledger row each. New
+events are not: the plan stage takes them chunk by chunk while it holds the cursor row's lock
+(:func:`lock_cursor`), writes their outcomes and moves the cursor (:func:`advance`) in the same
+transaction, so a claim row per event, written and deleted again, is not needed.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from include.msads_capi.sql import query
 from include.msads_capi.warehouse import Warehouse, transaction
 
 if TYPE_CHECKING:
+    import psycopg
+
     from include.msads_capi.settings import PipelineConfig
 
 
@@ -23,10 +30,10 @@ class Source:
     cursor: str
     due: str
     late: str
-    new: str
+    new: str | None  # None: new rows are taken by the plan stage under the cursor's lock
 
 
-EVENTS = Source("events", "claim_due", "claim_late", "claim_new")
+EVENTS = Source("events", "claim_due", "claim_late", None)
 ADJUSTMENTS = Source("adjustments", "adjustments_claim_due", "adjustments_claim_late",
                      "adjustments_claim_new")
 
@@ -38,6 +45,22 @@ ON CONFLICT (name) DO UPDATE SET ingested_at = EXCLUDED.ingested_at,
 WHERE (msads.pickup_cursor.ingested_at, msads.pickup_cursor.event_id)
     < (EXCLUDED.ingested_at, EXCLUDED.event_id)
 """
+
+
+def lock_cursor(conn: psycopg.Connection, name: str) -> tuple[object, str]:
+    """Take the cursor ``name`` until the transaction ends (a transaction-level advisory lock,
+    which works before the cursor's row exists); where it stands, read after the lock is held,
+    so a run that waited reads where the one before it left the cursor."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('msads.pickup_cursor:' || %s))",
+                 (name,))
+    row = conn.execute("SELECT ingested_at, event_id FROM msads.pickup_cursor WHERE name = %s",
+                       (name,)).fetchone()
+    return row if row else ("-infinity", "")
+
+
+def advance(conn: psycopg.Connection, name: str, at: object, last_id: str, run_id: str) -> None:
+    """Move the cursor ``name`` forward to ``(at, last_id)`` (never back)."""
+    conn.execute(_ADVANCE, {"n": name, "at": at, "id": last_id, "run": run_id})
 
 
 def pick_up(warehouse: Warehouse, source: Source, run_id: str, now: datetime,
@@ -56,15 +79,14 @@ def pick_up(warehouse: Warehouse, source: Source, run_id: str, now: datetime,
                 "run_id": run_id, "now": now, "cursor_at": after_at, "cursor_id": after_id,
                 "overlap": config.overlap, "limit": config.max_events_per_run}).fetchall())
     new = 0
-    while new < config.max_events_per_run:
+    while source.new and new < config.max_events_per_run:
         limit = min(config.chunk_size, config.max_events_per_run - new)
         with transaction(warehouse) as conn:
             claimed, seen, last_at, last_id = conn.execute(query(source.new), {
                 "run_id": run_id, "now": now, "after_at": after_at, "after_id": after_id,
                 "limit": limit}).fetchone()
             if seen:
-                conn.execute(_ADVANCE, {"n": source.cursor, "at": last_at, "id": last_id,
-                                        "run": run_id})
+                advance(conn, source.cursor, last_at, last_id, run_id)
         new += claimed
         if seen < limit:
             break

@@ -46,8 +46,9 @@ from include.msads_capi.outcomes import (
 )
 from include.msads_capi.pipeline.adjustments import plan_adjustments
 from include.msads_capi.pipeline.hashing import hash_frame
+from include.msads_capi.pipeline.pickup import EVENTS, advance, lock_cursor
 from include.msads_capi.settings import PipelineConfig, events_table
-from include.msads_capi.sql import frame
+from include.msads_capi.sql import frame, query
 from include.msads_capi.warehouse import Warehouse, transaction
 
 if TYPE_CHECKING:
@@ -327,17 +328,60 @@ class Planner:
         return None
 
 class PlanCounts(Counter):
-    """Counts per reason decided by the plan stage, and the identifier coverage of what it
-    hashed (``coverage``, as :func:`include.msads_capi.identity.hash_identities` counts it)."""
+    """Counts per reason decided by the plan stage, the identifier coverage of what it hashed
+    (``coverage``, as :func:`include.msads_capi.identity.hash_identities` counts it), and how
+    many new events it took after the pick-up cursor (``new_events``)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.coverage: Counter = Counter()
+        self.new_events = 0
+
+    def record(self, rows: list[Planned], ready: ReadyFrames) -> None:
+        self.update(r.reason for r in rows)
+        if ready.count:
+            self[READY] += ready.count
 
 
-def plan(warehouse: Warehouse, run_id: str, now: datetime, config: PipelineConfig) -> PlanCounts:
-    """Plan every ledger row this run claimed, and hash what may be sent; returns counts per
-    reason decided here, with the identifier coverage."""
+def _plan_new_events(warehouse: Warehouse, planner: Planner, optional: str,
+                     counts: PlanCounts) -> None:
+    """Take new events after the pick-up cursor, a chunk at a time, and plan them.
+
+    Each chunk is one transaction that holds the cursor row's lock: read the events after it,
+    plan and hash them, write their ledger and outbox rows, move the cursor past them. A
+    concurrent run waits for the lock and reads after the moved cursor; a run that dies leaves
+    the cursor and the ledger as they were. Up to ``max_events_per_run`` events per run.
+    """
+    config, run_id = planner.config, planner.run_id
+    sql = query("plan_new_events").replace("{{optional}}", optional)
+    while counts.new_events < config.max_events_per_run:
+        limit = min(config.chunk_size, config.max_events_per_run - counts.new_events)
+        with transaction(warehouse) as conn:
+            after_at, after_id = lock_cursor(conn, EVENTS.cursor)
+            events = frame(conn.execute(sql, {"after_at": after_at, "after_id": after_id,
+                                              "limit": limit}))
+            if events.empty:
+                return
+            last = events.iloc[-1]
+            advance(conn, EVENTS.cursor, last.ingested_at, last.event_id, run_id)
+            events = events.drop(columns="ingested_at")
+            ledger = pd.DataFrame({"event_id": events["event_id"], "account_id": 0,
+                                   "goal_id": 0, "first_seen_at": planner.now, "attempts": 0})
+            finals, pairs, _ = planner.expand(events, ledger, set())
+            rows, outbox, ready = planner.decide(pairs, events)
+            rows, ready = planner.hash_outgoing(rows, outbox, ready, events, counts.coverage)
+            plan_rows(conn, finals + rows, [], ready=ready)
+            counts.record(finals + rows, ready)
+            counts.new_events += len(events)
+        if len(events) < limit:
+            return
+
+
+def plan(warehouse: Warehouse, run_id: str, now: datetime, config: PipelineConfig, *,
+         take_new: bool = True) -> PlanCounts:
+    """Plan every ledger row this run claimed, then new events after the pick-up cursor
+    (unless ``take_new`` is false: a replay plans only what it reopened), and hash what may be
+    sent; returns counts per reason decided here, with the identifier coverage."""
     counts = PlanCounts()
     with transaction(warehouse) as conn:
         spaces, mappings = load_configuration(conn)
@@ -377,10 +421,10 @@ def plan(warehouse: Warehouse, run_id: str, now: datetime, config: PipelineConfi
             again = list(per_goal[["event_id", "account_id", "goal_id"]].itertuples(
                 index=False, name=None))
             plan_rows(conn, finals + rows, [], replanned=again, ready=ready)
-            counts.update(r.reason for r in finals + rows)
-            if ready.count:
-                counts[READY] += ready.count
-    log.info("planned: %s", dict(counts))
+            counts.record(finals + rows, ready)
+    if take_new:
+        _plan_new_events(warehouse, planner, optional, counts)
+    log.info("planned: %s; %d new event(s)", dict(counts), counts.new_events)
     plan_adjustments(warehouse, run_id, now, config)
     return counts
 

@@ -35,7 +35,8 @@ def run_once(warehouse: Warehouse, client_for: Callable[[cfg.Account], AdsClient
     """
     config = config or PipelineConfig()
     claimed = claim(warehouse, run_id, clock(), config) if claim_work else ClaimResult()
-    planned = plan(warehouse, run_id, clock(), config)
+    planned = plan(warehouse, run_id, clock(), config, take_new=claim_work)
+    claimed.new = planned.new_events  # new events are taken while planning (pipeline/plan.py)
     hashed = hash_stage(warehouse, run_id, clock(), config)
     uploads = []
     for account_id, parts in groupby(accounts_with_work(warehouse, run_id, config),

@@ -50,18 +50,22 @@ def _config() -> settings.PipelineConfig:
 
 
 def claim_new_events(run_id: str) -> dict:
+    """Claim due retries, events that committed late and new adjustments; new events are
+    taken by the plan stage, chunk by chunk, under the pick-up cursor's lock."""
     with task_errors("claiming new events"):
         warehouse = task_warehouse()
         migrations.require_current(warehouse)
         return claim(warehouse, run_id, _now(), _config()).as_dict()
 
 
-def plan_conversions(run_id: str) -> dict:
-    """Counts per reason decided while planning, and ``coverage``: the identifiers of what was
-    hashed in the same pass."""
+def plan_conversions(run_id: str, *, take_new: bool = True) -> dict:
+    """Counts per reason decided while planning, ``coverage``: the identifiers of what was
+    hashed in the same pass, and ``new_events``: how many new events it took (none for a
+    replay, ``take_new=False``)."""
     with task_errors("planning conversions"):
-        counts = plan(task_warehouse(), run_id, _now(), _config())
-        return {"outcomes": dict(counts), "coverage": dict(counts.coverage)}
+        counts = plan(task_warehouse(), run_id, _now(), _config(), take_new=take_new)
+        return {"outcomes": dict(counts), "coverage": dict(counts.coverage),
+                "new_events": counts.new_events}
 
 
 def _prepared(planned: dict, hashed: dict) -> dict:
@@ -86,12 +90,14 @@ def claim_plan_hash(run_id: str) -> dict:
     log.info("claim: %s", claimed)
     planned = plan_conversions(run_id)
     log.info("plan: %s", planned)
+    claimed = {**claimed, "new": planned["new_events"],
+               "total": claimed["total"] + planned["new_events"]}
     return {**_prepared(planned, hash_identifiers(run_id)), "claimed": claimed}
 
 
 def plan_and_hash(run_id: str) -> dict:
     """Plan, then hash, for the replay DAG (after its own reopen step)."""
-    planned = plan_conversions(run_id)
+    planned = plan_conversions(run_id, take_new=False)
     log.info("plan: %s", planned)
     return _prepared(planned, hash_identifiers(run_id))
 
