@@ -103,3 +103,22 @@ def test_an_update_by_key_leaves_the_sessions_join_settings_as_they_were(warehou
         detail = conn.execute("SELECT detail FROM msads.results WHERE event_id = 'k1'").fetchone()
     assert settings == ("on", "off")
     assert detail == ("updated",)
+
+
+def test_a_frame_keeps_the_instant_of_every_aware_time_whatever_its_zone(warehouse):
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    instant = datetime(2031, 3, 30, 0, 30, 15, 123456, tzinfo=UTC)  # Paris changes clocks at 1:00
+    paris = pd.Series([instant, None, instant], dtype="datetime64[us, UTC]").dt.tz_convert(
+        "Europe/Paris")
+    frame = pd.DataFrame({"event_id": ["z1", "z2", "z3"], "status": "pending",
+                          "reason": "ready", "conversion_time": paris,
+                          "claimed_at": pd.Series([instant] * 3, dtype="datetime64[us, UTC]")})
+    cols = ("event_id", "status", "reason", "conversion_time", "claimed_at")
+    with transaction(warehouse) as conn:
+        ledger.insert_new(conn, "msads.results", cols, frame.assign(account_id=0, goal_id=0))
+        got = conn.execute("SELECT conversion_time, claimed_at FROM msads.results WHERE "
+                           "event_id IN ('z1', 'z2', 'z3') ORDER BY event_id").fetchall()
+    assert got == [(instant, instant), (None, instant), (instant, instant)]
