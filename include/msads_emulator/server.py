@@ -83,13 +83,14 @@ class App:
 
     # -- logging ------------------------------------------------------------------------------
 
-    def _log_start(self, req: Request, service: str, operation: str | None) -> int:
+    def _log_start(self, req: Request, service: str, operation: str | None, **known) -> int:
+        """Log a request as received (``known``: more of its columns, known already)."""
         return self.store.log_request({
             "received_at": self.store.now(), "real_time": time.time(), "service": service,
             "operation": operation, "method": req.method,
             "path": req.path + ("?" + "&".join(f"{k}={v}" for k, v in req.query.items())
                                 if req.query else ""),
-            "headers": req.headers, "body": req.body.decode("utf-8", "replace")})
+            "headers": req.headers, "body": req.body.decode("utf-8", "replace"), **known})
 
     def _logged(self, req: Request, service: str, operation: str, fn: Callable[..., Response],
                 *args) -> Response:
@@ -139,9 +140,9 @@ class App:
         except Fault as fault:
             rid = self._log_start(req, "rest", None)
             return self._answer(rid, fault, tracking_id, outcome=f"fault {fault}")
-        rid = self._log_start(req, service, operation)
-        self.store.finish_request(rid, tracking_id=tracking_id, account_id=account_header,
-                                  customer_id=req.headers.get("customerid"))
+        rid = self._log_start(req, service, operation, tracking_id=tracking_id,
+                              account_id=account_header,
+                              customer_id=req.headers.get("customerid"))
         raw = req.body.decode("utf-8", "replace")
         try:
             forced: dict[int, BatchError] = {}
