@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
 MINUTE = 60.0
@@ -15,6 +16,9 @@ _DATETIME = re.compile(
 # No spaces, hour 00-23, six fraction digits at most: datetime.fromisoformat gives the same.
 _PLAIN = re.compile(r"\d{4}-\d{2}-\d{2}T(?:[01]\d|2[0-3]):\d{2}:\d{2}(?:\.\d{1,6})?"
                     r"(?:Z|[+-]\d{2}:\d{2})?")
+# all_plain: every ASCII digit as 0, and the shapes that leaves of _PLAIN's common texts
+_ZEROS = str.maketrans("123456789", "000000000")
+_SHAPES = frozenset("0000-00-00T00:00:00" + zone for zone in ("", "Z", "+00:00", "-00:00"))
 
 
 def parse_datetime(text: str) -> float:
@@ -24,10 +28,7 @@ def parse_datetime(text: str) -> float:
     unspecified time that way for this API. Fractions beyond microseconds are truncated.
     """
     if text and _PLAIN.fullmatch(text):  # the common shape: what fromisoformat reads alike
-        parsed = datetime.fromisoformat(text[:-1] if text[-1] == "Z" else text)
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.timestamp()
+        return _plain(text)
     m = _DATETIME.fullmatch(text or "")
     if not m:
         raise ValueError(f"not an xs:dateTime: {text!r}")
@@ -42,6 +43,39 @@ def parse_datetime(text: str) -> float:
         sign = 1 if zone[0] == "+" else -1
         base -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
     return base.timestamp()
+
+
+def _plain(text: str) -> float:
+    parsed = datetime.fromisoformat(text[:-1] if text[-1] == "Z" else text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def all_plain(texts: Collection[str]) -> bool:
+    """Whether every text has one of the common shapes (whole seconds; ``Z``, ``+hh:mm``,
+    ``-hh:mm`` or no offset), checked for all at once, character by character (ASCII digits).
+    Such a text matches ``_PLAIN`` but for an hour past 23, which fromisoformat refuses."""
+    joined = "\n".join(texts)
+    shapes = joined.translate(_ZEROS).split("\n")
+    return bool(texts) and len(shapes) == len(texts) and _SHAPES.issuperset(shapes)
+
+
+def parse_datetime_iso(text: str, plain: bool = False) -> tuple[float, str]:
+    """``parse_datetime(text)`` and ``iso`` of it (``plain``: ``all_plain`` said the text has
+    a common shape; fromisoformat then reads it as ``parse_datetime`` does, or refuses an hour
+    ``parse_datetime`` may read: the caller asks ``parse_datetime`` about what this refuses).
+    A whole-second UTC time in the common shape (``Z``, ``+00:00`` or no offset) is its own
+    ISO form up to the seconds, so it is not formatted again; anything else goes through
+    ``iso``."""
+    if plain or (text and _PLAIN.fullmatch(text)):
+        epoch = _plain(text)
+        if len(text) in (19, 20, 25) and text[19:] in ("", "Z", "+00:00") \
+                and text[0] != "0":  # years before 1000 are iso's own
+            return epoch, text[:19] + "Z"
+    else:
+        epoch = parse_datetime(text)
+    return epoch, iso(epoch)  # type: ignore[return-value]
 
 
 def iso(epoch: float | None) -> str | None:
