@@ -276,11 +276,36 @@ def add_conversion_goals(call: Call) -> dict:
 
 # -- ApplyOfflineConversions and ApplyOfflineConversionAdjustments ---------------------------
 # Each item is read into a plain dict of text once (rest.ItemShape); offline.py holds the rules.
+# An OfflineConversion of the common shape is checked as sent (offline.Conversions).
+
+Verdicts = tuple[dict[int, offline.Item], list[tuple[int, int | dict | tuple]]]
+Read = Callable[[object, int], offline.Item]
+CheckAll = Callable[[offline.Context, list, dict[str, set[str]], Read, dict], Verdicts]
 
 
-def _apply(call: Call, operation: str, shape: rest.ItemShape, limit: int,
-           check: Callable[[offline.Item, offline.Context], int | dict],
-           record: Callable[[sqlite3.Connection, list[dict], int, float], None]) -> dict:
+def _check_each(check: Callable[[offline.Item, offline.Context], int | dict]) -> CheckAll:
+    """Read every item, then check each one not forced (an accepted one with its
+    ``item_index``)."""
+    def check_all(ctx: offline.Context, raw: list, found: dict[str, set[str]], read: Read,
+                  forced: dict) -> Verdicts:
+        items = {i: read(item, i) for i, item in enumerate(raw)}
+        verdicts: list[tuple[int, int | dict | tuple]] = []
+        for i, item in items.items():
+            if i not in forced:
+                result = check(item, ctx)
+                verdicts.append((i, result if isinstance(result, int)
+                                 else {**result, "item_index": i}))
+        return items, verdicts
+    return check_all
+
+
+def _check_conversions(ctx: offline.Context, raw: list, found: dict[str, set[str]],
+                       read: Read, forced: dict) -> Verdicts:
+    return offline.Conversions(ctx, found).check(raw, read, forced)
+
+
+def _apply(call: Call, operation: str, shape: rest.ItemShape, limit: int, check_all: CheckAll,
+           record: Callable[[sqlite3.Connection, list, int, float], None]) -> dict:
     """Read the items (5600 when none, 5601 over ``limit``), check each, keep what passed and
     answer with a BatchError at the index of each refused item."""
     raw = rest.get(call.body, shape.name, "array") or []
@@ -288,26 +313,28 @@ def _apply(call: Call, operation: str, shape: rest.ItemShape, limit: int,
         raise errors.operation(5600)
     if len(raw) > limit:
         raise errors.operation(5601)
-    items = [shape.read(item, i) for i, item in enumerate(raw)]
     store = call.store
-    emails, phones = offline.hashes(items)
+    found = offline.columns(raw)
+    click_ids, emails, phones = offline.lookups(found)
     ctx = offline.Context(
         account=call.account,
         goals={g["name"]: g for g in store.goals_for_account(call.account)},
-        clicks=store.clicks(offline.click_ids(items)), now=call.now,
+        clicks=store.clicks(click_ids), now=call.now,
         max_value=float(store.setting("max_conversion_value")),
         identified=store.clicks_by_hash(call.account["id"], emails, phones))
+    items, verdicts = check_all(ctx, raw, found, shape.read, call.forced)
     batch: list[BatchError] = []
-    accepted: list[dict] = []
-    for index, item in enumerate(items):
+    accepted: list[dict | tuple] = []
+    checked = iter(verdicts)
+    for index in range(len(raw)):
         if index in call.forced:
             batch.append(call.forced[index])
             continue
-        result = check(item, ctx)
+        result = next(checked)[1]
         if isinstance(result, int):
             batch.append(errors.batch_error(index, result))
         else:
-            accepted.append({**result, "item_index": index})
+            accepted.append(result)
     with store.transaction() as db:
         record(db, accepted, call.request_id, call.now)
         offline.record_rejections(db, operation, items, batch, call.request_id, call.now)
@@ -316,12 +343,13 @@ def _apply(call: Call, operation: str, shape: rest.ItemShape, limit: int,
 
 def apply_offline_conversions(call: Call) -> dict:
     return _apply(call, "ApplyOfflineConversions", rest.OFFLINE_CONVERSION, MAX_CONVERSIONS,
-                  offline.check_conversion, offline.record_conversions)
+                  _check_conversions, offline.record_conversions)
 
 
 def apply_offline_conversion_adjustments(call: Call) -> dict:
     return _apply(call, "ApplyOfflineConversionAdjustments", rest.OFFLINE_CONVERSION_ADJUSTMENT,
-                  MAX_ADJUSTMENTS, offline.check_adjustment, offline.record_adjustments)
+                  MAX_ADJUSTMENTS, _check_each(offline.check_adjustment),
+                  offline.record_adjustments)
 
 
 # -- offline conversion reports ---------------------------------------------------------------

@@ -13,13 +13,21 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Callable, Collection, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from include.msads_emulator.currencies import CONVERSION_GOAL_REVENUE_CURRENCIES
 from include.msads_emulator.errors import BatchError
-from include.msads_emulator.timeutil import DAY, HOUR, iso, parse_datetime
+from include.msads_emulator.timeutil import (
+    DAY,
+    HOUR,
+    all_plain,
+    iso,
+    parse_datetime,
+    parse_datetime_iso,
+)
 
 if TYPE_CHECKING:
     import sqlite3
@@ -65,9 +73,25 @@ class Context:
     max_value: float
     # The account's clicks whose hashed email or phone one of the items without a click id has.
     identified: list[dict] = field(default_factory=list)
+    # ``identified`` by hashed email and by hashed phone, made on first use.
+    _by_hash: tuple[dict[str, list[dict]], dict[str, list[dict]]] | None = field(
+        default=None, init=False, repr=False)
 
     def click(self, click_id: str) -> dict | None:
         return self.clicks.get(click_id) or self.clicks.get(click_id.lower())
+
+    def clicks_of(self, email: str | None, phone: str | None) -> list[dict]:
+        """The identified clicks with this hashed email or phone (lower case; repeats allowed)."""
+        if self._by_hash is None:
+            self._by_hash = ({}, {})
+            for click in self.identified:
+                for column, index in zip(("hashed_email", "hashed_phone"), self._by_hash,
+                                         strict=True):
+                    if click[column] is not None:
+                        index.setdefault(click[column], []).append(click)
+        emails, phones = self._by_hash
+        return (emails.get(email, []) if email is not None else []) + \
+            (phones.get(phone, []) if phone is not None else [])
 
 
 class Refused(Exception):
@@ -78,29 +102,37 @@ class Refused(Exception):
         self.code = code
 
 
-def click_ids(items: Iterable[Item]) -> set[str]:
-    """The click ids to look up for these items (as sent and in lower case)."""
-    found: set[str] = set()
-    for item in items:
-        click_id = _blank(item.get("MicrosoftClickId")) if item is not None else None
+# The text fields whose distinct values ``columns`` collects.
+COLUMNS = ("ConversionTime", "MicrosoftClickId", "HashedEmailAddress", "HashedPhoneNumber",
+           "ConversionCurrencyCode")
+
+
+def columns(raw: list) -> dict[str, set[str]]:
+    """The distinct texts of each of ``COLUMNS`` among the request's JSON items (what is not
+    text there is left out: it faults the call before any rule)."""
+    items = [item for item in raw if type(item) is dict]
+    return {name: _column(items, name) for name in COLUMNS}
+
+
+def _column(items: list[dict], name: str) -> set[str]:
+    try:
+        values = {item.get(name) for item in items}
+    except TypeError:  # a value that cannot be hashed (a JSON array or object)
+        values = {value for item in items if type(value := item.get(name)) is str}
+    return {value for value in values if type(value) is str}
+
+
+def lookups(found: dict[str, set[str]]) -> tuple[set[str], set[str], set[str]]:
+    """What to look up for items with these ``columns``: the click ids (as sent and in lower
+    case), and the hashed emails and phones (lower case). Only the hashes of items without a
+    click id are matched against clicks; looking up those of the others too changes nothing."""
+    ids: set[str] = set()
+    for click_id in found["MicrosoftClickId"]:
+        click_id = click_id.strip()
         if click_id:
-            found |= {click_id, click_id.lower()}
-    return found
-
-
-def hashes(items: Iterable[Item]) -> tuple[set[str], set[str]]:
-    """The hashed emails and phones (lower case) of the items sent without a click id."""
-    emails: set[str] = set()
-    phones: set[str] = set()
-    for item in items:
-        if item is None or _blank(item.get("MicrosoftClickId")):
-            continue
-        email, phone = _blank(item.get("HashedEmailAddress")), _blank(item.get("HashedPhoneNumber"))
-        if email:
-            emails.add(email.lower())
-        if phone:
-            phones.add(phone.lower())
-    return emails, phones
+            ids |= {click_id, click_id.lower()}
+    return ids, *({h.strip().lower() for h in found[name] if h.strip()}
+                  for name in ("HashedEmailAddress", "HashedPhoneNumber"))
 
 
 def _blank(value: str | None) -> str | None:
@@ -140,6 +172,13 @@ def _currency(raw: str | None) -> str | None:
     return raw.strip()
 
 
+def _identity(click_id: str | None, email: str | None, phone: str | None) -> str:
+    """Who converted: the click, or (without one) the hashed email and phone."""
+    if click_id:
+        return f"click:{click_id.lower()}"
+    return f"hash:{(email or '').lower()}:{(phone or '').lower()}"
+
+
 @dataclass
 class _Head:
     name: str
@@ -150,10 +189,7 @@ class _Head:
     phone: str | None
 
     def identity(self) -> str:
-        """Who converted: the click, or (without one) the hashed email and phone."""
-        if self.click_id:
-            return f"click:{self.click_id.lower()}"
-        return f"hash:{(self.email or '').lower()}:{(self.phone or '').lower()}"
+        return _identity(self.click_id, self.email, self.phone)
 
     def dedup_key(self) -> str:
         return f"{self.goal['id']}|{iso(self.time)}|{self.identity()}"
@@ -208,32 +244,30 @@ def _external_reason(item: Mapping[str, str | None], goal: dict) -> tuple[str | 
     return None, credit
 
 
-def _identity_reason(head: _Head, ctx: Context) -> str | None:
+def _identity_reason(goal: dict, when: float, email: str | None, phone: str | None,
+                     ctx: Context) -> str | None:
     """A conversion with hashed identifiers only: None (it counts) when one of its hashes is
     the identity of a click issued for this account, at or before the conversion and within
     the goal's window from it (as for a click id); OUTSIDE_WINDOW when such clicks are all
     too early; else NO_MATCHING_CLICK (a click after the conversion does not match)."""
-    email = head.email.lower() if head.email else None
-    phone = head.phone.lower() if head.phone else None
-    window = head.goal["window_minutes"] * 60.0
+    window = goal["window_minutes"] * 60.0
     reason = NO_MATCHING_CLICK
-    for click in ctx.identified:
-        same = (email is not None and click["hashed_email"] == email) or \
-            (phone is not None and click["hashed_phone"] == phone)
-        if not same or click["account_id"] != ctx.account["id"] \
-                or click["click_time"] > head.time:
+    for click in ctx.clicks_of(email.lower() if email else None,
+                               phone.lower() if phone else None):
+        if click["account_id"] != ctx.account["id"] or click["click_time"] > when:
             continue
-        if head.time - click["click_time"] <= window:
+        if when - click["click_time"] <= window:
             return None
         reason = OUTSIDE_WINDOW
     return reason
 
 
 # Microsoft's per-item rules in the order the first one wins (docs/emulator.md).
-def check_conversion(item: Item, ctx: Context) -> int | dict:  # noqa: C901
-    """One OfflineConversion: a BatchError code, or the accepted conversion as a dict whose
-    ``not_counted_reason`` says why it will not count (None: it counts, unless a ``Unique``
-    goal already has an earlier conversion of the same click or person)."""
+def check_conversion(item: Item, ctx: Context, index: int = 0) -> int | tuple:
+    """One OfflineConversion (at ``index`` in its request): a BatchError code, or the
+    accepted conversion as a tuple of ``ACCEPTED`` whose ``not_counted_reason`` says why it
+    will not count (None: it counts, unless a ``Unique`` goal already has an earlier
+    conversion of the same click or person)."""
     try:
         head = _head(item, ctx)
         goal = head.goal
@@ -248,36 +282,194 @@ def check_conversion(item: Item, ctx: Context) -> int | dict:  # noqa: C901
     except Refused as refused:
         return refused.code
     external, credit = _external_reason(item, goal)
+    return _accepted(ctx, index, goal, head.name, head.time, iso(head.time), head.click_id,
+                     head.email, head.phone, click, value, currency, external, credit,
+                     item.get("ExternalAttributionModel"),
+                     head.email is None or bool(HEX64.fullmatch(head.email)),
+                     head.phone is None or bool(HEX64.fullmatch(head.phone)))
+
+
+# An accepted conversion: a tuple of these, in this order (record_conversions stores it).
+ACCEPTED = ("item_index", "account_id", "customer_id", "goal_id", "conversion_name",
+            "conversion_time", "click_id", "hashed_email", "hashed_phone", "value", "currency",
+            "external_attribution_credit", "external_attribution_model", "identity",
+            "dedup_key", "not_counted_reason", "count_type")
+(_INDEX, _ACCOUNT, _CUSTOMER, _GOAL, _NAME, _TIME, _CLICK, _EMAIL, _PHONE, _VALUE, _CURRENCY,
+ _CREDIT, _MODEL, _IDENTITY, _KEY, _REASON, _COUNT_TYPE) = range(len(ACCEPTED))
+
+
+def _accepted(ctx: Context, index: int, goal: dict, name: str, when: float, when_iso: str,
+              click_id: str | None, email: str | None, phone: str | None, click: dict | None,
+              value: float | None, currency: str | None, external: str | None,
+              credit: float | None, model: str | None, email_hashed: bool,
+              phone_hashed: bool) -> tuple:
+    """A conversion that passed the rules, with the reason it will not count (first wins).
+    ``email_hashed``, ``phone_hashed``: the hashed email, phone is absent or a SHA-256 as
+    hexadecimal (HEX64)."""
     reason = None
     if goal["status"] != "Active":
         reason = GOAL_INACTIVE
-    elif head.email is not None and not HEX64.fullmatch(head.email):
+    elif not email_hashed:
         reason = EMAIL_NOT_HASHED
-    elif head.phone is not None and not HEX64.fullmatch(head.phone):
+    elif not phone_hashed:
         reason = PHONE_NOT_HASHED
-    elif head.click_id is None and not goal["enhanced_conversions"]:
+    elif click_id is None and not goal["enhanced_conversions"]:
         reason = NOT_ENHANCED
     elif external is not None:
         reason = external
-    elif head.click_id is not None:
+    elif click_id is not None:
         if click is None:
             reason = NO_MATCHING_CLICK
         elif click["account_id"] != ctx.account["id"]:
             reason = ACCOUNT_MISMATCH
-        elif head.time - click["click_time"] > goal["window_minutes"] * 60.0:
+        elif when - click["click_time"] > goal["window_minutes"] * 60.0:
             reason = OUTSIDE_WINDOW
     else:
-        reason = _identity_reason(head, ctx)
-    return {
-        "account_id": ctx.account["id"], "customer_id": ctx.account["customer_id"],
-        "goal_id": goal["id"], "count_type": goal["count_type"], "conversion_name": head.name,
-        "conversion_time": head.time, "click_id": head.click_id, "hashed_email": head.email,
-        "hashed_phone": head.phone, "value": value, "currency": currency,
-        "external_attribution_credit": credit,
-        "external_attribution_model": item.get("ExternalAttributionModel"),
-        "identity": head.identity(), "dedup_key": head.dedup_key(),
-        "not_counted_reason": reason,
-    }
+        reason = _identity_reason(goal, when, email, phone, ctx)
+    identity = _identity(click_id, email, phone)
+    return (index, ctx.account["id"], ctx.account["customer_id"], goal["id"], name, when,
+            click_id, email, phone, value, currency, credit, model, identity,
+            f"{goal['id']}|{when_iso}|{identity}", reason, goal["count_type"])
+
+
+class Conversions:
+    """All the OfflineConversions of one call, as ``check_conversion`` answers for each, with
+    less work for the common item: a JSON object whose fields have their declared JSON types,
+    whose goal takes conversions (it exists, has a name and is past its quiet period), with a
+    well-formed time within the last 90 days, an identifier, a click id of the shape Microsoft
+    issues (not before its click), a value and currency that pass, and no external
+    attribution fields. ``plain`` takes such an item as sent and gives what
+    ``check_conversion`` gives for it; any other item (None from ``plain``) is read by
+    ``rest.ItemShape`` (which may fault the call) and checked by ``check_conversion``, so the
+    rules and their order live there alone.
+
+    The texts are worked out once per distinct text, column by column, and a column whose
+    texts all have the common shape is checked in one go (``all_plain``, ``_all_hex``) rather
+    than by a regex call per text: ``times``, ``click_ids``, ``hashes`` and ``currencies`` map
+    the texts as sent that pass to what the rules read."""
+
+    def __init__(self, ctx: Context, found: dict[str, set[str]]) -> None:
+        self.ctx = ctx
+        # 5605, 5606 and 5615 cannot apply to an item naming one of these goals.
+        self.goals = {name: goal for name, goal in ctx.goals.items()
+                      if name.strip() and ctx.now - goal["created_at"] >= GOAL_QUIET_PERIOD}
+        self.external = {goal["id"]: _external_reason(_NO_EXTERNAL, goal)
+                         for goal in self.goals.values()}
+        # ``found``: the ``columns`` of the items.
+        # ConversionTime text -> (epoch, ISO); 5607, 5608, 5614 and 5609 cannot apply
+        self.times = self._times(found["ConversionTime"])
+        ids = found["MicrosoftClickId"]
+        whole = _all_hex(ids, 32)  # then none has spaces to strip
+        # MicrosoftClickId as sent -> as read (5604 cannot apply)
+        self.click_ids = {raw_id: raw_id.strip() for raw_id in ids
+                          if whole or CLICK_ID.fullmatch(raw_id.strip())}
+        hashes = found["HashedEmailAddress"] | found["HashedPhoneNumber"]
+        whole = _all_hex(hashes, 64)
+        # a hashed email or phone as sent and not blank -> (as read, whether it is a SHA-256)
+        self.hashes = {h: (h, True) if whole else (h.strip(), bool(HEX64.fullmatch(h.strip())))
+                       for h in hashes if whole or h.strip()}
+        # ConversionCurrencyCode as sent -> as read (5611 cannot apply)
+        self.currencies = {c: c.strip() for c in found["ConversionCurrencyCode"]
+                           if c.strip() in CONVERSION_GOAL_REVENUE_CURRENCIES}
+
+    def _times(self, texts: set[str]) -> dict[str, tuple[float, str]]:
+        plain = all_plain(texts)
+        now = self.ctx.now
+        found = {}
+        for text in texts:
+            try:
+                read = parse_datetime_iso(text, plain)
+            except ValueError:
+                continue  # 5607
+            if read[0] > now or now - read[0] > LOOKBACK:
+                continue  # 5614 or 5609
+            found[text] = read
+        return found
+
+    def plain(self, item: object, index: int) -> tuple | None:  # noqa: C901
+        """The accepted conversion for a common item, or None: ``check_conversion`` decides."""
+        if type(item) is not dict:
+            return None
+        get = item.get
+        name, text = get("ConversionName"), get("ConversionTime")
+        if type(name) is not str or type(text) is not str:
+            return None
+        goal = self.goals.get(name)
+        read = self.times.get(text)
+        if goal is None or read is None:
+            return None
+        click_id, email, phone = (get("MicrosoftClickId"), get("HashedEmailAddress"),
+                                  get("HashedPhoneNumber"))
+        email_hashed = phone_hashed = True
+        if email is not None:
+            if type(email) is not str or email not in self.hashes:
+                return None
+            email, email_hashed = self.hashes[email]
+        if phone is not None:
+            if type(phone) is not str or phone not in self.hashes:
+                return None
+            phone, phone_hashed = self.hashes[phone]
+        ctx = self.ctx
+        click = None
+        if click_id is not None:
+            if type(click_id) is not str or click_id not in self.click_ids:
+                return None  # 5604, or a blank one
+            click_id = self.click_ids[click_id]
+            click = ctx.click(click_id)
+            if click is not None and click["account_id"] == ctx.account["id"] \
+                    and read[0] < click["click_time"]:
+                return None  # 5616
+        elif email is None and phone is None:
+            return None  # 5603
+        value, currency = get("ConversionValue"), get("ConversionCurrencyCode")
+        if value is not None:
+            # 5610; a whole number compares exactly, so it cannot pass here and fail as float
+            if (type(value) is not float and type(value) is not int) \
+                    or not 0 <= value <= ctx.max_value or value > sys.float_info.max:
+                return None
+            value = float(value)
+        if currency is not None:
+            if type(currency) is not str or currency not in self.currencies:
+                return None  # 5611
+            currency = self.currencies[currency]
+        if get("ExternalAttributionCredit") is not None \
+                or get("ExternalAttributionModel") is not None:
+            return None
+        external, credit = self.external[goal["id"]]
+        return _accepted(ctx, index, goal, name, read[0], read[1], click_id, email, phone, click,
+                         value, currency, external, credit, None, email_hashed, phone_hashed)
+
+    def check(self, raw: list, read: Callable[[object, int], Item], forced: Container[int]
+              ) -> tuple[dict[int, Item], list[tuple[int, int | tuple]]]:
+        """(the items read by ``read``, by index; each item's verdict not in ``forced``: a
+        BatchError code or the accepted conversion). A forced item is read, not checked."""
+        texts: dict[int, Item] = {}
+        verdicts: list[tuple[int, int | tuple]] = []
+        for index, item in enumerate(raw):
+            accepted = self.plain(item, index) if index not in forced else None
+            if accepted is not None:
+                verdicts.append((index, accepted))
+                continue
+            texts[index] = read(item, index)
+            if index not in forced:
+                verdicts.append((index, check_conversion(texts[index], self.ctx, index)))
+        return texts, verdicts
+
+
+def _all_hex(texts: Collection[str], width: int) -> bool:
+    """Whether every text is ``width`` (even) hexadecimal digits, as CLICK_ID and HEX64 ask:
+    checked for all at once. ``bytes.fromhex`` refuses any other character but the spaces it
+    skips, and a text with a space would leave fewer bytes than half its length."""
+    joined = "".join(texts)
+    if not texts or not joined.isascii() or set(map(len, texts)) != {width}:
+        return False
+    try:
+        return len(bytes.fromhex(joined)) * 2 == len(joined)
+    except ValueError:
+        return False
+
+
+_NO_EXTERNAL: dict[str, str | None] = {}  # an item without external attribution fields
 
 
 def check_adjustment(item: Item, ctx: Context) -> int | dict:
@@ -344,59 +536,82 @@ def _recount_unique(db: sqlite3.Connection, goal_id: int, identity: str) -> None
                    (1, None, row[0]) if n == 0 else (0, NOT_FIRST, row[0]))
 
 
-def record_conversions(db: sqlite3.Connection, accepted: list[dict], request_id: int,
+def record_conversions(db: sqlite3.Connection, accepted: list[tuple], request_id: int,
                        now: float) -> None:
-    """Store accepted conversions (each with its ``item_index``); a repeat of a stored one
-    (same goal, conversion time and click or hashed identity) is kept under duplicates."""
-    existing = existing_keys(db, [c["dedup_key"] for c in accepted])
-    fresh = [c for c in accepted if c["dedup_key"] not in existing]
-    if len({c["dedup_key"] for c in fresh}) == len(fresh) and not any(
-            c["not_counted_reason"] is None and c["count_type"] == "Unique" for c in fresh):
+    """Store accepted conversions (tuples of ``ACCEPTED``); a repeat of a stored one (same
+    goal, conversion time and click or hashed identity) is kept under duplicates."""
+    if accepted and len({c[_KEY] for c in accepted}) == len(accepted) and not any(
+            c[_REASON] is None and c[_COUNT_TYPE] == "Unique" for c in accepted):
+        # Nothing repeats within the request and nothing is recounted: one INSERT for all,
+        # which stores all or shows that some were stored before (then it is undone, and
+        # each is sorted out below).
+        db.execute("SAVEPOINT fresh")
+        stored = _insert_conversions(db, accepted, request_id, now, if_new=True)
+        if stored != len(accepted):
+            db.execute("ROLLBACK TO fresh")
+        db.execute("RELEASE fresh")
+        if stored == len(accepted):
+            return
+    existing = existing_keys(db, [c[_KEY] for c in accepted])
+    fresh = [c for c in accepted if c[_KEY] not in existing]
+    if len({c[_KEY] for c in fresh}) == len(fresh) and not any(
+            c[_REASON] is None and c[_COUNT_TYPE] == "Unique" for c in fresh):
         # nothing repeats within the request and nothing is recounted: one INSERT for all
         _insert_conversions(db, fresh, request_id, now)
-        accepted = [c for c in accepted if c["dedup_key"] in existing]
+        accepted = [c for c in accepted if c[_KEY] in existing]
     for c in accepted:
-        original = existing.get(c["dedup_key"])
+        original = existing.get(c[_KEY])
         if original is not None:
             db.execute(
                 "INSERT INTO duplicates (request_id, item_index, original_id, account_id, "
                 "goal_id, conversion_name, conversion_time, click_id, hashed_email, "
                 "hashed_phone, value, currency, dedup_key, received_at) VALUES "
                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (request_id, c["item_index"], original, c["account_id"], c["goal_id"],
-                 c["conversion_name"], c["conversion_time"], c["click_id"], c["hashed_email"],
-                 c["hashed_phone"], c["value"], c["currency"], c["dedup_key"], now))
+                (request_id, c[_INDEX], original, c[_ACCOUNT], c[_GOAL], c[_NAME], c[_TIME],
+                 c[_CLICK], c[_EMAIL], c[_PHONE], c[_VALUE], c[_CURRENCY], c[_KEY], now))
             continue
-        reason = c["not_counted_reason"]
+        reason = c[_REASON]
         cur = db.execute(
             "INSERT INTO conversions (request_id, item_index, account_id, customer_id, "
             "goal_id, conversion_name, conversion_time, click_id, hashed_email, hashed_phone, "
             "value, currency, external_attribution_credit, external_attribution_model, "
             "identity, dedup_key, counted, not_counted_reason, received_at) VALUES "
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (request_id, c["item_index"], c["account_id"], c["customer_id"], c["goal_id"],
-             c["conversion_name"], c["conversion_time"], c["click_id"], c["hashed_email"],
-             c["hashed_phone"], c["value"], c["currency"], c["external_attribution_credit"],
-             c["external_attribution_model"], c["identity"], c["dedup_key"],
-             int(reason is None), reason, now))
-        existing[c["dedup_key"]] = cur.lastrowid
-        if reason is None and c["count_type"] == "Unique":
-            _recount_unique(db, c["goal_id"], c["identity"])
+            (request_id, *c[_INDEX:_REASON], int(reason is None), reason, now))
+        existing[c[_KEY]] = cur.lastrowid
+        if reason is None and c[_COUNT_TYPE] == "Unique":
+            _recount_unique(db, c[_GOAL], c[_IDENTITY])
 
 
-def _insert_conversions(db: sqlite3.Connection, rows: list[dict], request_id: int,
-                        now: float) -> None:
-    db.executemany(
+# sqlite3 binds None through its adapter lookup (a failed attribute lookup each time), several
+# times slower than a number or text, so the many-row INSERT binds these instead: NULLIF makes
+# 0 in a TEXT column NULL again (a bound text never equals a number), and SQLite binds a NaN
+# as NULL (a REAL column here never holds a NaN: such values are refused or read as absent).
+_NULL_TEXT = 0
+_NULL_REAL = math.nan
+
+
+def _insert_conversions(db: sqlite3.Connection, rows: list[tuple], request_id: int,
+                        now: float, *, if_new: bool = False) -> int:
+    """Insert these conversions; how many were stored (``if_new``: not those whose dedup
+    key is stored already)."""
+    t, r = _NULL_TEXT, _NULL_REAL
+    return db.executemany(
         "INSERT INTO conversions (request_id, item_index, account_id, customer_id, "
         "goal_id, conversion_name, conversion_time, click_id, hashed_email, hashed_phone, "
         "value, currency, external_attribution_credit, external_attribution_model, "
         "identity, dedup_key, counted, not_counted_reason, received_at) VALUES "
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(request_id, c["item_index"], c["account_id"], c["customer_id"], c["goal_id"],
-          c["conversion_name"], c["conversion_time"], c["click_id"], c["hashed_email"],
-          c["hashed_phone"], c["value"], c["currency"], c["external_attribution_credit"],
-          c["external_attribution_model"], c["identity"], c["dedup_key"],
-          int(c["not_counted_reason"] is None), c["not_counted_reason"], now) for c in rows])
+        f"(?, ?, ?, ?, ?, ?, ?, NULLIF(?, {t}), NULLIF(?, {t}), NULLIF(?, {t}), ?, "
+        f"NULLIF(?, {t}), ?, NULLIF(?, {t}), ?, ?, ?, NULLIF(?, {t}), ?)"
+        + (" ON CONFLICT (dedup_key) DO NOTHING" if if_new else ""),
+        [(request_id, index, account, customer, goal, name, when,
+          t if click is None else click, t if email is None else email,
+          t if phone is None else phone, r if value is None else value,
+          t if currency is None else currency, r if credit is None else credit,
+          t if model is None else model, identity, key, int(reason is None),
+          t if reason is None else reason, now)
+         for (index, account, customer, goal, name, when, click, email, phone, value, currency,
+              credit, model, identity, key, reason, _) in rows]).rowcount
 
 
 def _adjustment_outcome(db: sqlite3.Connection, c: dict,
@@ -454,7 +669,7 @@ def record_adjustments(db: sqlite3.Connection, accepted: list[dict], request_id:
                        "WHERE id = ?", (c["adjustment_value"], c["currency"], original))
 
 
-def record_rejections(db: sqlite3.Connection, operation: str, items: list[Item],
+def record_rejections(db: sqlite3.Connection, operation: str, items: Mapping[int, Item],
                       refused: list[BatchError], request_id: int, now: float) -> None:
     """Keep the refused items with their BatchError and the item as sent."""
     rows = []

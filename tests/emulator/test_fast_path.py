@@ -1,0 +1,184 @@
+"""The common OfflineConversion is checked by a shortcut (offline.Conversions.plain, with the
+request's texts checked column by column) and stored by one INSERT; these tests hold both to
+what the item-by-item rules (rest.ItemShape and offline.check_conversion) and the row-by-row
+INSERT give, for a mix of good and bad items."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from include.msads_emulator import errors, offline, rest
+from include.msads_emulator.store import Store
+from include.msads_emulator.timeutil import HOUR, iso
+
+NOW = 1_796_300_000.0  # 2026-12-03T12:53:20Z
+SHA = "ab" * 32
+CLICK = "0123456789abcdef0123456789ABCDEF"
+
+
+def _goal(gid: int, name: str, **changes) -> dict:
+    return {"id": gid, "name": name, "created_at": NOW - 86400, "status": "Active",
+            "count_type": "All", "enhanced_conversions": 1, "externally_attributed": 0,
+            "window_minutes": 43200, **changes}
+
+
+def _context() -> offline.Context:
+    goals = [_goal(1, "Purchase"), _goal(2, "New", created_at=NOW - HOUR),
+             _goal(3, "Paused", status="Paused"), _goal(4, "External", externally_attributed=1),
+             _goal(5, "Plain", enhanced_conversions=0), _goal(6, "Short", window_minutes=30)]
+    clicks = {c["click_id"]: c for c in (
+        {"click_id": CLICK, "account_id": 7, "click_time": NOW - 3 * HOUR},
+        {"click_id": "f" * 32, "account_id": 8, "click_time": NOW - 3 * HOUR},
+        {"click_id": "e" * 32, "account_id": 7, "click_time": NOW - HOUR / 2})}
+    identified = [{"click_id": "d" * 32, "account_id": 7, "click_time": NOW - 2 * HOUR,
+                   "hashed_email": SHA, "hashed_phone": None}]
+    return offline.Context(account={"id": 7, "customer_id": 9}, goals={g["name"]: g for g in goals},
+                           clicks=clicks, now=NOW, max_value=1e9, identified=identified)
+
+
+def _at(seconds_ago: float, zone: str = "+00:00") -> str:
+    return (iso(NOW - seconds_ago) or "").removesuffix("Z") + zone
+
+
+GOOD = {"ConversionName": "Purchase", "ConversionTime": _at(HOUR), "MicrosoftClickId": CLICK}
+MIX = [
+    GOOD,
+    {**GOOD, "ConversionValue": 12.5, "ConversionCurrencyCode": " EUR "},
+    {**GOOD, "ConversionValue": 7, "ConversionCurrencyCode": "USD"},
+    {**GOOD, "ConversionValue": -0.0},
+    {**GOOD, "ConversionTime": _at(HOUR, "Z")},
+    {**GOOD, "ConversionTime": _at(HOUR, "")},
+    {**GOOD, "ConversionTime": _at(HOUR, "+02:00")},
+    {**GOOD, "ConversionTime": _at(HOUR + 0.25, "Z")},
+    {**GOOD, "ConversionTime": " " + _at(HOUR)},
+    {**GOOD, "ConversionTime": "2026-12-02T24:00:00Z"},
+    {**GOOD, "ConversionTime": "2026-02-30T10:00:00Z"},
+    {**GOOD, "ConversionTime": "2026-12-02T10:61:00Z"},
+    {**GOOD, "ConversionTime": "yesterday"},
+    {**GOOD, "ConversionTime": ""},
+    {**GOOD, "ConversionTime": _at(-60)},
+    {**GOOD, "ConversionTime": _at(91 * 86400)},
+    {**GOOD, "ConversionTime": _at(4 * HOUR)},  # before its click
+    {**GOOD, "ConversionName": "No such goal"},
+    {**GOOD, "ConversionName": "  "},
+    {**GOOD, "ConversionName": "New"},
+    {**GOOD, "ConversionName": "Paused"},
+    {**GOOD, "ConversionName": "External"},
+    {**GOOD, "ConversionName": "External", "ExternalAttributionCredit": 0.5,
+     "ExternalAttributionModel": "Linear"},
+    {**GOOD, "ExternalAttributionCredit": 2.0},
+    {**GOOD, "ExternalAttributionModel": " "},
+    {**GOOD, "ConversionName": "Short"},
+    {**GOOD, "MicrosoftClickId": " " + CLICK + " "},
+    {**GOOD, "MicrosoftClickId": CLICK.lower()},
+    {**GOOD, "MicrosoftClickId": "not-a-click-id"},
+    {**GOOD, "MicrosoftClickId": "0x" + "ab" * 15},
+    {**GOOD, "MicrosoftClickId": "ab" * 15 + " a"},
+    {**GOOD, "MicrosoftClickId": "f" * 32},  # another account's click
+    {**GOOD, "MicrosoftClickId": "e" * 32},  # a click after the conversion
+    {**GOOD, "MicrosoftClickId": "c" * 32},  # a click never issued
+    {**GOOD, "MicrosoftClickId": "   "},
+    {**GOOD, "MicrosoftClickId": "   ", "HashedEmailAddress": SHA},
+    {**GOOD, "MicrosoftClickId": None, "HashedEmailAddress": SHA},
+    {**GOOD, "MicrosoftClickId": None, "HashedEmailAddress": SHA.upper() + " "},
+    {**GOOD, "MicrosoftClickId": None, "HashedPhoneNumber": SHA},
+    {**GOOD, "MicrosoftClickId": None, "HashedEmailAddress": "someone@example.com"},
+    {**GOOD, "HashedPhoneNumber": "+1 555 0100"},
+    {**GOOD, "MicrosoftClickId": None, "ConversionName": "Plain", "HashedEmailAddress": SHA},
+    {**GOOD, "MicrosoftClickId": None, "HashedEmailAddress": SHA,
+     "ConversionTime": _at(3 * HOUR)},
+    {**GOOD, "MicrosoftClickId": None},
+    {**GOOD, "ConversionValue": 1e10},
+    {**GOOD, "ConversionValue": 10**400},
+    {**GOOD, "ConversionValue": -1},
+    {**GOOD, "ConversionCurrencyCode": "XXX"},
+    {**GOOD, "ConversionCurrencyCode": ""},
+    {**GOOD, "Unknown": [1, 2]},
+    None,
+]
+
+
+def _full(raw: list, ctx: offline.Context) -> list:
+    read = rest.OFFLINE_CONVERSION.read
+    return [(i, offline.check_conversion(read(item, i), ctx, i)) for i, item in enumerate(raw)]
+
+
+def _fast(raw: list, ctx: offline.Context) -> list:
+    return offline.Conversions(ctx, offline.columns(raw)).check(
+        raw, rest.OFFLINE_CONVERSION.read, {})[1]
+
+
+@pytest.mark.parametrize("mix", [MIX, [GOOD] * 3, [m for m in MIX if m and "Value" not in str(m)]])
+def test_the_shortcut_gives_what_the_rules_give_item_by_item(mix):
+    ctx = _context()
+    assert _fast(mix, ctx) == _full(mix, _context())
+    plain = offline.Conversions(ctx, offline.columns(mix))
+    assert plain.plain(GOOD, 0) is not None  # the shortcut took the common item
+
+
+def test_a_refused_item_gives_the_same_codes_in_the_same_order():
+    codes = [verdict for _, verdict in _fast(MIX, _context()) if isinstance(verdict, int)]
+    assert codes == [v for _, v in _full(MIX, _context()) if isinstance(v, int)]
+    assert {5602, 5603, 5604, 5605, 5606, 5607, 5608, 5609, 5610, 5611, 5614, 5615,
+            5616} <= set(codes)
+
+
+@pytest.mark.parametrize("bad", [{**GOOD, "ConversionValue": "12"}, {**GOOD, "ConversionName": 5},
+                                 {**GOOD, "HashedEmailAddress": ["x"]}, [GOOD], True,
+                                 {**GOOD, "ConversionValue": True}])
+def test_an_unreadable_item_faults_the_call_as_before(bad):
+    raw = [GOOD, bad, {**GOOD, "MicrosoftClickId": 1}]
+    with pytest.raises(errors.Fault) as fast:
+        _fast(raw, _context())
+    with pytest.raises(errors.Fault) as full:
+        _full(raw, _context())
+    assert str(fast.value) == str(full.value)
+    assert fast.value.as_json("t") == full.value.as_json("t")
+
+
+def test_one_insert_stores_what_the_row_by_row_insert_stores():
+    mix = [{**m, "ConversionTime": _at(2 * HOUR + i)}
+           if m and m["ConversionTime"] == GOOD["ConversionTime"] else m
+           for i, m in enumerate(MIX)]  # each accepted one its own dedup key
+    key = offline.ACCEPTED.index("dedup_key")
+    accepted = list({verdict[key]: verdict for _, verdict in reversed(_fast(mix, _context()))
+                     if not isinstance(verdict, int)}.values())[::-1]
+    assert len(accepted) > 20
+    for field in ("value", "hashed_email", "external_attribution_credit", "not_counted_reason"):
+        values = {c[offline.ACCEPTED.index(field)] for c in accepted}
+        assert None in values and len(values) > 1, field
+    columns = ("item_index, account_id, customer_id, goal_id, conversion_name, conversion_time, "
+               "click_id, hashed_email, hashed_phone, value, currency, "
+               "external_attribution_credit, external_attribution_model, identity, dedup_key, "
+               "counted, not_counted_reason, request_id, received_at")
+    stored = []
+    for one_by_one in (False, True):
+        store = Store()
+        with store.transaction() as db:
+            if one_by_one:  # a repeat within the request: each row is inserted on its own
+                offline.record_conversions(db, [*accepted, accepted[0]], 3, NOW)
+            else:
+                offline.record_conversions(db, accepted, 3, NOW)
+        rows = store.db.execute(
+            f"SELECT {columns}, " + ", ".join(f"typeof({c})" for c in columns.split(", "))
+            + " FROM conversions ORDER BY id").fetchall()
+        stored.append([tuple(r) for r in rows])
+        if one_by_one:
+            assert len(store.query("SELECT * FROM duplicates")) == 1
+    assert stored[0] == stored[1]
+    assert len(stored[0]) == len(accepted)
+    assert not any(isinstance(v, float) and math.isnan(v) for row in stored[0] for v in row)
+
+
+def test_a_stored_key_undoes_the_one_insert_and_keeps_the_repeat_as_a_duplicate():
+    accepted = [verdict for _, verdict in _fast([GOOD], _context())]
+    store = Store()
+    with store.transaction() as db:
+        offline.record_conversions(db, accepted, 1, NOW)
+    with store.transaction() as db:
+        offline.record_conversions(db, accepted, 2, NOW)
+    assert [r["request_id"] for r in store.query("SELECT * FROM conversions")] == [1]
+    [duplicate] = store.query("SELECT * FROM duplicates")
+    assert duplicate["request_id"] == 2 and duplicate["original_id"] == 1
