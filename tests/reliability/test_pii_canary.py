@@ -102,7 +102,7 @@ def test_no_raw_email_or_phone_leaves_the_events_table(run_dag, shop, caplog, ca
         "ledger": _ledger_text(s.warehouse.url),
         "requests": [sent],
     }
-    assert places["xcom"] and places["ledger"] and "claimed 8 new" in caplog.text
+    assert places["xcom"] and places["ledger"] and "took 8 new event(s)" in caplog.text
     logs = "".join(places["logs"])
     assert s.tenant.developer_token not in logs  # nor the REST headers
     assert not any(r["headers"]["authorization"].split()[-1] in logs for r in rest)

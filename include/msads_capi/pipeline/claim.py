@@ -46,5 +46,6 @@ def claim(warehouse: Warehouse, run_id: str, now: datetime,
     result = ClaimResult()
     result.new, result.late, result.due = pick_up(warehouse, EVENTS, run_id, now, config)
     result.adjustments = claim_adjustments(warehouse, run_id, now, config)
-    log.info("claimed %d new, %d late and %d due item(s)", result.new, result.late, result.due)
+    log.info("claimed %d late and %d due item(s); new events are taken while planning",
+             result.late, result.due)
     return result

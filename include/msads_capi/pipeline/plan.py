@@ -362,9 +362,10 @@ def _plan_new_events(warehouse: Warehouse, planner: Planner, optional: str,
                                               "limit": limit}))
             if events.empty:
                 return
-            last = events.iloc[-1]
+            last, seen = events.iloc[-1], len(events)
             advance(conn, EVENTS.cursor, last.ingested_at, last.event_id, run_id)
-            events = events.drop(columns="ingested_at")
+            # an event id twice in a custom table is one event: its first row counts
+            events = events.drop(columns="ingested_at").drop_duplicates("event_id")
             ledger = pd.DataFrame({"event_id": events["event_id"], "account_id": 0,
                                    "goal_id": 0, "first_seen_at": planner.now, "attempts": 0})
             finals, pairs, _ = planner.expand(events, ledger, set())
@@ -373,7 +374,7 @@ def _plan_new_events(warehouse: Warehouse, planner: Planner, optional: str,
             plan_rows(conn, finals + rows, [], ready=ready)
             counts.record(finals + rows, ready)
             counts.new_events += len(events)
-        if len(events) < limit:
+        if seen < limit:
             return
 
 
@@ -424,7 +425,8 @@ def plan(warehouse: Warehouse, run_id: str, now: datetime, config: PipelineConfi
             counts.record(finals + rows, ready)
     if take_new:
         _plan_new_events(warehouse, planner, optional, counts)
-    log.info("planned: %s; %d new event(s)", dict(counts), counts.new_events)
+    log.info("took %d new event(s) after the pick-up cursor; planned: %s", counts.new_events,
+             dict(counts))
     plan_adjustments(warehouse, run_id, now, config)
     return counts
 
