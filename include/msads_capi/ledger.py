@@ -27,8 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple
@@ -527,35 +526,9 @@ def update(conn: psycopg.Connection, table: str, columns: Sequence[str],
     if touch_updated_at:
         sets += ", updated_at = now()"
     where = " AND ".join(f"t.{k} = s.{k}" for k in key)
-    with _by_key(conn):
-        if also:
-            return conn.execute(f"WITH s AS (DELETE FROM {stage} RETURNING *), u AS (UPDATE "
-                                f"{table} t SET {sets} FROM s WHERE {where} RETURNING 1), "
-                                f"o AS ({also}) SELECT count(*) FROM u").fetchone()[0]
-        return conn.execute(f"WITH s AS (DELETE FROM {stage} RETURNING *) "
-                            f"UPDATE {table} t SET {sets} FROM s WHERE {where}").rowcount
-
-
-@contextmanager
-def _by_key(conn: psycopg.Connection) -> Iterator[None]:
-    """Join staged rows to their table through its primary key, for one statement.
-
-    A staging table has no statistics, and a table just filled by COPY has stale ones, so
-    PostgreSQL guessed a few hundred staged rows against a small table and hashed the whole
-    table for every call: recording 1,000 upload outcomes read all of ``msads.results`` and
-    ``msads.outbox`` (60-100 ms with 50,000 rows in them, growing with the backlog), where
-    1,000 key lookups take a few ms whatever their size. Hash and merge joins are off for the
-    statement and back as they were after it.
-    """
-    from psycopg import pq
-
-    before = conn.execute("SELECT current_setting('enable_hashjoin'), "
-                          "current_setting('enable_mergejoin'), "
-                          "set_config('enable_hashjoin', 'off', true), "
-                          "set_config('enable_mergejoin', 'off', true)").fetchone()
-    try:
-        yield
-    finally:
-        if not conn.broken and conn.info.transaction_status == pq.TransactionStatus.INTRANS:
-            conn.execute("SELECT set_config('enable_hashjoin', %s, true), "
-                         "set_config('enable_mergejoin', %s, true)", before[:2])
+    if also:
+        return conn.execute(f"WITH s AS (DELETE FROM {stage} RETURNING *), u AS (UPDATE {table} t "
+                            f"SET {sets} FROM s WHERE {where} RETURNING 1), o AS ({also}) "
+                            "SELECT count(*) FROM u").fetchone()[0]
+    return conn.execute(f"WITH s AS (DELETE FROM {stage} RETURNING *) "
+                        f"UPDATE {table} t SET {sets} FROM s WHERE {where}").rowcount

@@ -91,20 +91,6 @@ def test_new_rows_are_copied_straight_in_and_a_row_that_exists_after_all_is_upda
                             "('n4', 'n5', 'n6')").fetchone()[0] == 3
 
 
-def test_an_update_by_key_leaves_the_sessions_join_settings_as_they_were(warehouse):
-    cols = ("event_id", "account_id", "goal_id", "status", "reason", "detail")
-    with transaction(warehouse) as conn:
-        ledger.upsert(conn, "msads.results", cols, [("k1", 1, 2, "pending", "ready", None)])
-        conn.execute("SET LOCAL enable_mergejoin = off")  # someone else's choice, kept
-        ledger.update(conn, "msads.results", ("event_id", "account_id", "goal_id", "detail"),
-                      [("k1", 1, 2, "updated")])
-        settings = conn.execute("SELECT current_setting('enable_hashjoin'), "
-                                "current_setting('enable_mergejoin')").fetchone()
-        detail = conn.execute("SELECT detail FROM msads.results WHERE event_id = 'k1'").fetchone()
-    assert settings == ("on", "off")
-    assert detail == ("updated",)
-
-
 def test_a_frame_keeps_the_instant_of_every_aware_time_whatever_its_zone(warehouse):
     from datetime import UTC, datetime
 
