@@ -13,7 +13,7 @@ from include.msads_emulator import errors, offline, rest
 from include.msads_emulator.store import Store
 from include.msads_emulator.timeutil import HOUR, iso
 
-NOW = 1_796_300_000.0  # 2026-12-03T12:53:20Z
+NOW = 1_796_300_000.0  # the emulator's clock in these tests (epoch seconds)
 SHA = "ab" * 32
 CLICK = "0123456789abcdef0123456789ABCDEF"
 
@@ -53,9 +53,9 @@ MIX = [
     {**GOOD, "ConversionTime": _at(HOUR, "+02:00")},
     {**GOOD, "ConversionTime": _at(HOUR + 0.25, "Z")},
     {**GOOD, "ConversionTime": " " + _at(HOUR)},
-    {**GOOD, "ConversionTime": "2026-12-02T24:00:00Z"},
-    {**GOOD, "ConversionTime": "2026-02-30T10:00:00Z"},
-    {**GOOD, "ConversionTime": "2026-12-02T10:61:00Z"},
+    {**GOOD, "ConversionTime": _at(24 * HOUR)[:11] + "24:00:00Z"},  # no hour 24
+    {**GOOD, "ConversionTime": _at(24 * HOUR)[:5] + "02-30T10:00:00Z"},  # no 30 February
+    {**GOOD, "ConversionTime": _at(24 * HOUR)[:11] + "10:61:00Z"},  # no minute 61
     {**GOOD, "ConversionTime": "yesterday"},
     {**GOOD, "ConversionTime": ""},
     {**GOOD, "ConversionTime": _at(-60)},
