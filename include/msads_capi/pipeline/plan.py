@@ -343,12 +343,23 @@ class PlanCounts(Counter):
             self[READY] += ready.count
 
 
+def _decide_and_write(conn: psycopg.Connection, planner: Planner, finals: list[Planned],
+                      pairs: pd.DataFrame, events: pd.DataFrame, counts: PlanCounts,
+                      replanned: list[tuple] | None = None) -> None:
+    """One chunk's per-goal rules and hashing, then its ledger and outbox rows, counted."""
+    rows, outbox, ready = planner.decide(pairs, events)
+    rows, ready = planner.hash_outgoing(rows, outbox, ready, events, counts.coverage)
+    plan_rows(conn, finals + rows, [], replanned=replanned or [], ready=ready)
+    counts.record(finals + rows, ready)
+
+
 def _plan_new_events(warehouse: Warehouse, planner: Planner, optional: str,
                      counts: PlanCounts) -> None:
     """Take new events after the pick-up cursor, a chunk at a time, and plan them.
 
-    Each chunk is one transaction that holds the cursor row's lock: read the events after it,
-    plan and hash them, write their ledger and outbox rows, move the cursor past them. A
+    Each chunk is one transaction that holds the cursor's lock (``lock_cursor``): read the
+    events after it, plan and hash them, write their ledger and outbox rows, move the cursor
+    past them. A
     concurrent run waits for the lock and reads after the moved cursor; a run that dies leaves
     the cursor and the ledger as they were. Up to ``max_events_per_run`` events per run.
     """
@@ -369,10 +380,7 @@ def _plan_new_events(warehouse: Warehouse, planner: Planner, optional: str,
             ledger = pd.DataFrame({"event_id": events["event_id"], "account_id": 0,
                                    "goal_id": 0, "first_seen_at": planner.now, "attempts": 0})
             finals, pairs, _ = planner.expand(events, ledger, set())
-            rows, outbox, ready = planner.decide(pairs, events)
-            rows, ready = planner.hash_outgoing(rows, outbox, ready, events, counts.coverage)
-            plan_rows(conn, finals + rows, [], ready=ready)
-            counts.record(finals + rows, ready)
+            _decide_and_write(conn, planner, finals, pairs, events, counts)
             counts.new_events += len(events)
         if seen < limit:
             return
@@ -412,17 +420,14 @@ def plan(warehouse: Warehouse, run_id: str, now: datetime, config: PipelineConfi
                                                      "first_seen_at", "attempts"]]
             frames = [p for p in (pairs, per_goal) if not p.empty]
             all_pairs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-            rows, outbox, ready = planner.decide(all_pairs, events)
-            rows, ready = planner.hash_outgoing(rows, outbox, ready, events, counts.coverage)
-            if drop:  # placeholders become one row per goal (or their final outcome, below)
+            if drop:  # placeholders become one row per goal (or their final outcome)
                 conn.execute("DELETE FROM msads.results WHERE run_id = %(run)s AND status = "
                              "'pending' AND reason = 'claimed' AND event_id > %(after)s AND "
                              "event_id <= %(upto)s AND account_id = 0 AND goal_id = 0", chunk)
             # planned again: an earlier run may have left outbox rows for them
             again = list(per_goal[["event_id", "account_id", "goal_id"]].itertuples(
                 index=False, name=None))
-            plan_rows(conn, finals + rows, [], replanned=again, ready=ready)
-            counts.record(finals + rows, ready)
+            _decide_and_write(conn, planner, finals, all_pairs, events, counts, again)
     if take_new:
         _plan_new_events(warehouse, planner, optional, counts)
     log.info("took %d new event(s) after the pick-up cursor; planned: %s", counts.new_events,
