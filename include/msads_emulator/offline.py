@@ -179,6 +179,15 @@ def _identity(click_id: str | None, email: str | None, phone: str | None) -> str
     return f"hash:{(email or '').lower()}:{(phone or '').lower()}"
 
 
+def dedup_key(goal_id: int | str, identity: str, when_iso: str) -> str:
+    """What makes a conversion a repeat of a stored one, and the original an adjustment is
+    for: the goal, who converted and the conversion time (``iso``). In this order, the keys of
+    one goal and identity are one range of the UNIQUE index on it (``_recount_unique``). No
+    goal id or ISO time holds a ``|``, so a key tells all three apart (an identity may hold
+    one: a hashed email or phone that is not a SHA-256 is stored as sent)."""
+    return f"{goal_id}|{identity}|{when_iso}"
+
+
 @dataclass
 class _Head:
     name: str
@@ -192,7 +201,7 @@ class _Head:
         return _identity(self.click_id, self.email, self.phone)
 
     def dedup_key(self) -> str:
-        return f"{self.goal['id']}|{iso(self.time)}|{self.identity()}"
+        return dedup_key(self.goal["id"], self.identity(), iso(self.time))
 
 
 def _head(item: Item, ctx: Context) -> _Head:
@@ -329,7 +338,7 @@ def _accepted(ctx: Context, index: int, goal: dict, name: str, when: float, when
     identity = _identity(click_id, email, phone)
     return (index, ctx.account["id"], ctx.account["customer_id"], goal["id"], name, when,
             click_id, email, phone, value, currency, credit, model, identity,
-            f"{goal['id']}|{when_iso}|{identity}", reason, goal["count_type"])
+            dedup_key(goal["id"], identity, when_iso), reason, goal["count_type"])
 
 
 class Conversions:
@@ -524,13 +533,23 @@ def existing_keys(db: sqlite3.Connection, keys: Iterable[str]) -> dict[str, int]
     return found
 
 
+# The conversions of one goal and identity that count or would (``_recount_unique``).
+SAME_IDENTITY = ("SELECT id FROM conversions WHERE dedup_key >= ? AND dedup_key < ? "
+                 "AND goal_id = ? AND identity = ? "
+                 "AND (not_counted_reason IS NULL OR not_counted_reason = ?) "
+                 "ORDER BY conversion_time, id")
+
+
 def _recount_unique(db: sqlite3.Connection, goal_id: int, identity: str) -> None:
     """``Unique``: of the conversions of one click (or person) that would count, only the one
-    with the earliest conversion time does, whatever order they arrived in."""
-    rows = db.execute(
-        "SELECT id FROM conversions WHERE goal_id = ? AND identity = ? AND "
-        "(not_counted_reason IS NULL OR not_counted_reason = ?) ORDER BY conversion_time, id",
-        (goal_id, identity, NOT_FIRST)).fetchall()
+    with the earliest conversion time does, whatever order they arrived in. They are found
+    through the dedup key index: every key of this goal and identity starts with ``prefix``
+    and sorts before ``prefix`` with its last ``|`` made the next character, ``}``. A key of
+    another identity can start so too (one identity followed by ``|`` and more is another's
+    start), hence ``identity = ?`` as well."""
+    prefix = dedup_key(goal_id, identity, "")
+    rows = db.execute(SAME_IDENTITY, (prefix, prefix[:-1] + "}", goal_id, identity,
+                                      NOT_FIRST)).fetchall()
     for n, row in enumerate(rows):
         db.execute("UPDATE conversions SET counted = ?, not_counted_reason = ? WHERE id = ?",
                    (1, None, row[0]) if n == 0 else (0, NOT_FIRST, row[0]))

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from include.msads_emulator.offline import dedup_key
 from include.msads_emulator.timeutil import DAY, iso
 
 if TYPE_CHECKING:
@@ -116,11 +117,15 @@ BACKFILLS = {("adjustments", "not_applied_reason"):
              "UPDATE adjustments SET not_applied_reason = 'AdjustmentOriginalNotFound' "
              "WHERE original_id IS NULL"}
 INDEXES = """
-CREATE INDEX IF NOT EXISTS conversions_identity ON conversions (goal_id, identity);
 CREATE INDEX IF NOT EXISTS adjustments_original ON adjustments (original_id);
 CREATE INDEX IF NOT EXISTS clicks_email ON clicks (account_id, hashed_email);
 CREATE INDEX IF NOT EXISTS clicks_phone ON clicks (account_id, hashed_phone);
 """
+
+# What ``PRAGMA user_version`` says a state file has been upgraded to: 1, dedup keys in the
+# order ``offline.dedup_key`` makes them (goal|identity|time; before: goal|time|identity, with
+# an index on conversions (goal_id, identity) that the key's index now serves).
+VERSION = 1
 
 # Where generated ids start: numbers the size of Microsoft's, and easy to tell apart.
 ID_BASES = {"customers": 151000000, "accounts": 181000000, "users": 191000000, "goals": 4100000}
@@ -196,6 +201,11 @@ class Store:
                 if (table, column) in BACKFILLS:
                     self.db.execute(BACKFILLS[table, column])
         self.db.executescript(INDEXES)
+        if self.db.execute("PRAGMA user_version").fetchone()[0] < VERSION:
+            with self.transaction() as db:  # all or nothing, once
+                _reorder_dedup_keys(db)
+                db.execute("DROP INDEX IF EXISTS conversions_identity")
+                db.execute(f"PRAGMA user_version = {VERSION}")
 
     def close(self) -> None:
         with self.lock:
@@ -636,6 +646,25 @@ class Store:
             return
         sets = ", ".join(f"{k} = ?" for k in fields)
         self.execute(f"UPDATE requests SET {sets} WHERE id = ?", [*fields.values(), rid])
+
+
+DIGITS = frozenset(string.digits)
+
+
+def _reorder_dedup_keys(db: sqlite3.Connection) -> None:
+    """Rewrite stored dedup keys of the first shape, goal|time|identity, as
+    ``offline.dedup_key`` makes them, so that a resent conversion and an adjustment still find
+    the stored one. Keys of that shape have an ISO time (a digit first) after the first ``|``;
+    keys of the new shape an identity (``click:`` or ``hash:``); neither goal ids nor times
+    hold a ``|``, while an identity may. A key of the new shape is left as it is."""
+    for table in ("conversions", "duplicates"):
+        changes = []
+        for rid, key in db.execute(f"SELECT id, dedup_key FROM {table}"):
+            parts = key.split("|", 2)
+            if len(parts) == 3 and parts[1][:1] in DIGITS:
+                goal_id, when_iso, identity = parts
+                changes.append((dedup_key(goal_id, identity, when_iso), rid))
+        db.executemany(f"UPDATE {table} SET dedup_key = ? WHERE id = ?", changes)
 
 
 class _Transaction:

@@ -1,0 +1,151 @@
+"""A state file written before dedup keys were goal|identity|time (they were goal|time|identity,
+with an index on conversions (goal_id, identity)) keeps deduplicating, finding adjustments'
+originals and counting Unique goals once the emulator opens it."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+
+from include.msads_emulator import Emulator, offline
+from include.msads_emulator.store import Store
+from include.msads_emulator.testing import campaign_client, seed_tenant
+from include.msads_emulator.timeutil import iso
+from tests.emulator.support import ago, batch_errors, conversion, outcome, upload
+
+SHA = hashlib.sha256(b"someone@example.com").hexdigest()
+
+
+def _keys(path) -> dict[str, list[str]]:
+    db = sqlite3.connect(path)
+    try:
+        return {table: [r[0] for r in db.execute(f"SELECT dedup_key FROM {table} ORDER BY id")]
+                for table in ("conversions", "duplicates")}
+    finally:
+        db.close()
+
+
+def _as_written_before(path) -> None:
+    """Turn a state file into what the emulator wrote before: keys goal|time|identity, the
+    (goal_id, identity) index, and no user_version."""
+    db = sqlite3.connect(path)
+    try:
+        for table in ("conversions", "duplicates"):
+            for rid, key in db.execute(f"SELECT id, dedup_key FROM {table}").fetchall():
+                goal_id, rest = key.split("|", 1)
+                identity, when = rest.rsplit("|", 1)
+                db.execute(f"UPDATE {table} SET dedup_key = ? WHERE id = ?",
+                           (f"{goal_id}|{when}|{identity}", rid))
+        rows = db.execute("SELECT goal_id, conversion_time, identity, dedup_key "
+                          "FROM conversions").fetchall()
+        assert rows and all(key == f"{goal_id}|{iso(when)}|{identity}"
+                            for goal_id, when, identity, key in rows)
+        db.execute("CREATE INDEX conversions_identity ON conversions (goal_id, identity)")
+        db.execute("PRAGMA user_version = 0")
+        db.commit()
+    finally:
+        db.close()
+
+
+def _indexes(path) -> set[str]:
+    db = sqlite3.connect(path)
+    try:
+        return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    finally:
+        db.close()
+
+
+def test_an_old_state_file_still_knows_its_conversions_resent_and_adjusted(tmp_path):
+    state = str(tmp_path / "emulator.sqlite")
+    with Emulator(state) as first:
+        tenant = seed_tenant(first)
+        click = first.admin.issue_click(tenant.account_id, click_time={"ago": 3 * 3600})
+        first.admin.issue_clicks(tenant.account_id, click_time={"ago": 3 * 3600},
+                                 identities=[{"hashed_email": SHA}])
+        rows = [conversion(tenant, ago(first, hours=1), MicrosoftClickId=click),
+                conversion(tenant, ago(first, hours=2), HashedEmailAddress=SHA.upper())]
+        cm = campaign_client(first, tenant)
+        assert batch_errors(upload(cm, rows)) == []
+        assert batch_errors(upload(cm, rows[:1])) == []  # a duplicate, kept as such
+    _as_written_before(state)
+    assert "conversions_identity" in _indexes(state)
+
+    with Emulator(state) as second:
+        cm = campaign_client(second, tenant)
+        assert batch_errors(upload(cm, rows)) == []
+        [by_click, by_email] = second.admin.conversions()
+        assert len(second.admin.conversions()) == 2
+        assert [d["original_id"] for d in second.admin.duplicates()] == [
+            by_click["id"], by_click["id"], by_email["id"]]
+        retract = {"AdjustmentTime": ago(second, minutes=5).isoformat(),
+                   "AdjustmentType": "Retract", "ConversionName": tenant.goal_name,
+                   "ConversionTime": rows[1]["ConversionTime"], "HashedEmailAddress": SHA}
+        assert batch_errors(cm.ApplyOfflineConversionAdjustments(
+            {"OfflineConversionAdjustments": [retract]})) == []
+        [adjusted] = second.admin.adjustments()
+        assert (adjusted["original_id"], adjusted["applied"]) == (by_email["id"], True)
+        assert second.admin.conversions()[1]["retracted_at"] is not None
+    assert "conversions_identity" not in _indexes(state)
+
+    upgraded = _keys(state)
+    assert upgraded["conversions"] == [
+        offline.dedup_key(tenant.goal_id, f"click:{click.lower()}", by_click["conversion_time"]),
+        offline.dedup_key(tenant.goal_id, f"hash:{SHA}:", by_email["conversion_time"])]
+    assert sorted(upgraded["duplicates"]) == sorted([upgraded["conversions"][0]] * 2
+                                                    + [upgraded["conversions"][1]])
+    with Emulator(state):  # opened again: nothing more to do
+        pass
+    assert _keys(state) == upgraded
+
+
+def test_an_old_state_files_unique_goal_still_counts_only_the_earliest(tmp_path):
+    state = str(tmp_path / "emulator.sqlite")
+    with Emulator(state) as first:
+        tenant = seed_tenant(first)
+        first.admin.create_goal("Signup", account_id=tenant.account_id, count_type="Unique",
+                                category="Signup")
+        click = first.admin.issue_click(tenant.account_id, click_time={"ago": 3 * 3600})
+        first.admin.issue_clicks(tenant.account_id, click_time={"ago": 3 * 3600},
+                                 identities=[{"hashed_email": SHA}])
+        later = [conversion(tenant, ago(first, minutes=30), ConversionName="Signup", **who)
+                 for who in ({"MicrosoftClickId": click}, {"HashedEmailAddress": SHA})]
+        assert batch_errors(upload(campaign_client(first, tenant), later)) == []
+        assert outcome(first) == [(True, None), (True, None)]
+    _as_written_before(state)
+
+    with Emulator(state) as second:
+        earlier = [{**row, "ConversionTime": ago(second, hours=2).isoformat()} for row in later]
+        assert batch_errors(upload(campaign_client(second, tenant), earlier)) == []
+        assert outcome(second) == [(False, "NotFirstConversionForUniqueGoal")] * 2 + [
+            (True, None)] * 2
+
+
+def _stored(goal_id: int, identity: str, when: float) -> tuple:
+    fields = {"item_index": 0, "account_id": 7, "customer_id": 9, "goal_id": goal_id,
+              "conversion_name": "Signup", "conversion_time": when, "click_id": None,
+              "hashed_email": None, "hashed_phone": None, "value": None, "currency": None,
+              "external_attribution_credit": None, "external_attribution_model": None,
+              "identity": identity, "dedup_key": offline.dedup_key(goal_id, identity, iso(when)),
+              "not_counted_reason": None, "count_type": "Unique"}
+    return tuple(fields[name] for name in offline.ACCEPTED)
+
+
+def test_a_unique_recount_reads_one_range_of_the_dedup_key_index():
+    store = Store()
+    try:
+        plan = store.db.execute("EXPLAIN QUERY PLAN " + offline.SAME_IDENTITY,
+                                ("a", "b", 1, "c", "d")).fetchall()
+        assert "USING INDEX sqlite_autoindex_conversions_1 (dedup_key>? AND dedup_key<?)" in \
+            " ".join(row["detail"] for row in plan)
+        # Identities one of which is the other's start and a "|": each has its own earliest.
+        now = store.now()
+        mine, longer = f"hash:{SHA}:", f"hash:{SHA}:|{SHA}"
+        with store.transaction() as db:
+            offline.record_conversions(db, [_stored(3, mine, now - 60),
+                                            _stored(3, longer, now - 120),
+                                            _stored(3, mine, now - 180)], 1, now)
+        rows = store.query("SELECT identity, counted FROM conversions ORDER BY id")
+        assert [(r["identity"], r["counted"]) for r in rows] == [(mine, 0), (longer, 1),
+                                                                  (mine, 1)]
+    finally:
+        store.close()
