@@ -182,3 +182,23 @@ def test_a_stored_key_undoes_the_one_insert_and_keeps_the_repeat_as_a_duplicate(
     assert [r["request_id"] for r in store.query("SELECT * FROM conversions")] == [1]
     [duplicate] = store.query("SELECT * FROM duplicates")
     assert duplicate["request_id"] == 2 and duplicate["original_id"] == 1
+
+
+def test_the_click_lookups_give_the_stored_clicks_columns_the_rules_read():
+    store = Store()
+    try:
+        customer = store.create_customer()["id"]
+        mine, other = (store.create_account(customer)["id"] for _ in range(2))
+        now = store.now()
+        for n, (account, email, phone) in enumerate([
+                (mine, SHA, None), (mine, None, SHA.upper()), (mine, SHA, "cd" * 32),
+                (other, SHA, None), (mine, None, None)]):
+            store.issue_click(account, now - n * HOUR, f"{n:032x}", email, phone)
+        stored = {r["click_id"]: r for r in store.query("SELECT * FROM clicks")}
+        by_id = store.clicks([f"{n:032x}" for n in range(6)] + ["", CLICK])
+        assert by_id == {click_id: {k: row[k] for k in ("click_id", "account_id", "click_time")}
+                         for click_id, row in stored.items()}
+        found = store.clicks_by_hash(mine, [SHA, ""], [SHA, "cd" * 32])
+        assert found == [stored[f"{n:032x}"] for n in (0, 2, 1)]
+    finally:
+        store.close()
