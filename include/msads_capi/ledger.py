@@ -401,8 +401,11 @@ def _stage(conn: psycopg.Connection, table: str, columns: Sequence[str],
         return "", 0
     cols = ", ".join(columns)
     stage = _stage_table(conn, table, columns, kind)
-    types = [_BINARY_AS.get(d.type_code, d.type_code)
-             for d in conn.execute(f"SELECT {cols} FROM {stage} LIMIT 0").description]
+    types = _TYPES.get(conn, {}).get(stage)
+    if types is None:  # once per connection and stage: a round trip each time cost ~5 µs a row
+        types = [_BINARY_AS.get(d.type_code, d.type_code)
+                 for d in conn.execute(f"SELECT {cols} FROM {stage} LIMIT 0").description]
+        _TYPES.setdefault(conn, {})[stage] = types
     fix = [(i, _decimal) for i, oid in enumerate(types) if oid == _NUMERIC] + [
         (i, _aware(conn.info.timezone)) for i, oid in enumerate(types) if oid == _TIMESTAMPTZ]
     with conn.cursor().copy(f"COPY {stage} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
@@ -418,6 +421,7 @@ def _stage(conn: psycopg.Connection, table: str, columns: Sequence[str],
 
 
 _MADE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # connection → its stages
+_TYPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # connection → stage → types
 
 
 def _stage_table(conn: psycopg.Connection, table: str, columns: Sequence[str], kind: str) -> str:
