@@ -73,8 +73,7 @@ def test_an_old_state_file_still_knows_its_conversions_resent_and_adjusted(tmp_p
     with Emulator(state) as second:
         cm = campaign_client(second, tenant)
         assert batch_errors(upload(cm, rows)) == []
-        [by_click, by_email] = second.admin.conversions()
-        assert len(second.admin.conversions()) == 2
+        [by_click, by_email] = second.admin.conversions()  # nothing stored again
         assert [d["original_id"] for d in second.admin.duplicates()] == [
             by_click["id"], by_click["id"], by_email["id"]]
         retract = {"AdjustmentTime": ago(second, minutes=5).isoformat(),
