@@ -207,9 +207,13 @@ def test_two_celery_workers_upload_once_survive_a_killed_worker_and_a_scheduler_
         api.unpause(DAG)
         say(f"cluster up in {time.monotonic() - started:.0f} s")
 
-        # 1. A backlog in two parts, uploaded by mapped tasks on both workers, each once.
+        # 1. A backlog in two parts, uploaded by mapped tasks on both workers, each once. The
+        # parts are queued when the claim task reports success, but its worker is busy until
+        # Airflow's task supervisor notices the task's process has ended, up to its 5 s poll
+        # later: each part's call is held longer than that, so the first part's worker is still
+        # busy when the claim's worker is free for the second.
+        s.emu.admin.add_fault("delay", delay_seconds=8, operation=APPLY, count=2)
         first = add_events(s, 2 * PART)
-        s.emu.admin.add_fault("delay", delay_seconds=3, operation=APPLY, count=2)
         _wait(_uploaded(s, first), 240, "the first backlog to be uploaded", components)
 
         def hosts_of_uploads() -> set[str]:
