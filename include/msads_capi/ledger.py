@@ -401,11 +401,11 @@ def _stage(conn: psycopg.Connection, table: str, columns: Sequence[str],
         return "", 0
     cols = ", ".join(columns)
     stage = _stage_table(conn, table, columns, kind)
-    types = _TYPES.get(conn, {}).get(stage)
+    made = _MADE[conn]
+    types = made[stage]
     if types is None:  # once per connection and stage: a round trip each time cost ~5 µs a row
-        types = [_BINARY_AS.get(d.type_code, d.type_code)
-                 for d in conn.execute(f"SELECT {cols} FROM {stage} LIMIT 0").description]
-        _TYPES.setdefault(conn, {})[stage] = types
+        types = made[stage] = [_BINARY_AS.get(d.type_code, d.type_code) for d in conn.execute(
+            f"SELECT {cols} FROM {stage} LIMIT 0").description]
     fix = [(i, _decimal) for i, oid in enumerate(types) if oid == _NUMERIC] + [
         (i, _aware(conn.info.timezone)) for i, oid in enumerate(types) if oid == _TIMESTAMPTZ]
     with conn.cursor().copy(f"COPY {stage} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
@@ -420,8 +420,8 @@ def _stage(conn: psycopg.Connection, table: str, columns: Sequence[str],
     return stage, len(rows)
 
 
-_MADE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # connection → its stages
-_TYPES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # connection → stage → types
+# connection → its stages → their column types for binary COPY (None until first asked)
+_MADE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _stage_table(conn: psycopg.Connection, table: str, columns: Sequence[str], kind: str) -> str:
@@ -437,11 +437,11 @@ def _stage_table(conn: psycopg.Connection, table: str, columns: Sequence[str], k
     from psycopg import pq
 
     stage = f"_{kind}_{table.replace('.', '_')}_{abs(hash(tuple(columns))) % 10**8}"
-    made = _MADE.setdefault(conn, set())
+    made = _MADE.setdefault(conn, {})
     if stage not in made:
         conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS SELECT "
                      f"{', '.join(columns)} FROM {table} WITH NO DATA")
-        made.add(stage)
+        made[stage] = None
     if conn.info.transaction_status != pq.TransactionStatus.INTRANS:
         raise RuntimeError("bulk ledger writes need a transaction: use warehouse.transaction()")
     return stage

@@ -359,8 +359,9 @@ def _plan_new_events(warehouse: Warehouse, planner: Planner, optional: str,
 
     Each chunk is one transaction that holds the cursor's lock (``lock_cursor``): read the
     events after it, plan and hash those the ledger does not have yet, write their ledger and
-    outbox rows, move the cursor past them all. A concurrent run waits for the lock and reads after the moved cursor; a run that dies leaves
-    the cursor and the ledger as they were. Up to ``max_events_per_run`` events per run.
+    outbox rows, move the cursor past them all. A concurrent run waits for the lock and reads
+    after the moved cursor; a run that dies leaves the cursor and the ledger as they were. Up
+    to ``max_events_per_run`` new events per run.
     """
     config, run_id = planner.config, planner.run_id
     sql = query("plan_new_events").replace("{{optional}}", optional)
