@@ -434,6 +434,10 @@ class Uploader:
         if not decided:
             return
         with self._tx() as conn:
+            # Each row is found by its key. PostgreSQL's estimates (a stage it never analyses,
+            # a ledger that grew since it last looked) made it hash the whole ledger and outbox
+            # instead while they held fewer than ~100,000 rows: 33 ms a call instead of 12.
+            conn.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
             ledger.record(conn, "upload", decided)
         self.summary.outcomes.update(d.reason for d in decided)
 
