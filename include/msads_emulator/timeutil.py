@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 MINUTE = 60.0
 HOUR = 3600.0
@@ -76,6 +76,48 @@ def parse_datetime_iso(text: str, plain: bool = False) -> tuple[float, str]:
     else:
         epoch = parse_datetime(text)
     return epoch, iso(epoch)  # type: ignore[return-value]
+
+
+# read_times: "hh:mm" and "ss" of a time of day -> its seconds, for the hours 00-23, minutes
+# and seconds 00-59 that fromisoformat reads; the ordinal of 1970-01-01.
+_HOURS_MINUTES = {f"{h:02d}:{m:02d}": h * 3600 + m * 60 for h in range(24) for m in range(60)}
+_SECONDS = {f"{s:02d}": s for s in range(60)}
+_UTC_ZONES = ("", "Z", "+00:00")
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+
+
+def read_times(texts: Collection[str]) -> dict[str, tuple[float, str]]:
+    """``parse_datetime_iso(text, all_plain(texts))`` of each text, for the texts it reads.
+
+    When all texts have a common shape, a whole-second UTC time after the year 999 is read
+    from its parts: the date once per distinct date (``date.fromisoformat``, which refuses
+    what ``fromisoformat`` refuses), the time of day from tables of the hours, minutes and
+    seconds ``fromisoformat`` accepts; the sum is a whole number of seconds, so it is the
+    same float. Anything else, or a part those refuse, goes through ``parse_datetime_iso``."""
+    plain = all_plain(texts)
+    days: dict[str, int | None] = {}
+    found: dict[str, tuple[float, str]] = {}
+    for text in texts:
+        if plain and text[19:] in _UTC_ZONES and text[0] != "0":
+            day_text = text[:10]
+            if day_text in days:
+                day = days[day_text]
+            else:
+                try:
+                    day = (date.fromisoformat(day_text).toordinal() - _EPOCH_DAY) * 86400
+                except ValueError:
+                    day = None
+                days[day_text] = day
+            minutes = _HOURS_MINUTES.get(text[11:16])
+            seconds = _SECONDS.get(text[17:19])
+            if day is not None and minutes is not None and seconds is not None:
+                found[text] = (float(day + minutes + seconds), text[:19] + "Z")
+                continue
+        try:
+            found[text] = parse_datetime_iso(text, plain)
+        except ValueError:
+            continue
+    return found
 
 
 def iso(epoch: float | None) -> str | None:

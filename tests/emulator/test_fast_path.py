@@ -11,7 +11,14 @@ import pytest
 
 from include.msads_emulator import errors, offline, rest
 from include.msads_emulator.store import Store
-from include.msads_emulator.timeutil import HOUR, iso
+from include.msads_emulator.timeutil import (
+    HOUR,
+    all_plain,
+    iso,
+    parse_datetime,
+    parse_datetime_iso,
+    read_times,
+)
 
 NOW = 1_796_300_000.0  # the emulator's clock in these tests (epoch seconds)
 SHA = "ab" * 32
@@ -202,3 +209,31 @@ def test_the_click_lookups_give_the_stored_clicks_columns_the_rules_read():
         assert found == [stored[f"{n:032x}"] for n in (0, 2, 1)]
     finally:
         store.close()
+
+
+COMMON_TIMES = ["2026-12-04T15:20:16Z", "2026-12-04T15:20:16", "2026-12-04T15:20:16+00:00",
+                "2026-12-04T23:59:59Z", "2026-12-05T00:00:00Z", "2028-02-29T12:00:00Z",
+                "2026-12-04T15:20:16+02:00", "2026-12-04T15:20:16-00:00", "0999-12-31T23:59:59Z",
+                "2027-02-29T12:00:00Z", "2026-13-01T00:00:00Z", "2026-12-00T00:00:00Z",
+                "2026-12-04T24:00:00Z", "2026-12-04T12:60:00Z", "2026-12-04T12:00:60Z",
+                "0000-01-01T00:00:00Z", "1970-01-01T00:00:00Z", "1969-12-31T23:59:59Z"]
+
+
+def _one_by_one(texts: list[str]) -> dict:
+    plain, read = all_plain(texts), {}
+    for text in texts:
+        try:
+            read[text] = parse_datetime_iso(text, plain)
+        except ValueError:
+            pass
+    return read
+
+
+@pytest.mark.parametrize("texts", [COMMON_TIMES, COMMON_TIMES[:6], [
+    *COMMON_TIMES, " 2026-12-04T15:20:16Z", "2026-12-04T15:20:16.5Z", "yesterday", ""]])
+def test_times_read_at_once_are_read_as_one_by_one(texts):
+    read = read_times(texts)
+    assert read == _one_by_one(texts)
+    assert len(read) >= 6
+    for text, (epoch, text_iso) in read.items():
+        assert epoch == parse_datetime(text) and text_iso == iso(epoch)
