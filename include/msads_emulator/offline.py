@@ -258,13 +258,19 @@ def _identity_reason(goal: dict, when: float, email: str | None, phone: str | No
     the identity of a click issued for this account, at or before the conversion and within
     the goal's window from it (as for a click id); OUTSIDE_WINDOW when such clicks are all
     too early; else NO_MATCHING_CLICK (a click after the conversion does not match)."""
-    window = goal["window_minutes"] * 60.0
+    return _clicks_reason([click["click_time"] for click in ctx.clicks_of(
+        email.lower() if email else None, phone.lower() if phone else None)
+        if click["account_id"] == ctx.account["id"]], when, goal["window_minutes"] * 60.0)
+
+
+def _clicks_reason(click_times: Iterable[float], when: float, window: float) -> str | None:
+    """``_identity_reason`` for the times of the account's clicks with the conversion's
+    hashes (in any order, repeats allowed), and the goal's window in seconds."""
     reason = NO_MATCHING_CLICK
-    for click in ctx.clicks_of(email.lower() if email else None,
-                               phone.lower() if phone else None):
-        if click["account_id"] != ctx.account["id"] or click["click_time"] > when:
+    for click_time in click_times:
+        if click_time > when:
             continue
-        if when - click["click_time"] <= window:
+        if when - click_time <= window:
             return None
         reason = OUTSIDE_WINDOW
     return reason
@@ -340,6 +346,18 @@ def _accepted(ctx: Context, index: int, goal: dict, name: str, when: float, when
             dedup_key(goal["id"], identity, when_iso), reason, goal["count_type"])
 
 
+def _goal_facts(goal: dict) -> tuple:
+    """What ``Conversions.plain`` reads of a goal, as a tuple: the goal, its id, its window in
+    seconds, its count type; whether an item of it without external attribution fields
+    passes ``_accepted``'s reasons before the hashes' and the click's (the goal is active
+    and external attribution gives no reason); whether it takes enhanced conversions; and
+    what ``_external_reason`` gives for such an item."""
+    external = _external_reason(_NO_EXTERNAL, goal)
+    return (goal, goal["id"], goal["window_minutes"] * 60.0, goal["count_type"],
+            goal["status"] == "Active" and external[0] is None,
+            bool(goal["enhanced_conversions"]), external)
+
+
 class Conversions:
     """All the OfflineConversions of one call, as ``check_conversion`` answers for each, with
     less work for the common item: a JSON object whose fields have their declared JSON types,
@@ -349,7 +367,10 @@ class Conversions:
     attribution fields. ``plain`` takes such an item as sent and gives what
     ``check_conversion`` gives for it; any other item (None from ``plain``) is read by
     ``rest.ItemShape`` (which may fault the call) and checked by ``check_conversion``, so the
-    rules and their order live there alone.
+    rules and their order live there alone. Of the reasons not to count, ``plain`` works
+    out those after the goal's and the hashes' itself, as ``_accepted`` does
+    (tests/emulator/test_fast_path.py holds it to that): a call's click ids and hashes are
+    looked up once each, not once per item.
 
     The texts are worked out once per distinct text, column by column, and a column whose
     texts all have the common shape is checked in one go (``read_times``, ``_all_hex``) rather
@@ -358,24 +379,28 @@ class Conversions:
 
     def __init__(self, ctx: Context, found: dict[str, set[str]]) -> None:
         self.ctx = ctx
-        # 5605, 5606 and 5615 cannot apply to an item naming one of these goals.
-        self.goals = {name: goal for name, goal in ctx.goals.items()
+        account_id = ctx.account["id"]
+        self.account = (account_id, ctx.account["customer_id"])
+        self.max_value = min(ctx.max_value, sys.float_info.max)
+        # goal name -> _goal_facts; 5605, 5606 and 5615 cannot apply to an item naming one
+        self.goals = {name: _goal_facts(goal) for name, goal in ctx.goals.items()
                       if name.strip() and ctx.now - goal["created_at"] >= GOAL_QUIET_PERIOD}
-        self.external = {goal["id"]: _external_reason(_NO_EXTERNAL, goal)
-                         for goal in self.goals.values()}
         # ``found``: the ``columns`` of the items.
         # ConversionTime text -> (epoch, ISO); 5607, 5608, 5614 and 5609 cannot apply
         self.times = self._times(found["ConversionTime"])
         ids = found["MicrosoftClickId"]
         whole = _all_hex(ids, 32)  # then none has spaces to strip
-        # MicrosoftClickId as sent -> as read (5604 cannot apply)
-        self.click_ids = {raw_id: raw_id.strip() for raw_id in ids
-                          if whole or CLICK_ID.fullmatch(raw_id.strip())}
+        # MicrosoftClickId as sent -> _click_facts of it as read (5604 cannot apply)
+        self.click_ids = {raw_id: self._click_facts(raw_id if whole else raw_id.strip())
+                          for raw_id in ids if whole or CLICK_ID.fullmatch(raw_id.strip())}
         hashes = found["HashedEmailAddress"] | found["HashedPhoneNumber"]
         whole = _all_hex(hashes, 64)
-        # a hashed email or phone as sent and not blank -> (as read, whether it is a SHA-256)
-        self.hashes = {h: (h, True) if whole else (h.strip(), bool(HEX64.fullmatch(h.strip())))
+        # a hashed email or phone as sent and not blank -> (as read, whether it is a SHA-256,
+        # in lower case)
+        self.hashes = {h: (h, True, h.lower()) if whole else
+                       (h.strip(), bool(HEX64.fullmatch(h.strip())), h.strip().lower())
                        for h in hashes if whole or h.strip()}
+        self._by_hash: tuple[dict[str, list[float]], dict[str, list[float]]] | None = None
         # ConversionCurrencyCode as sent -> as read (5611 cannot apply)
         self.currencies = {c: c.strip() for c in found["ConversionCurrencyCode"]
                            if c.strip() in CONVERSION_GOAL_REVENUE_CURRENCIES}
@@ -386,6 +411,37 @@ class Conversions:
         return {text: read for text, read in read_times(texts).items()
                 if read[0] <= now and now - read[0] <= LOOKBACK}  # else 5614 or 5609
 
+    def _click_facts(self, click_id: str) -> tuple[str, str, float | None, str | None]:
+        """(the click id as read, its ``_identity``, the time of its click when that is this
+        account's, else None and why a conversion of it will not count)."""
+        click = self.ctx.click(click_id)
+        if click is None:
+            own, reason = None, NO_MATCHING_CLICK
+        elif click["account_id"] != self.account[0]:
+            own, reason = None, ACCOUNT_MISMATCH
+        else:
+            own, reason = click["click_time"], None
+        return click_id, _identity(click_id, None, None), own, reason
+
+    def _hash_clicks(self) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+        """The times of this account's identified clicks (``Context.identified``) by hashed
+        email and by hashed phone, as ``_identity_reason`` finds them; made on first use."""
+        if self._by_hash is None:
+            emails: dict[str, list[float]] = {}
+            phones: dict[str, list[float]] = {}
+            account_id = self.account[0]
+            for click in self.ctx.identified:
+                if click["account_id"] == account_id:
+                    email, phone = click["hashed_email"], click["hashed_phone"]
+                    if email is not None:
+                        emails.setdefault(email, []).append(click["click_time"])
+                    if phone is not None:
+                        phones.setdefault(phone, []).append(click["click_time"])
+            self._by_hash = emails, phones
+        return self._by_hash
+
+    # One pass over the item without calls for what passes: the loop over a call's items is
+    # the emulator's busiest code (each refusal returns None, so check_conversion decides).
     def plain(self, item: object, index: int) -> tuple | None:  # noqa: C901
         """The accepted conversion for a common item, or None: ``check_conversion`` decides."""
         if type(item) is not dict:
@@ -394,30 +450,28 @@ class Conversions:
         name, text = get("ConversionName"), get("ConversionTime")
         if type(name) is not str or type(text) is not str:
             return None
-        goal = self.goals.get(name)
+        facts = self.goals.get(name)
         read = self.times.get(text)
-        if goal is None or read is None:
+        if facts is None or read is None:
             return None
         click_id, email, phone = (get("MicrosoftClickId"), get("HashedEmailAddress"),
                                   get("HashedPhoneNumber"))
         email_hashed = phone_hashed = True
+        email_low = phone_low = ""
         if email is not None:
             if type(email) is not str or email not in self.hashes:
                 return None
-            email, email_hashed = self.hashes[email]
+            email, email_hashed, email_low = self.hashes[email]
         if phone is not None:
             if type(phone) is not str or phone not in self.hashes:
                 return None
-            phone, phone_hashed = self.hashes[phone]
-        ctx = self.ctx
-        click = None
+            phone, phone_hashed, phone_low = self.hashes[phone]
+        when = read[0]
         if click_id is not None:
             if type(click_id) is not str or click_id not in self.click_ids:
                 return None  # 5604, or a blank one
-            click_id = self.click_ids[click_id]
-            click = ctx.click(click_id)
-            if click is not None and click["account_id"] == ctx.account["id"] \
-                    and read[0] < click["click_time"]:
+            click_id, identity, click_time, reason = self.click_ids[click_id]
+            if click_time is not None and when < click_time:
                 return None  # 5616
         elif email is None and phone is None:
             return None  # 5603
@@ -425,7 +479,7 @@ class Conversions:
         if value is not None:
             # 5610; a whole number compares exactly, so it cannot pass here and fail as float
             if (type(value) is not float and type(value) is not int) \
-                    or not 0 <= value <= ctx.max_value or value > sys.float_info.max:
+                    or not 0 <= value <= self.max_value:
                 return None
             value = float(value)
         if currency is not None:
@@ -435,9 +489,27 @@ class Conversions:
         if get("ExternalAttributionCredit") is not None \
                 or get("ExternalAttributionModel") is not None:
             return None
-        external, credit = self.external[goal["id"]]
-        return _accepted(ctx, index, goal, name, read[0], read[1], click_id, email, phone, click,
-                         value, currency, external, credit, None, email_hashed, phone_hashed)
+        goal, goal_id, window, count_type, first_pass, enhanced, external = facts
+        if not (first_pass and email_hashed and phone_hashed) \
+                or (click_id is None and not enhanced):
+            # a reason before the click's or the hashes' (_accepted, in its order)
+            return _accepted(self.ctx, index, goal, name, when, read[1], click_id, email, phone,
+                             self.ctx.click(click_id) if click_id is not None else None,
+                             value, currency, *external, None, email_hashed, phone_hashed)
+        # what _accepted gives after its first reasons, as it gives it (and dedup_key's text)
+        if click_id is not None:
+            if click_time is not None and when - click_time > window:
+                reason = OUTSIDE_WINDOW
+        else:
+            identity = f"hash:{email_low}:{phone_low}"
+            emails, phones = self._by_hash or self._hash_clicks()
+            # no click is stored with a blank hash ("": the item has none)
+            reason = _clicks_reason((emails.get(email_low) or []) + (phones.get(phone_low) or []),
+                                    when, window)
+        account_id, customer_id = self.account
+        return (index, account_id, customer_id, goal_id, name, when, click_id, email, phone,
+                value, currency, None, None, identity, f"{goal_id}|{identity}|{read[1]}",
+                reason, count_type)
 
     def check(self, raw: list, read: Callable[[object, int], Item], forced: Container[int]
               ) -> tuple[dict[int, Item], list[tuple[int, int | tuple]]]:

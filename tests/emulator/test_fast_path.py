@@ -23,6 +23,8 @@ from include.msads_emulator.timeutil import (
 NOW = 1_796_300_000.0  # the emulator's clock in these tests (epoch seconds)
 SHA = "ab" * 32
 CLICK = "0123456789abcdef0123456789ABCDEF"
+PHONE = "cd" * 32  # the hashed phone of a click of the account
+OTHER = "ef" * 32  # the hashed email of another account's click
 
 
 def _goal(gid: int, name: str, **changes) -> dict:
@@ -40,7 +42,11 @@ def _context() -> offline.Context:
         {"click_id": "f" * 32, "account_id": 8, "click_time": NOW - 3 * HOUR},
         {"click_id": "e" * 32, "account_id": 7, "click_time": NOW - HOUR / 2})}
     identified = [{"click_id": "d" * 32, "account_id": 7, "click_time": NOW - 2 * HOUR,
-                   "hashed_email": SHA, "hashed_phone": None}]
+                   "hashed_email": SHA, "hashed_phone": None},
+                  {"click_id": "b" * 32, "account_id": 7, "click_time": NOW - 5 * HOUR,
+                   "hashed_email": None, "hashed_phone": PHONE},
+                  {"click_id": "a" * 32, "account_id": 8, "click_time": NOW - 2 * HOUR,
+                   "hashed_email": OTHER, "hashed_phone": None}]
     return offline.Context(account={"id": 7, "customer_id": 9}, goals={g["name"]: g for g in goals},
                            clicks=clicks, now=NOW, max_value=1e9, identified=identified)
 
@@ -50,6 +56,20 @@ def _at(seconds_ago: float, zone: str = "+00:00") -> str:
 
 
 GOOD = {"ConversionName": "Purchase", "ConversionTime": _at(HOUR), "MicrosoftClickId": CLICK}
+# Common items without a click id: each counts or has the reason its hashes give.
+HASHED = [
+    {"ConversionName": "Short", "ConversionTime": _at(HOUR), "HashedEmailAddress": SHA},
+    {"ConversionName": "Purchase", "ConversionTime": _at(HOUR), "HashedPhoneNumber": PHONE},
+    {"ConversionName": "Short", "ConversionTime": _at(HOUR), "HashedPhoneNumber": PHONE},
+    {"ConversionName": "Short", "ConversionTime": _at(HOUR), "HashedEmailAddress": SHA,
+     "HashedPhoneNumber": PHONE.upper()},
+    {"ConversionName": "Purchase", "ConversionTime": _at(6 * HOUR), "HashedEmailAddress": SHA,
+     "HashedPhoneNumber": PHONE},
+    {"ConversionName": "Purchase", "ConversionTime": _at(HOUR), "HashedEmailAddress": OTHER},
+    {"ConversionName": "Purchase", "ConversionTime": _at(HOUR), "HashedEmailAddress": PHONE},
+    {"ConversionName": "Short", "ConversionTime": _at(HOUR + 1800), "HashedEmailAddress": SHA},
+    {"ConversionName": "Short", "ConversionTime": _at(HOUR + 1799), "HashedEmailAddress": SHA},
+]
 MIX = [
     GOOD,
     {**GOOD, "ConversionValue": 12.5, "ConversionCurrencyCode": " EUR "},
@@ -78,6 +98,8 @@ MIX = [
     {**GOOD, "ExternalAttributionCredit": 2.0},
     {**GOOD, "ExternalAttributionModel": " "},
     {**GOOD, "ConversionName": "Short"},
+    {**GOOD, "ConversionName": "Short", "ConversionTime": _at(3 * HOUR - 1800)},  # the window
+    {**GOOD, "ConversionName": "Short", "ConversionTime": _at(3 * HOUR - 1801)},  # past it
     {**GOOD, "MicrosoftClickId": " " + CLICK + " "},
     {**GOOD, "MicrosoftClickId": CLICK.lower()},
     {**GOOD, "MicrosoftClickId": "not-a-click-id"},
@@ -94,6 +116,7 @@ MIX = [
     {**GOOD, "MicrosoftClickId": None, "HashedEmailAddress": "someone@example.com"},
     {**GOOD, "HashedPhoneNumber": "+1 555 0100"},
     {**GOOD, "MicrosoftClickId": None, "ConversionName": "Plain", "HashedEmailAddress": SHA},
+    *HASHED,
     {**GOOD, "MicrosoftClickId": None, "HashedEmailAddress": SHA,
      "ConversionTime": _at(3 * HOUR)},
     {**GOOD, "MicrosoftClickId": None},
@@ -123,6 +146,18 @@ def test_the_shortcut_gives_what_the_rules_give_item_by_item(mix):
     assert _fast(mix, ctx) == _full(mix, _context())
     plain = offline.Conversions(ctx, offline.columns(mix))
     assert plain.plain(GOOD, 0) is not None  # the shortcut took the common item
+
+
+def test_the_shortcut_takes_common_items_without_a_click_id():
+    ctx = _context()
+    plain = offline.Conversions(ctx, offline.columns(HASHED))
+    fast = [plain.plain(item, i) for i, item in enumerate(HASHED)]
+    assert [(i, verdict) for i, verdict in enumerate(fast)] == _full(HASHED, _context())
+    reason = offline.ACCEPTED.index("not_counted_reason")
+    assert [verdict[reason] for verdict in fast] == [
+        offline.OUTSIDE_WINDOW, None, offline.OUTSIDE_WINDOW, offline.OUTSIDE_WINDOW,
+        offline.NO_MATCHING_CLICK, offline.NO_MATCHING_CLICK, offline.NO_MATCHING_CLICK, None,
+        offline.OUTSIDE_WINDOW]
 
 
 def test_a_refused_item_gives_the_same_codes_in_the_same_order():
