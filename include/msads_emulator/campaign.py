@@ -136,6 +136,23 @@ def goal_json(goal: dict, fields: set[str], recording: bool) -> dict:
     return out
 
 
+# Whether a goal has a conversion of an account: every dedup key of the goal starts with its
+# id and "|" (offline.dedup_key), and sorts before its id and "}", the character after "|".
+HAS_CONVERSIONS = ("SELECT 1 FROM conversions WHERE dedup_key >= ? AND dedup_key < ? "
+                   "AND goal_id = ? AND account_id = ? LIMIT 1")
+
+
+def _recording(store: Store, account_id: int, goals: list[dict]) -> set[int]:
+    """The ids of these goals that have a conversion of this account, each found through
+    its range of the dedup key index (no index reads conversions by account)."""
+    found = set()
+    for goal in goals:
+        prefix = f"{goal['id']}|"
+        if store.one(HAS_CONVERSIONS, (prefix, prefix[:-1] + "}", goal["id"], account_id)):
+            found.add(goal["id"])
+    return found
+
+
 def get_conversion_goals_by_ids(call: Call) -> dict:
     body = call.body
     # "None" is a member of both flags enums; the SDK sends it beside the values asked for.
@@ -155,8 +172,7 @@ def get_conversion_goals_by_ids(call: Call) -> dict:
     visible = call.store.goals_for_account(call.account)
     if "OfflineConversion" not in types:
         visible = []
-    recording = {r["goal_id"] for r in call.store.query(
-        "SELECT DISTINCT goal_id FROM conversions WHERE account_id = ?", (call.account["id"],))}
+    recording = _recording(call.store, call.account["id"], visible)
     batch: list[BatchError] = []
     out: list[dict | None] = []
     if ids:

@@ -97,7 +97,6 @@ CREATE TABLE IF NOT EXISTS faults (
     error_code TEXT, message TEXT, body_contains TEXT, skip INTEGER NOT NULL DEFAULT 0,
     as_fault INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL,
     hits INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS conversions_account ON conversions (account_id);
 CREATE INDEX IF NOT EXISTS requests_service ON requests (service, operation);
 """
 
@@ -124,8 +123,11 @@ CREATE INDEX IF NOT EXISTS clicks_phone ON clicks (account_id, hashed_phone);
 
 # What ``PRAGMA user_version`` says a state file has been upgraded to: 1, dedup keys in the
 # order ``offline.dedup_key`` makes them (goal|identity|time; before: goal|time|identity, with
-# an index on conversions (goal_id, identity) that the key's index now serves).
-VERSION = 1
+# an index on conversions (goal_id, identity) that the key's index now serves); 2, no index
+# conversions_account on conversions (account_id): keeping it up to date cost every upload
+# more than its readers gained (campaign.py's reports read an account's conversions by a
+# scan, and which of its goals have conversions through the dedup key index).
+VERSION = 2
 
 # What the rules read of a click (offline.Context): Store.clicks gives these alone.
 CLICK_COLUMNS = "click_id, account_id, click_time"
@@ -204,10 +206,13 @@ class Store:
                 if (table, column) in BACKFILLS:
                     self.db.execute(BACKFILLS[table, column])
         self.db.executescript(INDEXES)
-        if self.db.execute("PRAGMA user_version").fetchone()[0] < VERSION:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version < VERSION:
             with self.transaction() as db:  # all or nothing, once
-                _reorder_dedup_keys(db)
-                db.execute("DROP INDEX IF EXISTS conversions_identity")
+                if version < 1:
+                    _reorder_dedup_keys(db)
+                    db.execute("DROP INDEX IF EXISTS conversions_identity")
+                db.execute("DROP INDEX IF EXISTS conversions_account")
                 db.execute(f"PRAGMA user_version = {VERSION}")
 
     def close(self) -> None:

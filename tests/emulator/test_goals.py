@@ -12,7 +12,7 @@ from openapi_client.models.campaign.offline_conversion_goal import OfflineConver
 from pydantic import ValidationError
 
 from include.msads_emulator.testing import http_session
-from tests.emulator.support import fault_codes, fault_of
+from tests.emulator.support import ago, batch_errors, conversion, fault_codes, fault_of, upload
 
 ADD_PATH = "/CampaignManagement/v13/ConversionGoals"
 GET_PATH = "/CampaignManagement/v13/ConversionGoals/QueryByIds"
@@ -78,6 +78,29 @@ def test_null_ids_list_every_offline_goal_of_the_account(emu, cm, tenant):
                                                                       "FixedValue")
     assert shared.revenue.value == 25 and shared.revenue.currency_code == "EUR"
     assert mine.conversion_window_in_minutes == 43200 and mine.exclude_from_bidding is False
+
+
+def test_a_goal_records_conversions_once_the_account_uploaded_one_for_it(emu, cm, tenant):
+    emu.admin.create_goal("Shared", customer_id=tenant.customer_id)
+    other = emu.admin.create_account(tenant.customer_id)["id"]
+    clicks = {account: emu.admin.issue_click(account, click_time={"ago": 3 * 3600})
+              for account in (tenant.account_id, other)}
+
+    def statuses(account: int) -> dict[str, str]:
+        cm.use(tenant, account_id=account)
+        return {g.name: g.tracking_status.value for g in list_offline(cm).conversion_goals}
+
+    assert statuses(tenant.account_id) == {"Offline purchase": "NoRecentConversions",
+                                           "Shared": "NoRecentConversions"}
+    cm.use(tenant, account_id=other)
+    assert batch_errors(upload(cm, [conversion(tenant, ago(emu, hours=1), ConversionName="Shared",
+                                               MicrosoftClickId=clicks[other])])) == []
+    assert statuses(other) == {"Shared": "RecordingConversions"}
+    assert statuses(tenant.account_id)["Shared"] == "NoRecentConversions"  # another's upload
+    assert batch_errors(upload(cm.use(tenant), [conversion(
+        tenant, ago(emu, hours=1), MicrosoftClickId=clicks[tenant.account_id])])) == []
+    assert statuses(tenant.account_id) == {"Offline purchase": "RecordingConversions",
+                                           "Shared": "NoRecentConversions"}
 
 
 def test_fields_not_asked_for_are_absent(emu, cm, tenant):

@@ -1,6 +1,7 @@
 """A state file written before dedup keys were goal|identity|time (they were goal|time|identity,
 with an index on conversions (goal_id, identity)) keeps deduplicating, finding adjustments'
-originals and counting Unique goals once the emulator opens it."""
+originals and counting Unique goals once the emulator opens it; one written before the index on
+conversions (account_id) was dropped loses it."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def _keys(path) -> dict[str, list[str]]:
 
 def _as_written_before(path) -> None:
     """Turn a state file into what the emulator wrote before: keys goal|time|identity, the
-    (goal_id, identity) index, and no user_version."""
+    (goal_id, identity) and (account_id) indexes, and no user_version."""
     db = sqlite3.connect(path)
     try:
         for table in ("conversions", "duplicates"):
@@ -41,6 +42,7 @@ def _as_written_before(path) -> None:
         assert rows and all(key == f"{goal_id}|{iso(when)}|{identity}"
                             for goal_id, when, identity, key in rows)
         db.execute("CREATE INDEX conversions_identity ON conversions (goal_id, identity)")
+        db.execute("CREATE INDEX conversions_account ON conversions (account_id)")
         db.execute("PRAGMA user_version = 0")
         db.commit()
     finally:
@@ -68,7 +70,7 @@ def test_an_old_state_file_still_knows_its_conversions_resent_and_adjusted(tmp_p
         assert batch_errors(upload(cm, rows)) == []
         assert batch_errors(upload(cm, rows[:1])) == []  # a duplicate, kept as such
     _as_written_before(state)
-    assert "conversions_identity" in _indexes(state)
+    assert {"conversions_identity", "conversions_account"} <= _indexes(state)
 
     with Emulator(state) as second:
         cm = campaign_client(second, tenant)
@@ -84,7 +86,7 @@ def test_an_old_state_file_still_knows_its_conversions_resent_and_adjusted(tmp_p
         [adjusted] = second.admin.adjustments()
         assert (adjusted["original_id"], adjusted["applied"]) == (by_email["id"], True)
         assert second.admin.conversions()[1]["retracted_at"] is not None
-    assert "conversions_identity" not in _indexes(state)
+    assert not {"conversions_identity", "conversions_account"} & _indexes(state)
 
     upgraded = _keys(state)
     assert upgraded["conversions"] == [
@@ -95,6 +97,34 @@ def test_an_old_state_file_still_knows_its_conversions_resent_and_adjusted(tmp_p
     with Emulator(state):  # opened again: nothing more to do
         pass
     assert _keys(state) == upgraded
+
+
+def test_a_state_file_of_version_1_loses_the_account_index_and_keeps_its_keys(tmp_path):
+    state = str(tmp_path / "emulator.sqlite")
+    with Emulator(state) as first:
+        tenant = seed_tenant(first)
+        click = first.admin.issue_click(tenant.account_id, click_time={"ago": 3 * 3600})
+        row = conversion(tenant, ago(first, hours=1), MicrosoftClickId=click)
+        assert batch_errors(upload(campaign_client(first, tenant), [row])) == []
+    db = sqlite3.connect(state)
+    try:  # as the emulator wrote it with dedup keys goal|identity|time and the account index
+        db.execute("CREATE INDEX conversions_account ON conversions (account_id)")
+        db.execute("PRAGMA user_version = 1")
+        db.commit()
+    finally:
+        db.close()
+    keys = _keys(state)
+
+    with Emulator(state) as second:
+        assert batch_errors(upload(campaign_client(second, tenant), [row])) == []
+        assert len(second.admin.duplicates()) == 1  # the stored key still found
+    assert "conversions_account" not in _indexes(state)
+    assert _keys(state)["conversions"] == keys["conversions"]
+    db = sqlite3.connect(state)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    finally:
+        db.close()
 
 
 def test_an_old_state_files_unique_goal_still_counts_only_the_earliest(tmp_path):
