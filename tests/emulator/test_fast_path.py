@@ -226,6 +226,29 @@ def test_a_stored_key_undoes_the_one_insert_and_keeps_the_repeat_as_a_duplicate(
     assert duplicate["request_id"] == 2 and duplicate["original_id"] == 1
 
 
+@pytest.mark.parametrize("one_by_one", [False, True])
+def test_stored_keys_among_new_ones_are_kept_as_duplicates_and_the_rest_stored(one_by_one):
+    """The one INSERT stores the new conversions of a call with stored ones among them as the
+    row-by-row path does (forced here by a repeat within the call): the same ids, in the order
+    sent, and a duplicate of each stored one pointing at it."""
+    items = [{**GOOD, "ConversionTime": _at(2 * HOUR + i)} for i in range(6)]
+    accepted = [verdict for _, verdict in _fast(items, _context())]
+    store = Store()
+    with store.transaction() as db:
+        offline.record_conversions(db, accepted[1:5:2], 1, NOW)  # items 1 and 3
+    again = accepted + [accepted[4]] if one_by_one else accepted
+    with store.transaction() as db:
+        offline.record_conversions(db, again, 2, NOW)
+    key = offline.ACCEPTED.index("dedup_key")
+    assert [(r["id"], r["request_id"], r["dedup_key"]) for r in store.query(
+        "SELECT * FROM conversions ORDER BY id")] == [
+        (1, 1, accepted[1][key]), (2, 1, accepted[3][key]), (3, 2, accepted[0][key]),
+        (4, 2, accepted[2][key]), (5, 2, accepted[4][key]), (6, 2, accepted[5][key])]
+    assert [(r["id"], r["request_id"], r["item_index"], r["original_id"]) for r in store.query(
+        "SELECT * FROM duplicates ORDER BY id")] == [(1, 2, 1, 1), (2, 2, 3, 2)] + (
+        [(3, 2, 4, 5)] if one_by_one else [])
+
+
 def test_the_click_lookups_give_the_stored_clicks_columns_the_rules_read():
     store = Store()
     try:
