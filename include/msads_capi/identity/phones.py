@@ -330,13 +330,16 @@ def _type_known(numbers: pa.Array, p: _Plan) -> np.ndarray:
     lengths = _lengths(numbers)
     open_ = _matches(numbers, lengths, p.general)
     known = np.zeros(len(numbers), bool)
+    # The numbers no type has matched yet, shrinking as types match (most match the first).
+    rows = np.flatnonzero(open_)
+    remaining, lengths = subset(numbers, open_), lengths[rows]
     for desc in p.types:
-        if not open_.any():
+        if not len(rows):
             break
-        rows = np.flatnonzero(open_)
-        hit = rows[_matches(subset(numbers, open_), lengths[rows], desc)]
-        known[hit] = True
-        open_[hit] = False
+        hit = _matches(remaining, lengths, desc)
+        if hit.any():
+            known[rows[hit]] = True
+            rows, lengths, remaining = rows[~hit], lengths[~hit], remaining.filter(pa.array(~hit))
     return known
 
 
@@ -346,23 +349,23 @@ def _valid(numbers: pa.Array, calling_code: int) -> np.ndarray:
     if len(regions) == 1:
         return _type_known(numbers, plan(regions[0]))
     valid = np.zeros(len(numbers), bool)
-    open_ = np.ones(len(numbers), bool)
+    # The numbers no region has claimed yet, shrinking region by region (most go to the first).
+    rows = np.arange(len(numbers))
+    remaining = numbers
     for region in regions:
         p = plan(region)
         if p is None:
             continue
-        if not open_.any():
+        if not len(rows):
             break
-        rows = np.flatnonzero(open_)
-        remaining = subset(numbers, open_)
         if p.leading_digits is not None:
-            chosen = _starts(remaining, p.leading_digits)
-            valid[rows[chosen]] = _type_known(subset(remaining, chosen), p)
-            open_[rows[chosen]] = False
+            claimed = _starts(remaining, p.leading_digits)
+            valid[rows[claimed]] = _type_known(subset(remaining, claimed), p)
         else:
-            hit = rows[_type_known(remaining, p)]
-            valid[hit] = True
-            open_[hit] = False
+            claimed = _type_known(remaining, p)
+            valid[rows[claimed]] = True
+        if claimed.any():
+            rows, remaining = rows[~claimed], remaining.filter(pa.array(~claimed))
     return valid
 
 
