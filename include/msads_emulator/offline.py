@@ -391,8 +391,9 @@ class Conversions:
         ids = found["MicrosoftClickId"]
         whole = _all_hex(ids, 32)  # then none has spaces to strip
         # MicrosoftClickId as sent -> _click_facts of it as read (5604 cannot apply)
-        self.click_ids = {raw_id: self._click_facts(raw_id if whole else raw_id.strip())
-                          for raw_id in ids if whole or CLICK_ID.fullmatch(raw_id.strip())}
+        self.click_ids = self._click_facts(
+            {raw_id: raw_id if whole else raw_id.strip() for raw_id in ids
+             if whole or CLICK_ID.fullmatch(raw_id.strip())})
         hashes = found["HashedEmailAddress"] | found["HashedPhoneNumber"]
         whole = _all_hex(hashes, 64)
         # a hashed email or phone as sent and not blank -> (as read, whether it is a SHA-256,
@@ -411,17 +412,23 @@ class Conversions:
         return {text: read for text, read in read_times(texts).items()
                 if read[0] <= now and now - read[0] <= LOOKBACK}  # else 5614 or 5609
 
-    def _click_facts(self, click_id: str) -> tuple[str, str, float | None, str | None]:
-        """(the click id as read, its ``_identity``, the time of its click when that is this
-        account's, else None and why a conversion of it will not count)."""
-        click = self.ctx.click(click_id)
-        if click is None:
-            own, reason = None, NO_MATCHING_CLICK
-        elif click["account_id"] != self.account[0]:
-            own, reason = None, ACCOUNT_MISMATCH
-        else:
-            own, reason = click["click_time"], None
-        return click_id, _identity(click_id, None, None), own, reason
+    def _click_facts(self, read: dict[str, str]
+                     ) -> dict[str, tuple[str, str, float | None, str | None]]:
+        """For click ids as sent and as read: (the click id as read, its ``_identity``, the
+        time of its click when that is this account's, else None and why a conversion of it
+        will not count), by click id as sent."""
+        facts = {}
+        click_of, account_id = self.ctx.click, self.account[0]
+        for raw_id, click_id in read.items():
+            click = click_of(click_id)
+            if click is None:
+                own, reason = None, NO_MATCHING_CLICK
+            elif click["account_id"] != account_id:
+                own, reason = None, ACCOUNT_MISMATCH
+            else:
+                own, reason = click["click_time"], None
+            facts[raw_id] = (click_id, _identity(click_id, None, None), own, reason)
+        return facts
 
     def _hash_clicks(self) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
         """The times of this account's identified clicks (``Context.identified``) by hashed
@@ -517,8 +524,9 @@ class Conversions:
         BatchError code or the accepted conversion). A forced item is read, not checked."""
         texts: dict[int, Item] = {}
         verdicts: list[tuple[int, int | tuple]] = []
+        plain = self.plain
         for index, item in enumerate(raw):
-            accepted = self.plain(item, index) if index not in forced else None
+            accepted = plain(item, index) if index not in forced else None
             if accepted is not None:
                 verdicts.append((index, accepted))
                 continue

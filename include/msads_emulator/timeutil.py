@@ -95,29 +95,39 @@ def read_times(texts: Collection[str]) -> dict[str, tuple[float, str]]:
     seconds ``fromisoformat`` accepts; the sum is a whole number of seconds, so it is the
     same float. Anything else, or a part those refuse, goes through ``parse_datetime_iso``."""
     plain = all_plain(texts)
-    days: dict[str, int | None] = {}
     found: dict[str, tuple[float, str]] = {}
-    for text in texts:
-        if plain and text[19:] in _UTC_ZONES and text[0] != "0":
-            day_text = text[:10]
-            if day_text in days:
-                day = days[day_text]
-            else:
-                try:
-                    day = (date.fromisoformat(day_text).toordinal() - _EPOCH_DAY) * 86400
-                except ValueError:
-                    day = None
-                days[day_text] = day
+    others = [] if plain else texts
+    if plain:
+        days: dict[str, int | None] = {}
+        for text in texts:
+            day = days.get(text[:10])
+            if day is None:  # a date not seen yet, or one that cannot be read
+                day = days[text[:10]] = None if text[:10] in days else _day(text[:10])
+            zone = text[19:]
             minutes = _HOURS_MINUTES.get(text[11:16])
             seconds = _SECONDS.get(text[17:19])
-            if day is not None and minutes is not None and seconds is not None:
-                found[text] = (float(day + minutes + seconds), text[:19] + "Z")
-                continue
+            if day is None or minutes is None or seconds is None or zone not in _UTC_ZONES:
+                others.append(text)
+            else:
+                found[text] = (float(day + minutes + seconds),
+                               text if zone == "Z" else text[:19] + "Z")
+    for text in others:
         try:
             found[text] = parse_datetime_iso(text, plain)
         except ValueError:
             continue
     return found
+
+
+def _day(text: str) -> int | None:
+    """The epoch seconds of a date ``yyyy-mm-dd`` after the year 999 (``iso`` writes earlier
+    years its own way), or None."""
+    if text[0] == "0":
+        return None
+    try:
+        return (date.fromisoformat(text).toordinal() - _EPOCH_DAY) * 86400
+    except ValueError:
+        return None
 
 
 def iso(epoch: float | None) -> str | None:
