@@ -337,16 +337,18 @@ def _phone_rows(values: pa.Array, region_of: np.ndarray, region_names: list[str 
                 prehashed: bool) -> tuple[pa.Array, np.ndarray]:
     """Read each distinct (value, region) pair once; spread the results back over the rows."""
     encoded = values.dictionary_encode()
-    value_of = encoded.indices.fill_null(-1).to_numpy().astype(np.int64)
+    value_of = encoded.indices.fill_null(-1).to_numpy()
     pair_values = encoded.dictionary
     # Usually each number comes with one region only: then the pairs are the distinct values.
-    pair_region = np.zeros(len(pair_values), np.int64)
-    present = value_of >= 0
-    pair_region[value_of[present]] = region_of[present]
-    if (pair_region[value_of[present]] != region_of[present]).any():
+    # One slot more, written by the missing values (-1) and not compared.
+    pair_region = np.zeros(len(pair_values) + 1, np.int64)
+    pair_region[value_of] = region_of
+    mixed = pair_region[value_of] != region_of
+    pair_region = pair_region[:-1]
+    if (mixed & (value_of >= 0)).any():
         width = len(region_names)
         # One integer per (value, region) pair; a missing value (-1) stays distinguishable.
-        pair_of, keys = pd.factorize(value_of * width + region_of)
+        pair_of, keys = pd.factorize(value_of.astype(np.int64) * width + region_of)
         pair_values = pair_values.take(pa.array(keys // width, mask=keys < 0))
         pair_region = keys % width
         value_of = pair_of
