@@ -104,10 +104,11 @@ def _start(values: pa.Array, prehashed: bool) -> tuple[Column, pa.Array, np.ndar
     missing = ~_mask(values.is_valid())
     reason[missing] = _CODE["missing"]
     trimmed = pc.utf8_trim(values, PY_WHITESPACE)
-    empty = ~missing & (_lengths(trimmed) == 0)
+    lengths = _lengths(trimmed)
+    empty = ~missing & (lengths == 0)
     reason[empty] = _CODE["empty"]
     # A digest is 64 ASCII characters, so 64 bytes: the regex runs on those values alone.
-    hexed = ~missing & (_lengths(trimmed) == 64)
+    hexed = ~missing & (lengths == 64)
     if hexed.any():
         hexed[hexed] = _mask(pc.match_substring_regex(trimmed.filter(pa.array(hexed)),
                                                       _SHA256_HEX))
@@ -141,24 +142,33 @@ def _python_case_class() -> str:
                                      for a, b in zip(starts, ends, strict=True)) + "]"
 
 
+def _ascii(strings: pa.Array) -> np.ndarray:
+    """Which values are all ASCII: no byte of 0x80 or above (on the raw buffers)."""
+    offsets, data = string_buffers(strings)
+    result = np.ones(len(strings), bool)
+    high = offsets[0] + np.flatnonzero(data[offsets[0]:offsets[-1]] >= 0x80)
+    result[owners(offsets, high)] = False
+    return result
+
+
 def _lower(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """``str.lower()`` exactly: Arrow where its case mapping is Python's, Python for the rest.
 
     Returns the lowered values and which of them are ASCII.
     """
-    ascii_ = _mask(pc.string_is_ascii(values))
+    ascii_ = _ascii(values)
+    lowered = pc.ascii_lower(values)
     if ascii_.all():
-        return pc.ascii_lower(values), ascii_
-    lowered = pc.utf8_lower(values)
-    others = np.flatnonzero(~ascii_)
-    python = others[_mask(pc.match_substring_regex(values.take(pa.array(others)),
-                                                    _python_case_class()))]
-    if not len(python):
         return lowered, ascii_
-    mask = np.zeros(len(values), bool)
-    mask[python] = True
-    text = [v.lower() for v in values.take(pa.array(python)).to_pylist()]
-    return _put(lowered, mask, pa.array(text, pa.string())), ascii_
+    # Values with any other character (a few): Arrow's utf8_lower, or Python's own str.lower().
+    others = values.filter(pa.array(~ascii_))
+    text = pc.utf8_lower(others)
+    python = _mask(pc.match_substring_regex(others, _python_case_class()))
+    if python.any():
+        text = _put(text, python, pa.array([v.lower() for v in
+                                            others.filter(pa.array(python)).to_pylist()],
+                                           pa.string()))
+    return _put(lowered, ~ascii_, text), ascii_
 
 
 def emails(values: pa.Array, *, prehashed: bool = False, gmail_canonical: bool = False) -> Column:
