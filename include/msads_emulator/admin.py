@@ -434,10 +434,13 @@ class Admin:
             where.append("id > ?")
             params.append(int(req.query["since_id"]))
         bodies = req.query.get("bodies", "true").lower() not in ("0", "false", "no")
-        cols = "*" if bodies else ("id, received_at, real_time, service, operation, method, "
-                                   "path, headers, status, account_id, customer_id, "
-                                   "tracking_id, outcome")
-        rows = self.store.query(f"SELECT {cols} FROM requests"
+        cols = ("id, received_at, real_time, service, operation, method, path, headers, "
+                "COALESCE(b.body, r.body) AS body, status, response, account_id, customer_id, "
+                "tracking_id, outcome") if bodies else (
+            "id, received_at, real_time, service, operation, method, path, headers, status, "
+            "account_id, customer_id, tracking_id, outcome")
+        rows = self.store.query(f"SELECT {cols} FROM requests r LEFT JOIN request_bodies b "
+                                "ON b.request_id = r.id"
                                 + (f" WHERE {' AND '.join(where)}" if where else "")
                                 + " ORDER BY id", params)
         for r in rows:

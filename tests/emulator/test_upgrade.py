@@ -178,3 +178,23 @@ def test_a_unique_recount_reads_one_range_of_the_dedup_key_index():
                                                                   (mine, 1)]
     finally:
         store.close()
+
+
+def test_requests_logged_with_their_body_in_the_requests_table_still_list_it(tmp_path):
+    state = str(tmp_path / "emulator.sqlite")
+    with Emulator(state) as first:
+        tenant = seed_tenant(first)
+        assert batch_errors(upload(campaign_client(first, tenant), [
+            conversion(tenant, ago(first, hours=1), HashedEmailAddress=SHA)])) == []
+        logged = first.admin.requests(operation="ApplyOfflineConversions")
+    db = sqlite3.connect(state)
+    try:  # as an older version logged it: the body in requests.body
+        db.execute("UPDATE requests SET body = (SELECT body FROM request_bodies "
+                   "WHERE request_id = requests.id)")
+        db.execute("DROP TABLE request_bodies")
+        db.commit()
+    finally:
+        db.close()
+    with Emulator(state) as second:
+        assert second.admin.requests(operation="ApplyOfflineConversions") == logged
+        assert SHA in logged[0]["body"]
