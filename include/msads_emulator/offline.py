@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import re
 import sys
 from collections.abc import Callable, Collection, Container, Iterable, Mapping
@@ -681,19 +682,41 @@ _NULL_TEXT = 0
 _NULL_REAL = math.nan
 
 
+_COLUMNS = ("request_id, item_index, account_id, customer_id, goal_id, conversion_name, "
+            "conversion_time, click_id, hashed_email, hashed_phone, value, currency, "
+            "external_attribution_credit, external_attribution_model, identity, dedup_key, "
+            "counted, not_counted_reason, received_at")
+# What every row of a call usually shares (``_shared``): account, customer, goal, name and
+# currency, and no external attribution.
+_SHARED = operator.itemgetter(_ACCOUNT, _CUSTOMER, _GOAL, _NAME, _CURRENCY, _CREDIT, _MODEL)
+
+
 def _insert_conversions(db: sqlite3.Connection, rows: list[tuple], request_id: int,
                         now: float, *, if_new: bool = False) -> int:
     """Insert these conversions; how many were stored (``if_new``: not those whose dedup
     key is stored already)."""
     t, r = _NULL_TEXT, _NULL_REAL
+    upsert = " ON CONFLICT (dedup_key) DO NOTHING" if if_new else ""
+    shared = _shared(rows)
+    if shared is not None:
+        # Binding a value costs more than reading it from the statement (a text most): what
+        # all rows share is written into it (one statement per goal and currency, cached),
+        # and counted is worked out from the reason.
+        head, currency = shared
+        return db.executemany(
+            f"INSERT INTO conversions ({_COLUMNS}) VALUES (?1, ?2, {head}, ?3, "
+            f"NULLIF(?4, {t}), NULLIF(?5, {t}), NULLIF(?6, {t}), ?7, {currency}, NULL, NULL, "
+            f"?8, ?9, ?10 = {t}, NULLIF(?10, {t}), ?11){upsert}",
+            [(request_id, index, when, t if click is None else click,
+              t if email is None else email, t if phone is None else phone,
+              r if value is None else value, identity, key, t if reason is None else reason,
+              now)
+             for (index, _, _, _, _, when, click, email, phone, value, _, _, _, identity, key,
+                  reason, _) in rows]).rowcount
     return db.executemany(
-        "INSERT INTO conversions (request_id, item_index, account_id, customer_id, "
-        "goal_id, conversion_name, conversion_time, click_id, hashed_email, hashed_phone, "
-        "value, currency, external_attribution_credit, external_attribution_model, "
-        "identity, dedup_key, counted, not_counted_reason, received_at) VALUES "
+        f"INSERT INTO conversions ({_COLUMNS}) VALUES "
         f"(?, ?, ?, ?, ?, ?, ?, NULLIF(?, {t}), NULLIF(?, {t}), NULLIF(?, {t}), ?, "
-        f"NULLIF(?, {t}), ?, NULLIF(?, {t}), ?, ?, ?, NULLIF(?, {t}), ?)"
-        + (" ON CONFLICT (dedup_key) DO NOTHING" if if_new else ""),
+        f"NULLIF(?, {t}), ?, NULLIF(?, {t}), ?, ?, ?, NULLIF(?, {t}), ?){upsert}",
         [(request_id, index, account, customer, goal, name, when,
           t if click is None else click, t if email is None else email,
           t if phone is None else phone, r if value is None else value,
@@ -702,6 +725,35 @@ def _insert_conversions(db: sqlite3.Connection, rows: list[tuple], request_id: i
           t if reason is None else reason, now)
          for (index, account, customer, goal, name, when, click, email, phone, value, currency,
               credit, model, identity, key, reason, _) in rows]).rowcount
+
+
+def _shared(rows: list[tuple]) -> tuple[str, str] | None:
+    """When all rows have the same account, customer and goal ids (integers), conversion
+    name and currency (text SQL can hold as written, or none) and no external attribution:
+    (the ids and the name as SQL, the currency as SQL). Else None."""
+    shared = set(map(_SHARED, rows))
+    if len(shared) != 1:
+        return None
+    [(account, customer, goal, name, currency, credit, model)] = shared
+    name_sql = _sql_text(name)
+    currency_sql = "NULL" if currency is None else _sql_text(currency)
+    if type(account) is not int or type(customer) is not int or type(goal) is not int \
+            or name_sql is None or currency_sql is None or credit is not None \
+            or model is not None:
+        return None
+    return f"{account}, {customer}, {goal}, {name_sql}", currency_sql
+
+
+def _sql_text(text: object) -> str | None:
+    """A text as an SQL literal SQLite reads back as it is, or None (not a str, or one
+    holding a NUL or what UTF-8 cannot encode)."""
+    if type(text) is not str or "\0" in text:
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _adjustment_outcome(db: sqlite3.Connection, c: dict,

@@ -180,17 +180,9 @@ def test_an_unreadable_item_faults_the_call_as_before(bad):
     assert fast.value.as_json("t") == full.value.as_json("t")
 
 
-def test_one_insert_stores_what_the_row_by_row_insert_stores():
-    mix = [{**m, "ConversionTime": _at(2 * HOUR + i)}
-           if m and m["ConversionTime"] == GOOD["ConversionTime"] else m
-           for i, m in enumerate(MIX)]  # each accepted one its own dedup key
-    key = offline.ACCEPTED.index("dedup_key")
-    accepted = list({verdict[key]: verdict for _, verdict in reversed(_fast(mix, _context()))
-                     if not isinstance(verdict, int)}.values())[::-1]
-    assert len(accepted) > 20
-    for field in ("value", "hashed_email", "external_attribution_credit", "not_counted_reason"):
-        values = {c[offline.ACCEPTED.index(field)] for c in accepted}
-        assert None in values and len(values) > 1, field
+def _stored_both_ways(accepted: list[tuple]) -> list[list[tuple]]:
+    """The conversions (every column and its type) that one INSERT stores, and that the
+    row-by-row INSERT stores (forced by a repeat within the request)."""
     columns = ("item_index, account_id, customer_id, goal_id, conversion_name, conversion_time, "
                "click_id, hashed_email, hashed_phone, value, currency, "
                "external_attribution_credit, external_attribution_model, identity, dedup_key, "
@@ -209,9 +201,46 @@ def test_one_insert_stores_what_the_row_by_row_insert_stores():
         stored.append([tuple(r) for r in rows])
         if one_by_one:
             assert len(store.query("SELECT * FROM duplicates")) == 1
-    assert stored[0] == stored[1]
     assert len(stored[0]) == len(accepted)
     assert not any(isinstance(v, float) and math.isnan(v) for row in stored[0] for v in row)
+    return stored
+
+
+def test_one_insert_stores_what_the_row_by_row_insert_stores():
+    mix = [{**m, "ConversionTime": _at(2 * HOUR + i)}
+           if m and m["ConversionTime"] == GOOD["ConversionTime"] else m
+           for i, m in enumerate(MIX)]  # each accepted one its own dedup key
+    key = offline.ACCEPTED.index("dedup_key")
+    accepted = list({verdict[key]: verdict for _, verdict in reversed(_fast(mix, _context()))
+                     if not isinstance(verdict, int)}.values())[::-1]
+    assert len(accepted) > 20
+    for field in ("value", "hashed_email", "external_attribution_credit", "not_counted_reason"):
+        values = {c[offline.ACCEPTED.index(field)] for c in accepted}
+        assert None in values and len(values) > 1, field
+    stored, row_by_row = _stored_both_ways(accepted)
+    assert stored == row_by_row
+
+
+@pytest.mark.parametrize("name", ["Purchase", "O'Brien's \"deal\" — ünïcode ☃ ''",
+                                  "x'); DROP TABLE conversions; --"])
+@pytest.mark.parametrize("currency", ["USD", " EUR ", None])
+def test_one_insert_of_one_goals_conversions_stores_what_the_row_by_row_insert_stores(
+        name, currency):
+    """All of a call's conversions of one goal and currency: what they share is written into
+    the INSERT rather than bound, and stored the same."""
+    ctx = _context()
+    ctx.goals[name] = _goal(7, name)
+    items = [{**item, "ConversionName": name, "ConversionTime": _at(2 * HOUR + i),
+              "ConversionCurrencyCode": currency, "ConversionValue": i or None}
+             for i, item in enumerate([GOOD, *HASHED, {**GOOD, "MicrosoftClickId": "c" * 32}])]
+    accepted = [verdict for _, verdict in _fast(items, ctx)]
+    assert all(type(verdict) is tuple for verdict in accepted)
+    reason = offline.ACCEPTED.index("not_counted_reason")
+    assert {None, offline.NO_MATCHING_CLICK} <= {c[reason] for c in accepted}
+    assert offline._shared(accepted) is not None  # the INSERT that writes them in
+    stored, row_by_row = _stored_both_ways(accepted)
+    assert stored == row_by_row
+    assert {row[4] for row in stored} == {name}
 
 
 def test_a_stored_key_undoes_the_one_insert_and_keeps_the_repeat_as_a_duplicate():
