@@ -113,6 +113,80 @@ def test_a_run_killed_while_planning_new_events_leaves_them_to_the_next(shop, mo
     assert len(s.emu.admin.conversions()) == 12 and s.emu.admin.duplicates() == []
 
 
+def test_a_chunk_read_while_the_one_before_is_written_skips_the_events_in_that_one(
+        shop, monkeypatch):
+    """The next chunk is read and planned while the one before it is written: an event id
+    whose first row is in the chunk being written (the ledger does not show it yet) is the
+    same event, and is planned once."""
+    from include.msads_capi.pipeline import plan as plan_module
+
+    s = shop
+    when = s.now() - timedelta(hours=1)
+    with psycopg.connect(s.warehouse.url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE loose_events (event_id text, space_id text NOT NULL, "
+                     "event_name text NOT NULL, event_time timestamptz NOT NULL, "
+                     "value numeric, currency_code text, msclkid text, email text, phone text, "
+                     "attributed_platform text, ingested_at timestamptz NOT NULL DEFAULT now())")
+        for event_id in ("a", "b", "b", "c"):  # chunks of 2: (a, b) and (b again, c)
+            conn.execute("INSERT INTO loose_events (event_id, space_id, event_name, event_time, "
+                         "value, msclkid, attributed_platform) VALUES (%s, 'shop', 'Purchase', "
+                         "%s, 10, %s, 'microsoft')", (event_id, when, s.click()))
+    monkeypatch.setenv("MSADS_EVENTS_TABLE", "loose_events")
+    read_once = threading.Condition()
+    reads, writes = [], []
+    real_read, real_write = plan_module._read_chunk, plan_module._write_chunk
+
+    def read(*args, **kwargs):
+        chunk = real_read(*args, **kwargs)
+        with read_once:
+            reads.append(chunk)
+            read_once.notify_all()
+        return chunk
+
+    def write(*args, **kwargs):  # chunk n is written once chunk n + 1 has been read
+        writes.append(1)
+        with read_once:
+            assert read_once.wait_for(lambda: len(reads) > len(writes), 30)
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(plan_module, "_read_chunk", read)
+    monkeypatch.setattr(plan_module, "_write_chunk", write)
+    summary = s.run(config=PipelineConfig(chunk_size=2))
+    assert summary["claimed"]["new"] == 3
+    assert [s.reason(e) for e in "abc"] == [["uploaded"]] * 3
+    assert len(s.emu.admin.conversions()) == 3 and s.emu.admin.duplicates() == []
+
+
+def test_a_run_whose_chunk_another_run_took_meanwhile_plans_it_not_again(shop, monkeypatch):
+    """A chunk is read before its transaction takes the cursor. When another run moved the
+    cursor in between, the chunk is not written, and the run reads on from where the other
+    one left the cursor."""
+    from include.msads_capi.pipeline import plan as plan_module
+
+    s = shop
+    events = [s.event() for _ in range(5)]
+    config = PipelineConfig(chunk_size=3)
+    real_read = plan_module._read_chunk
+    overtaken = []
+
+    def read(*args, **kwargs):
+        chunk = real_read(*args, **kwargs)
+        if not overtaken:  # the other run takes every new event now
+            overtaken.append(None)
+            overtaken[0] = plan_module.plan(s.warehouse, "other", s.now(), config)
+        return chunk
+
+    monkeypatch.setattr(plan_module, "_read_chunk", read)
+    planned = plan_module.plan(s.warehouse, "slow", s.now(), config)
+    assert overtaken[0].new_events == 5 and planned.new_events == 0 and not +planned
+    with psycopg.connect(s.warehouse.url) as conn:
+        ledger = conn.execute("SELECT event_id, run_id, reason FROM msads.results "
+                              "ORDER BY event_id").fetchall()
+        outbox = conn.execute("SELECT run_id, count(*) FROM msads.outbox GROUP BY 1").fetchall()
+    assert ledger == [(e, "other", "ready") for e in sorted(events)]
+    assert outbox == [("other", 5)]
+
+
 def test_throttling_then_recovery(shop, sleeper):
     s = shop
     event = s.event()

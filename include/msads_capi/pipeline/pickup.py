@@ -53,9 +53,23 @@ def lock_cursor(conn: psycopg.Connection, name: str) -> tuple[object, str]:
     so a run that waited reads where the one before it left the cursor."""
     conn.execute("SELECT pg_advisory_xact_lock(hashtext('msads.pickup_cursor:' || %s))",
                  (name,))
+    return cursor_position(conn, name)
+
+
+def cursor_position(conn: psycopg.Connection, name: str) -> tuple[object, str]:
+    """Where the cursor ``name`` stands, ``("-infinity", "")`` before its first move."""
     row = conn.execute("SELECT ingested_at, event_id FROM msads.pickup_cursor WHERE name = %s",
                        (name,)).fetchone()
     return row if row else ("-infinity", "")
+
+
+def same_position(a: tuple[object, str], b: tuple[object, str]) -> bool:
+    """Whether two cursor positions are one (times as datetimes or pandas Timestamps)."""
+    import pandas as pd
+
+    if isinstance(a[0], str) or isinstance(b[0], str):
+        return a == b
+    return a[1] == b[1] and pd.Timestamp(a[0]) == pd.Timestamp(b[0])
 
 
 def advance(conn: psycopg.Connection, name: str, at: object, last_id: str, run_id: str) -> None:

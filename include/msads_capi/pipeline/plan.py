@@ -25,6 +25,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -46,10 +49,16 @@ from include.msads_capi.outcomes import (
 )
 from include.msads_capi.pipeline.adjustments import plan_adjustments
 from include.msads_capi.pipeline.hashing import hash_frame
-from include.msads_capi.pipeline.pickup import EVENTS, advance, lock_cursor
+from include.msads_capi.pipeline.pickup import (
+    EVENTS,
+    advance,
+    cursor_position,
+    lock_cursor,
+    same_position,
+)
 from include.msads_capi.settings import PipelineConfig, events_table
 from include.msads_capi.sql import frame, query
-from include.msads_capi.warehouse import Warehouse, transaction
+from include.msads_capi.warehouse import Warehouse, connect, transaction
 
 if TYPE_CHECKING:
     import psycopg
@@ -343,51 +352,121 @@ class PlanCounts(Counter):
             self[READY] += ready.count
 
 
+def _decide(planner: Planner, finals: list[Planned], pairs: pd.DataFrame,
+            events: pd.DataFrame, coverage: Counter) -> tuple[list[Planned], ReadyFrames]:
+    """One chunk's per-goal rules and hashing: its ledger rows decided one by one (``finals``
+    first) and the frames of the rest."""
+    rows, outbox, ready = planner.decide(pairs, events)
+    rows, ready = planner.hash_outgoing(rows, outbox, ready, events, coverage)
+    return finals + rows, ready
+
+
 def _decide_and_write(conn: psycopg.Connection, planner: Planner, finals: list[Planned],
                       pairs: pd.DataFrame, events: pd.DataFrame, counts: PlanCounts,
                       replanned: list[tuple] | None = None) -> None:
     """One chunk's per-goal rules and hashing, then its ledger and outbox rows, counted."""
-    rows, outbox, ready = planner.decide(pairs, events)
-    rows, ready = planner.hash_outgoing(rows, outbox, ready, events, counts.coverage)
-    plan_rows(conn, finals + rows, [], replanned=replanned or [], ready=ready)
-    counts.record(finals + rows, ready)
+    rows, ready = _decide(planner, finals, pairs, events, counts.coverage)
+    plan_rows(conn, rows, [], replanned=replanned or [], ready=ready)
+    counts.record(rows, ready)
+
+
+@dataclass
+class _Chunk:
+    """New events read after ``after`` up to ``last`` (``seen`` rows, at most ``limit``), and
+    what planning the ``taken`` ones (not in the ledger yet) made of them."""
+
+    after: tuple[object, str]
+    last: tuple[object, str]
+    seen: int
+    limit: int
+    ids: frozenset = frozenset()
+    rows: list[Planned] = field(default_factory=list)
+    ready: ReadyFrames = ReadyFrames(None, None)
+    coverage: Counter = field(default_factory=Counter)
+
+    @property
+    def taken(self) -> int:
+        return len(self.ids)
+
+
+def _read_chunk(reader: psycopg.Connection, sql: str, planner: Planner,
+                after: tuple[object, str], limit: int, writing: frozenset) -> _Chunk | None:
+    """Read the next chunk after ``after`` and plan it (nothing is written here); None when
+    there is nothing after it. ``writing``: the event ids of the chunk being written, which
+    the ledger does not show yet."""
+    events = frame(reader.execute(sql, {"after_at": after[0], "after_id": after[1],
+                                        "limit": limit}))
+    if events.empty:
+        return None
+    last = events.iloc[-1]
+    chunk = _Chunk(after, (last.ingested_at, last.event_id), len(events), limit)
+    # the ledger has the known ones already; an event id twice in a custom table is one
+    # event: its first row counts
+    known = events["known"].astype(bool) | events["event_id"].isin(writing)
+    events = events[~known].drop(columns=["ingested_at", "known"]).drop_duplicates("event_id")
+    if not events.empty:
+        ledger = pd.DataFrame({"event_id": events["event_id"], "account_id": 0, "goal_id": 0,
+                               "first_seen_at": planner.now, "attempts": 0})
+        finals, pairs, _ = planner.expand(events, ledger, set())
+        chunk.rows, chunk.ready = _decide(planner, finals, pairs, events, chunk.coverage)
+        chunk.ids = frozenset(events["event_id"])
+    return chunk
+
+
+def _write_chunk(warehouse: Warehouse, chunk: _Chunk, run_id: str) -> bool:
+    """Write a planned chunk and move the cursor past it, in one transaction that holds the
+    cursor; False (nothing written) when the cursor is no longer where the chunk was read
+    from: another run moved it meanwhile."""
+    with transaction(warehouse) as conn:
+        if not same_position(lock_cursor(conn, EVENTS.cursor), chunk.after):
+            return False
+        if chunk.taken:
+            plan_rows(conn, chunk.rows, [], ready=chunk.ready)
+        advance(conn, EVENTS.cursor, *chunk.last, run_id)
+    return True
 
 
 def _plan_new_events(warehouse: Warehouse, planner: Planner, optional: str,
                      counts: PlanCounts) -> None:
     """Take new events after the pick-up cursor, a chunk at a time, and plan them.
 
-    Each chunk is one transaction that holds the cursor's lock (``lock_cursor``): read the
-    events after it, plan and hash those the ledger does not have yet, write their ledger and
-    outbox rows, move the cursor past them all. A concurrent run waits for the lock and reads
-    after the moved cursor; a run that dies leaves the cursor and the ledger as they were. Up
-    to ``max_events_per_run`` new events per run.
+    Each chunk is written in one transaction that holds the cursor (``lock_cursor``): its
+    ledger and outbox rows, and the cursor moved past all it read. That transaction runs in a
+    thread while the next chunk is read and planned here (reading, planning and hashing is
+    this process's work; writing is the warehouse's: one waits for the other no more). A
+    chunk is read from where the one before it ended, so the transaction first checks that the
+    cursor still stands there: if another run moved it meanwhile, nothing is written, and the
+    events are read again after the moved cursor. A run that dies leaves the cursor and the
+    ledger as they were. Up to ``max_events_per_run`` new events per run.
     """
-    config, run_id = planner.config, planner.run_id
+    config = planner.config
     sql = query("plan_new_events").replace("{{optional}}", optional)
-    while counts.new_events < config.max_events_per_run:
-        limit = min(config.chunk_size, config.max_events_per_run - counts.new_events)
-        with transaction(warehouse) as conn:
-            after_at, after_id = lock_cursor(conn, EVENTS.cursor)
-            events = frame(conn.execute(sql, {"after_at": after_at, "after_id": after_id,
-                                              "limit": limit}))
-            if events.empty:
+    with ThreadPoolExecutor(1, thread_name_prefix="msads-plan-write") as writer, \
+            closing(connect(warehouse, autocommit=True)) as reader:
+        writing: tuple[Future, _Chunk] | None = None
+        after: tuple[object, str] | None = None
+        more = True
+        while True:
+            chunk = None
+            taken = counts.new_events + (writing[1].taken if writing else 0)
+            if more and taken < config.max_events_per_run:
+                after = after or cursor_position(reader, EVENTS.cursor)
+                chunk = _read_chunk(reader, sql, planner, after,
+                                    min(config.chunk_size, config.max_events_per_run - taken),
+                                    writing[1].ids if writing else frozenset())
+            if writing is not None:
+                future, written = writing
+                writing = None
+                if not future.result():  # another run moved the cursor: read from there
+                    after, more = None, True
+                    continue
+                counts.new_events += written.taken
+                counts.record(written.rows, written.ready)
+                counts.coverage.update(written.coverage)
+            if chunk is None:
                 return
-            last, seen = events.iloc[-1], len(events)
-            advance(conn, EVENTS.cursor, last.ingested_at, last.event_id, run_id)
-            # the ledger has the known ones already; an event id twice in a custom table is
-            # one event: its first row counts
-            events = events[~events["known"].astype(bool)].drop(
-                columns=["ingested_at", "known"]).drop_duplicates("event_id")
-            if not events.empty:
-                ledger = pd.DataFrame({"event_id": events["event_id"], "account_id": 0,
-                                       "goal_id": 0, "first_seen_at": planner.now,
-                                       "attempts": 0})
-                finals, pairs, _ = planner.expand(events, ledger, set())
-                _decide_and_write(conn, planner, finals, pairs, events, counts)
-                counts.new_events += len(events)
-        if seen < limit:
-            return
+            writing = (writer.submit(_write_chunk, warehouse, chunk, planner.run_id), chunk)
+            after, more = chunk.last, chunk.seen == chunk.limit
 
 
 def plan(warehouse: Warehouse, run_id: str, now: datetime, config: PipelineConfig, *,
