@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from include.msads_capi import rules
 from include.msads_capi.events import select_optional
@@ -379,18 +381,19 @@ class _Chunk:
     last: tuple[object, str]
     seen: int
     limit: int
-    ids: frozenset = frozenset()
+    ids: pa.Array | None = None  # the event ids taken
     rows: list[Planned] = field(default_factory=list)
     ready: ReadyFrames = ReadyFrames(None, None)
     coverage: Counter = field(default_factory=Counter)
 
     @property
     def taken(self) -> int:
-        return len(self.ids)
+        return 0 if self.ids is None else len(self.ids)
 
 
 def _read_chunk(reader: psycopg.Connection, sql: str, planner: Planner,
-                after: tuple[object, str], limit: int, writing: frozenset) -> _Chunk | None:
+                after: tuple[object, str], limit: int, writing: pa.Array | None
+                ) -> _Chunk | None:
     """Read the next chunk after ``after`` and plan it (nothing is written here); None when
     there is nothing after it. ``writing``: the event ids of the chunk being written, which
     the ledger does not show yet."""
@@ -402,14 +405,18 @@ def _read_chunk(reader: psycopg.Connection, sql: str, planner: Planner,
     chunk = _Chunk(after, (last.ingested_at, last.event_id), len(events), limit)
     # the ledger has the known ones already; an event id twice in a custom table is one
     # event: its first row counts
-    known = events["known"].astype(bool) | events["event_id"].isin(writing)
+    known = events["known"].to_numpy(dtype=bool)
+    if writing is not None and len(writing):  # pandas' isin makes an Arrow scalar per value
+        ids = pa.array(events["event_id"])
+        known = known | pc.is_in(ids, value_set=writing.cast(ids.type)).to_numpy(
+            zero_copy_only=False)
     events = events[~known].drop(columns=["ingested_at", "known"]).drop_duplicates("event_id")
     if not events.empty:
         ledger = pd.DataFrame({"event_id": events["event_id"], "account_id": 0, "goal_id": 0,
                                "first_seen_at": planner.now, "attempts": 0})
         finals, pairs, _ = planner.expand(events, ledger, set())
         chunk.rows, chunk.ready = _decide(planner, finals, pairs, events, chunk.coverage)
-        chunk.ids = frozenset(events["event_id"])
+        chunk.ids = pa.array(events["event_id"])
     return chunk
 
 
@@ -453,7 +460,7 @@ def _plan_new_events(warehouse: Warehouse, planner: Planner, optional: str,
                 after = after or cursor_position(reader, EVENTS.cursor)
                 chunk = _read_chunk(reader, sql, planner, after,
                                     min(config.chunk_size, config.max_events_per_run - taken),
-                                    writing[1].ids if writing else frozenset())
+                                    writing[1].ids if writing else None)
             if writing is not None:
                 future, written = writing
                 writing = None
