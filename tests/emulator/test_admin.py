@@ -157,6 +157,30 @@ def test_state_survives_a_restart(tmp_path, monkeypatch):
         assert token["user_id"] == tenant.user_id
 
 
+def test_a_reset_gives_back_the_space_its_uploads_took(tmp_path):
+    """What a reset deletes leaves no free pages behind (new rows would be spread over them),
+    and request ids still count up from where they were."""
+    from include.msads_emulator.testing import campaign_client
+
+    state = tmp_path / "emulator.sqlite"
+    with Emulator(str(state)) as emu:
+        tenant = seed_tenant(emu)
+        clicks = emu.admin.issue_clicks(tenant.account_id, 1000, click_time={"ago": 7200})
+        upload(campaign_client(emu, tenant),
+               [conversion(tenant, ago(emu, hours=1), MicrosoftClickId=c) for c in clicks])
+        db = emu.store.db
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        last = emu.admin.requests(bodies=False)[-1]["id"]
+        emu.admin.reset()
+        assert db.execute("PRAGMA freelist_count").fetchone()[0] == 0
+        assert db.execute("PRAGMA page_count").fetchone()[0] < pages / 4
+        again = seed_tenant(emu)
+        click = emu.admin.issue_click(again.account_id, click_time={"ago": 7200})
+        assert batch_errors(upload(campaign_client(emu, again), [conversion(
+            again, ago(emu, hours=1), MicrosoftClickId=click)])) == []
+        assert [r["id"] > last for r in emu.admin.requests(bodies=False)] == [True]
+
+
 def test_a_state_file_from_before_the_reasons_and_body_faults_still_opens(tmp_path):
     import sqlite3
 
