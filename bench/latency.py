@@ -85,8 +85,16 @@ for t in tis:
     took.setdefault(t.task_id, []).append((t.end_date - t.start_date).total_seconds())
 runs_took = [(r.end_date - r.queued_at).total_seconds() for r in runs
              if r.queued_at and r.end_date]
+# the longest stretch with no run queued or running: how long new rows could wait for one
+done = sorted((r.queued_at, r.end_date) for r in runs if r.queued_at and r.end_date)
+gap, until = 0.0, None
+for queued, ended in done:
+    if until is not None:
+        gap = max(gap, (queued - until).total_seconds())
+    until = ended if until is None else max(until, ended)
 print(json.dumps({"runs": kinds, "peak": peak, "asset_events": events,
                   "run_median": statistics.median(runs_took) if runs_took else None,
+                  "run_max": max(runs_took, default=None), "gap_max": gap,
                   "tasks": {k: statistics.median(v) for k, v in sorted(took.items())}}))
 """
 
@@ -101,7 +109,22 @@ def dag_runs(env: dict) -> str:
     tasks = ", ".join(f"{task} {took:.1f} s" for task, took in got["tasks"].items())
     return (f"DAG runs: {sum(got['runs'].values())} ({kinds}); at most {got['peak']} queued or "
             f"running at once; {got['asset_events']} asset events\n"
-            f"median run {got['run_median'] or 0:.1f} s (queued to done); median task: {tasks}")
+            f"median run {got['run_median'] or 0:.1f} s (queued to done), slowest "
+            f"{got['run_max'] or 0:.1f} s; longest time with no run {got['gap_max']:.1f} s; "
+            f"median task: {tasks}")
+
+
+def _slowest(received: list[dict], ingested: dict) -> str:
+    """When the slowest 1% of the events came in (seconds after the first event) and how long
+    each waited: clustered, they show one stall; spread out, a steady tail."""
+    first = min(ingested.values())
+    waits = sorted(((datetime.fromisoformat(c["received_at"].replace("Z", "+00:00"))
+                     - ingested[c["click_id"]]).total_seconds(),
+                    (ingested[c["click_id"]] - first).total_seconds())
+                   for c in received if c["click_id"] in ingested)
+    worst = sorted(waits[-max(1, len(waits) // 100):], key=lambda w: w[1])
+    return "slowest 1% (came in at +s: waited s): " + ", ".join(
+        f"+{at:.0f}: {took:.1f}" for took, at in worst)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -181,6 +204,7 @@ def main() -> int:
         p95 = percentile(latencies, 95)
         print(f"latency ingested_at -> accepted: p50 {statistics.median(latencies):.1f} s, "
               f"p95 {p95:.1f} s, max {max(latencies):.1f} s")
+        print(_slowest(received, ingested))
         print(f"p95 over the {GOAL_P95_SECONDS} s goal: {p95 / GOAL_P95_SECONDS:.2f}")
     finally:
         if proc is not None and proc.poll() is None:
