@@ -455,7 +455,7 @@ def main() -> int:
         print(f"SDK ceiling (mean): {ceiling['per_second']:,.0f} conversions/s", flush=True)
         print(f"emulator alone, raw load of ready-made bodies (mean): "
               f"{ceiling['raw_per_second']:,.0f} conversions/s = "
-              f"{ceiling['raw_per_second'] / ceiling['per_second']:.1f} x the SDK ceiling "
+              f"{ceiling['raw_per_second'] / ceiling['per_second']:.2f} x the SDK ceiling "
               f"(goal ≥ {RAW_LOAD_GOAL})", flush=True)
     finally:
         bench.close()
