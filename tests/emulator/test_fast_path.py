@@ -5,7 +5,9 @@ INSERT give, for a mix of good and bad items."""
 
 from __future__ import annotations
 
+import calendar
 import math
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -298,12 +300,24 @@ def test_the_click_lookups_give_the_stored_clicks_columns_the_rules_read():
         store.close()
 
 
-COMMON_TIMES = ["2026-12-04T15:20:16Z", "2026-12-04T15:20:16", "2026-12-04T15:20:16+00:00",
-                "2026-12-04T23:59:59Z", "2026-12-05T00:00:00Z", "2028-02-29T12:00:00Z",
-                "2026-12-04T15:20:16+02:00", "2026-12-04T15:20:16-00:00", "0999-12-31T23:59:59Z",
-                "2027-02-29T12:00:00Z", "2026-13-01T00:00:00Z", "2026-12-00T00:00:00Z",
-                "2026-12-04T24:00:00Z", "2026-12-04T12:60:00Z", "2026-12-04T12:00:60Z",
-                "0000-01-01T00:00:00Z", "1970-01-01T00:00:00Z", "1969-12-31T23:59:59Z"]
+def _common_times() -> list[str]:
+    """Times as an upload sends them and the calendar's edges, around the day the test runs
+    (the reader must agree with the one-by-one parser on any day), then the format's fixed
+    edges: a year before 1000, year 0 and the Unix epoch."""
+    day = datetime.now(UTC).date()
+    d, y = day.isoformat(), day.year
+    after = (day + timedelta(days=1)).isoformat()
+    leap = next(n for n in range(y + 1, y + 9) if calendar.isleap(n))
+    common = next(n for n in range(y + 1, y + 9) if not calendar.isleap(n))
+    return [f"{d}T15:20:16Z", f"{d}T15:20:16", f"{d}T15:20:16+00:00", f"{d}T23:59:59Z",
+            f"{after}T00:00:00Z", f"{leap}-02-29T12:00:00Z", f"{d}T15:20:16+02:00",
+            f"{d}T15:20:16-00:00", "0999-12-31T23:59:59Z", f"{common}-02-29T12:00:00Z",
+            f"{y}-13-01T00:00:00Z", f"{y}-12-00T00:00:00Z", f"{d}T24:00:00Z", f"{d}T12:60:00Z",
+            f"{d}T12:00:60Z", "0000-01-01T00:00:00Z", "1970-01-01T00:00:00Z",
+            "1969-12-31T23:59:59Z"]
+
+
+COMMON_TIMES = _common_times()
 
 
 def _one_by_one(texts: list[str]) -> dict:
@@ -317,7 +331,8 @@ def _one_by_one(texts: list[str]) -> dict:
 
 
 @pytest.mark.parametrize("texts", [COMMON_TIMES, COMMON_TIMES[:6], [
-    *COMMON_TIMES, " 2026-12-04T15:20:16Z", "2026-12-04T15:20:16.5Z", "yesterday", ""]])
+    *COMMON_TIMES, " " + COMMON_TIMES[0], COMMON_TIMES[0].replace("16Z", "16.5Z"),
+    "yesterday", ""]])
 def test_times_read_at_once_are_read_as_one_by_one(texts):
     read = read_times(texts)
     assert read == _one_by_one(texts)
