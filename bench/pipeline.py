@@ -15,6 +15,13 @@ counts). The emulator runs in a process of its own. The pipeline runs with its d
 ``MSADS_UPLOAD_PROCESSES=2`` included: a backlog of at least 20,000 conversions per account is
 uploaded in two parts at once, the second by a worker process. The last line printed is
 ``fraction of SDK ceiling: <x>`` (the largest backlog's rate over the ceiling).
+
+Where the CPU goes (Linux): for the ceiling and for each backlog, the CPU per event of each
+process (the SDK's or the pipeline's own, its upload workers, the emulator, the embedded
+PostgreSQL with its backends, the rest of the machine) and how busy the machine was. The
+``CPU budget`` line before the last one puts that against the goal: the CPU per event that
+0.7 of the ceiling leaves on this machine's cores, what the ceiling's own calls take of it, and
+the most the largest backlog's CPU per event would allow with every core busy all the time.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ CEILING_CALLS = 30
 ITEMS = 1000
 PLAN_HASH_GOAL_US = 25  # plan + hash per event, wall time inside the pipeline (issue #13)
 APPLY_PATH = "/CampaignManagement/v13/OfflineConversions/Apply"  # the SDK's path for the call
+FRACTION_GOAL = 0.7  # the largest backlog drains at this fraction of the ceiling at least
 RAW_LOAD_GOAL = 2  # the emulator alone takes at least this many times the SDK ceiling
 EMULATOR = """
 import json, sys
@@ -149,7 +157,18 @@ class Bench:
         started = time.perf_counter()
         self.load(url, tenant["account_id"], size)
         print(f"  loaded {size:,} events in {time.perf_counter() - started:.1f} s", flush=True)
-        return {"MSADS_WAREHOUSE_URL": url, "AIRFLOW_CONN_MSADS_DEFAULT": json.dumps(conn_json)}
+        return {"MSADS_WAREHOUSE_URL": url, "AIRFLOW_CONN_MSADS_DEFAULT": json.dumps(conn_json),
+                "MSADS_BENCH_PIDS": json.dumps(self.pids())}
+
+    def pids(self) -> dict:
+        """The processes besides the pipeline's own whose CPU the drain counts: the emulator,
+        and the embedded PostgreSQL's postmaster (a server of MSADS_WAREHOUSE_URL's may be
+        elsewhere and is not counted)."""
+        pids = {"emulator": self.emu_proc.pid}
+        pid_file = self.embedded.data_dir / "postmaster.pid" if self.embedded else None
+        if pid_file is not None and pid_file.exists():
+            pids["PostgreSQL"] = int(pid_file.read_text().split()[0])
+        return pids
 
     def load(self, url: str, account_id: int, size: int) -> None:
         import psycopg
@@ -206,7 +225,8 @@ class Bench:
                 "now": self.admin.clock()["epoch"]}  # the emulator's clock, as the clicks
         path = self.tmp / "ceiling.json"
         path.write_text(json.dumps(spec))
-        return self.child("--ceiling", str(path))
+        return self.child("--ceiling", str(path),
+                          env={"MSADS_BENCH_PIDS": json.dumps(self.pids())})
 
 
 # ---------------------------------------------------------------------------- the children
@@ -252,6 +272,7 @@ def sdk_ceiling(spec_file: str) -> dict:
     api.apply_offline_conversions(ApplyOfflineConversionsRequest(OfflineConversions=[  # warm-up
         OfflineConversion(ConversionName=tenant["goal_name"], ConversionTime=now,
                           HashedEmailAddress=hashlib.sha256(b"warm-up").hexdigest())]))
+    cpu = CpuUse("SDK (this process)")
     started = time.perf_counter()
     for call in range(spec["calls"]):
         items = [OfflineConversion(**_ceiling_row(spec, now, emails, call * ITEMS + i, i))
@@ -261,12 +282,13 @@ def sdk_ceiling(spec_file: str) -> dict:
         if result.partial_errors:
             raise SystemExit(f"the emulator refused items: {result.partial_errors[0]}")
     elapsed = time.perf_counter() - started
+    cpu_seconds = cpu.seconds()
     raw = raw_load(spec, api_client, lambda n, i: _ceiling_row(spec, now, emails, n, i),
                    lambda items: ApplyOfflineConversionsRequest(OfflineConversions=[
                        OfflineConversion(**row) for row in items]))
     return {"calls": spec["calls"], "conversions": spec["calls"] * ITEMS, "seconds": elapsed,
             "per_second": spec["calls"] * ITEMS / elapsed, "peak_rss_mb": peak_rss_mb(),
-            "raw_per_second": raw}
+            "raw_per_second": raw, "cpu": cpu_seconds}
 
 
 def _ceiling_row(spec: dict, now, emails: list[str], n: int, i: int) -> dict:
@@ -314,6 +336,55 @@ def raw_load(spec: dict, api_client, row, request) -> float:
     return calls * ITEMS / elapsed
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and of every process below it, the ones that ended included
+    (a PostgreSQL backend's time moves to the postmaster's children's time when it ends):
+    Linux's /proc; 0 where that cannot be read."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    own = sum(int(f) for f in fields[11:15]) / tick  # utime, stime, cutime, cstime
+    return own + sum(_cpu_seconds(int(child)) for child in children)
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, all) CPU seconds of the whole machine since boot, from /proc/stat."""
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - ticks[3] - ticks[4]) / tick, sum(ticks) / tick  # less idle and iowait
+
+
+class CpuUse:
+    """Where the machine's CPU went while a backlog drained: this process, its upload workers
+    (counted once they have ended), the emulator, PostgreSQL, and the rest of the machine."""
+
+    def __init__(self, own: str = "pipeline (this process)") -> None:
+        self.own = own
+        self.pids = json.loads(os.environ.get("MSADS_BENCH_PIDS", "{}"))
+        self._start = self._read()
+
+    def _read(self) -> dict:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        ended = resource.getrusage(resource.RUSAGE_CHILDREN)
+        busy, every = _machine_busy()
+        return {self.own: own.ru_utime + own.ru_stime,
+                "upload workers": ended.ru_utime + ended.ru_stime,
+                **{name: _cpu_seconds(pid) for name, pid in self.pids.items()},
+                "machine": busy, "all": every}
+
+    def seconds(self) -> dict:
+        end = self._read()
+        used = {k: end[k] - self._start[k] for k in end}
+        known = sum(v for k, v in used.items() if k not in ("machine", "all"))
+        return {**used, "the rest of the machine": max(0.0, used["machine"] - known)}
+
+
 def drain(profile: bool) -> dict:
     """``run_once`` until nothing is left; times each stage and the Microsoft calls."""
     import logging
@@ -356,6 +427,7 @@ def drain(profile: bool) -> dict:
 
         profiler = cProfile.Profile()
         profiler.enable()
+    cpu = CpuUse()
     started, runs, outcomes, parts = time.perf_counter(), 0, {}, 0
     with PartWorkers(connection_client, config.upload_processes - 1) as workers:
         while True:
@@ -368,6 +440,7 @@ def drain(profile: bool) -> dict:
             if summary["claimed"]["total"] == 0 and summary["pending"] == 0:
                 break
         elapsed = time.perf_counter() - started
+    cpu_seconds = cpu.seconds()  # the workers have ended: their CPU is counted
     if profiler:
         import io
         import pstats
@@ -384,7 +457,7 @@ def drain(profile: bool) -> dict:
     workers_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"seconds": elapsed, "runs": runs, "stages": stages, "outcomes": final,
             "peak_rss_mb": peak_rss_mb(), "parts": parts, "workers_rss_mb": workers_rss,
-            "processes": config.upload_processes}
+            "processes": config.upload_processes, "cpu": cpu_seconds}
 
 
 def warehouse_conn(warehouse):
@@ -394,6 +467,40 @@ def warehouse_conn(warehouse):
 
 
 # ---------------------------------------------------------------------------- report
+
+
+def cpu_lines(result: dict, count: int, indent: str = "  ") -> None:
+    """Print the CPU per event of each process counted (``result["cpu"]``, over ``count``
+    events) and how busy the machine was; keeps their sum per event in ``result``."""
+    cpu = result.get("cpu") or {}
+    if not cpu.get("all"):
+        return
+    parts = [(k, v) for k, v in cpu.items() if k not in ("machine", "all")]
+    print(f"{indent}CPU per event: " + ", ".join(f"{k} {v / count * 1e6:.1f} µs"
+                                                 for k, v in parts if v > 0), flush=True)
+    ours = sum(v for k, v in parts if k != "the rest of the machine")
+    result["cpu_per_event"] = ours / count * 1e6
+    print(f"{indent}machine busy {cpu['machine'] / cpu['all']:.0%} of the time on "
+          f"{os.cpu_count()} cores; {result['cpu_per_event']:.1f} µs of CPU per event in the "
+          "processes counted", flush=True)
+
+
+def cpu_budget(ceiling: dict, largest: int, result: dict) -> None:
+    """What the fraction's goal leaves per event in CPU, what the ceiling's own calls take of
+    it, and the most the CPU the largest backlog used per event would allow."""
+    used, per_second = result.get("cpu_per_event"), ceiling["per_second"]
+    if not used or not ceiling.get("cpu_per_event"):
+        return
+    cores = os.cpu_count() or 1
+    budget = cores / (FRACTION_GOAL * per_second) * 1e6
+    bound = cores / used * 1e6
+    counted = "" if "PostgreSQL" in result["cpu"] else (
+        " (PostgreSQL not counted: not the embedded server on this machine)")
+    print(f"CPU budget: {FRACTION_GOAL} of the ceiling on {cores} cores leaves "
+          f"{budget:.1f} µs of CPU per event; the ceiling's own calls (SDK and emulator) use "
+          f"{ceiling['cpu_per_event']:.1f} µs of that. The {largest:,} backlog used "
+          f"{used:.1f} µs{counted}: with every core busy all the time, at most {bound:,.0f} "
+          f"events/s = {bound / per_second:.2f} of the ceiling", flush=True)
 
 
 def main() -> int:
@@ -423,6 +530,7 @@ def main() -> int:
         print(f"SDK ceiling: {ceiling['per_second']:,.0f} conversions/s "
               f"({ceiling['calls']} calls of {ITEMS:,} in {ceiling['seconds']:.1f} s, "
               "one process)", flush=True)
+        cpu_lines(ceiling, ceiling["conversions"])
         results = {}
         for size in sizes:
             print(f"backlog {size:,}:", flush=True)
@@ -444,14 +552,16 @@ def main() -> int:
             both = sum(result["stages"].get(k, 0.0) for k in ("plan", "hash")) / size * 1e6
             print(f"  plan + hash: {both:.1f} µs/event (goal ≤ {PLAN_HASH_GOAL_US} µs)",
                   flush=True)
+            cpu_lines(result, size)
             uploaded = result["outcomes"].get("uploaded", 0)
             if uploaded != size:
                 print(f"  WARNING: {size - uploaded:,} event(s) were not uploaded", flush=True)
         # the machine's speed drifts: measure the ceiling again and use the mean of the two
         again = bench.ceiling(args.ceiling_calls)
         print(f"SDK ceiling again: {again['per_second']:,.0f} conversions/s", flush=True)
-        ceiling = {**ceiling, "per_second": (ceiling["per_second"] + again["per_second"]) / 2,
-                   "raw_per_second": (ceiling["raw_per_second"] + again["raw_per_second"]) / 2}
+        cpu_lines(again, again["conversions"])
+        ceiling = {**ceiling, **{k: (ceiling[k] + again[k]) / 2 for k in (
+            "per_second", "raw_per_second", "cpu_per_event") if k in ceiling and k in again}}
         print(f"SDK ceiling (mean): {ceiling['per_second']:,.0f} conversions/s", flush=True)
         print(f"emulator alone, raw load of ready-made bodies (mean): "
               f"{ceiling['raw_per_second']:,.0f} conversions/s = "
@@ -464,6 +574,7 @@ def main() -> int:
         growth = results[large]["peak_rss_mb"] / results[small]["peak_rss_mb"] - 1
         print(f"peak RSS {large:,} vs {small:,}: {growth:+.1%}", flush=True)
     largest = max(results)
+    cpu_budget(ceiling, largest, results[largest])
     fraction = largest / results[largest]["seconds"] / ceiling["per_second"]
     print(f"fraction of SDK ceiling: {fraction:.2f}", flush=True)
     return 0

@@ -27,7 +27,9 @@ TINY = {
 # figures a script prints besides its last line, which the issue that set its goals asks for
 ALSO = {"pipeline.py": (r"plan \+ hash: \d+\.\d µs/event",
                         r"raw load of ready-made bodies \(mean\): [\d,]+ conversions/s = "
-                        r"\d+\.\d\d x the SDK ceiling")}
+                        r"\d+\.\d\d x the SDK ceiling",
+                        r"CPU budget: 0\.7 of the ceiling on \d+ cores leaves \d+\.\d µs of CPU "
+                        r"per event")}
 
 
 def test_every_bench_script_has_a_tiny_run():
