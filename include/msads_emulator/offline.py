@@ -650,14 +650,11 @@ def record_conversions(db: sqlite3.Connection, accepted: list[tuple], request_id
         # nothing repeats within the request and nothing is recounted: one INSERT for all
         _insert_conversions(db, fresh, request_id, now)
         accepted = [c for c in accepted if c[_KEY] in existing]
+    duplicates = []  # stored at the end, in one statement (their originals are known here)
     for c in accepted:
         original = existing.get(c[_KEY])
         if original is not None:
-            db.execute(
-                "INSERT INTO duplicates (request_id, item_index, original_id, account_id, "
-                "goal_id, conversion_name, conversion_time, click_id, hashed_email, "
-                "hashed_phone, value, currency, dedup_key, received_at) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            duplicates.append(
                 (request_id, c[_INDEX], original, c[_ACCOUNT], c[_GOAL], c[_NAME], c[_TIME],
                  c[_CLICK], c[_EMAIL], c[_PHONE], c[_VALUE], c[_CURRENCY], c[_KEY], now))
             continue
@@ -672,6 +669,11 @@ def record_conversions(db: sqlite3.Connection, accepted: list[tuple], request_id
         existing[c[_KEY]] = cur.lastrowid
         if reason is None and c[_COUNT_TYPE] == "Unique":
             _recount_unique(db, c[_GOAL], c[_IDENTITY])
+    db.executemany(
+        "INSERT INTO duplicates (request_id, item_index, original_id, account_id, goal_id, "
+        "conversion_name, conversion_time, click_id, hashed_email, hashed_phone, value, "
+        "currency, dedup_key, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        duplicates)
 
 
 # sqlite3 binds None through its adapter lookup (a failed attribute lookup each time), several
