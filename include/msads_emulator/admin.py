@@ -400,6 +400,7 @@ class Admin:
             r["counted"] = bool(r["counted"])
             r.pop("dedup_key", None)
             r.pop("identity", None)
+            r.pop("dedup_number", None)
         return rows
 
     def list_duplicates(self, req: Request) -> list[dict]:

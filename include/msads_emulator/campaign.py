@@ -136,19 +136,20 @@ def goal_json(goal: dict, fields: set[str], recording: bool) -> dict:
     return out
 
 
-# Whether a goal has a conversion of an account: every dedup key of the goal starts with its
-# id and "|" (offline.dedup_key), and sorts before its id and "}", the character after "|".
-HAS_CONVERSIONS = ("SELECT 1 FROM conversions WHERE dedup_key >= ? AND dedup_key < ? "
+# Whether a goal has a conversion of an account: the dedup numbers of the goal's conversions
+# are one range (offline.number_range), which other goals' may share; or they have none.
+HAS_CONVERSIONS = ("SELECT 1 FROM conversions WHERE "
+                   "(dedup_number BETWEEN ? AND ? OR dedup_number IS NULL) "
                    "AND goal_id = ? AND account_id = ? LIMIT 1")
 
 
 def _recording(store: Store, account_id: int, goals: list[dict]) -> set[int]:
     """The ids of these goals that have a conversion of this account, each found through
-    its range of the dedup key index (no index reads conversions by account)."""
+    its range of the dedup number index (no index reads conversions by account)."""
     found = set()
     for goal in goals:
-        prefix = f"{goal['id']}|"
-        if store.one(HAS_CONVERSIONS, (prefix, prefix[:-1] + "}", goal["id"], account_id)):
+        if store.one(HAS_CONVERSIONS, (*offline.number_range(goal["id"]), goal["id"],
+                                       account_id)):
             found.add(goal["id"])
     return found
 

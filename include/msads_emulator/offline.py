@@ -15,6 +15,7 @@ import math
 import operator
 import re
 import sys
+import zlib
 from collections.abc import Callable, Collection, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -181,11 +182,44 @@ def _identity(click_id: str | None, email: str | None, phone: str | None) -> str
 
 def dedup_key(goal_id: int | str, identity: str, when_iso: str) -> str:
     """What makes a conversion a repeat of a stored one, and the original an adjustment is
-    for: the goal, who converted and the conversion time (``iso``). In this order, the keys of
-    one goal and identity are one range of the UNIQUE index on it (``_recount_unique``). No
-    goal id or ISO time holds a ``|``, so a key tells all three apart (an identity may hold
-    one: a hashed email or phone that is not a SHA-256 is stored as sent)."""
+    for: the goal, who converted and the conversion time (``iso``). No goal id or ISO time
+    holds a ``|``, so a key tells all three apart (an identity may hold one: a hashed email or
+    phone that is not a SHA-256 is stored as sent), and ``dedup_number`` reads them back."""
     return f"{goal_id}|{identity}|{when_iso}"
+
+
+# A dedup key as a number, which the UNIQUE index on conversions (dedup_number) holds instead
+# of the key: an index of 60,000 long text keys took about 3 ms of a 1,000-item insert, one of
+# numbers about 1 ms (tests/emulator/test_upgrade.py has the upgrade). The number is the CRC-32
+# of the key's goal, identity and time in 16, 24 and 23 bits, in this order, so that the keys
+# of one goal, and of one goal and identity, are each one range of numbers (``number_range``);
+# other keys in that range are told apart by their columns. Two keys can have one number: a
+# conversion whose key's number is taken is stored with none (NULL), and ``stored_keys``
+# compares the keys themselves, so a repeat is found exactly as by its key.
+_GOAL_MASK, _IDENTITY_MASK, _TIME_BITS = 0xFFFF, 0xFFFFFF, 23
+_TIME_MASK = (1 << _TIME_BITS) - 1
+
+
+def _crc(text: str) -> int:
+    return zlib.crc32(text.encode("utf-8", "surrogatepass"))
+
+
+def dedup_number(key: str) -> int:
+    """``key`` (a ``dedup_key``) as a number of 63 bits (0 or more, as SQLite's INTEGER holds)."""
+    goal, rest = key.split("|", 1)
+    identity, when_iso = rest.rsplit("|", 1)
+    return ((_crc(goal) & _GOAL_MASK) << 24 | _crc(identity) & _IDENTITY_MASK) << _TIME_BITS \
+        | _crc(when_iso) & _TIME_MASK
+
+
+def number_range(goal_id: int | str, identity: str | None = None) -> tuple[int, int]:
+    """The first and last ``dedup_number`` of the keys of this goal (and identity)."""
+    goal = _crc(str(goal_id)) & _GOAL_MASK
+    if identity is None:
+        first = goal << 24 + _TIME_BITS
+        return first, first + (1 << 24 + _TIME_BITS) - 1
+    first = (goal << 24 | _crc(identity) & _IDENTITY_MASK) << _TIME_BITS
+    return first, first + _TIME_MASK
 
 
 @dataclass
@@ -595,18 +629,41 @@ def check_adjustment(item: Item, ctx: Context) -> int | dict:
 
 def existing_keys(db: sqlite3.Connection, keys: Iterable[str]) -> dict[str, int]:
     """Conversion ids by dedup key, for the keys already stored."""
+    wanted = set(keys)
+    return stored_keys(db, wanted, {dedup_number(key) for key in wanted})[0]
+
+
+def stored_keys(db: sqlite3.Connection, keys: Collection[str], numbers: Iterable[int]
+                ) -> tuple[dict[str, int], set[int]]:
+    """(conversion ids by dedup key, for the keys already stored; those of the ``numbers``,
+    the keys' ``dedup_number``, that stored conversions have, under these keys or others)."""
+    wanted = keys if isinstance(keys, set | frozenset | dict) else set(keys)
     found: dict[str, int] = {}
-    unique = sorted(set(keys))
-    for i in range(0, len(unique), 500):
-        chunk = unique[i:i + 500]
-        for row in db.execute(f"SELECT dedup_key, id FROM conversions WHERE dedup_key IN "
-                              f"({', '.join('?' * len(chunk))})", chunk):
-            found[row[0]] = row[1]
-    return found
+    taken: set[int] = set()
+    numbers = sorted(set(numbers))
+    for i in range(0, len(numbers), 500):
+        chunk = numbers[i:i + 500]
+        for key, rid, number in db.execute(
+                f"SELECT dedup_key, id, dedup_number FROM conversions WHERE dedup_number IN "
+                f"({', '.join('?' * len(chunk))})", chunk):
+            taken.add(number)
+            if key in wanted:
+                found[key] = rid
+    if wanted:
+        found.update(_unnumbered(db, wanted))
+    return found, taken
+
+
+def _unnumbered(db: sqlite3.Connection, keys: Container[str]) -> dict[str, int]:
+    """Conversion ids by dedup key, of the conversions stored without a number with one of
+    these keys (there are none unless two keys had one number)."""
+    return {key: rid for key, rid in db.execute(
+        "SELECT dedup_key, id FROM conversions WHERE dedup_number IS NULL") if key in keys}
 
 
 # The conversions of one goal and identity that count or would (``_recount_unique``).
-SAME_IDENTITY = ("SELECT id FROM conversions WHERE dedup_key >= ? AND dedup_key < ? "
+SAME_IDENTITY = ("SELECT id FROM conversions WHERE "
+                 "(dedup_number BETWEEN ? AND ? OR dedup_number IS NULL) "
                  "AND goal_id = ? AND identity = ? "
                  "AND (not_counted_reason IS NULL OR not_counted_reason = ?) "
                  "ORDER BY conversion_time, id")
@@ -615,12 +672,10 @@ SAME_IDENTITY = ("SELECT id FROM conversions WHERE dedup_key >= ? AND dedup_key 
 def _recount_unique(db: sqlite3.Connection, goal_id: int, identity: str) -> None:
     """``Unique``: of the conversions of one click (or person) that would count, only the one
     with the earliest conversion time does, whatever order they arrived in. They are found
-    through the dedup key index: every key of this goal and identity starts with ``prefix``
-    and sorts before ``prefix`` with its last ``|`` made the next character, ``}``. A key of
-    another identity can start so too (one identity followed by ``|`` and more is another's
-    start), hence ``identity = ?`` as well."""
-    prefix = dedup_key(goal_id, identity, "")
-    rows = db.execute(SAME_IDENTITY, (prefix, prefix[:-1] + "}", goal_id, identity,
+    through the dedup number index: the numbers of this goal and identity's keys are one range
+    (``number_range``), which may hold other identities' too, hence ``identity = ?``; and
+    those stored without a number."""
+    rows = db.execute(SAME_IDENTITY, (*number_range(goal_id, identity), goal_id, identity,
                                       NOT_FIRST)).fetchall()
     for n, row in enumerate(rows):
         db.execute("UPDATE conversions SET counted = ?, not_counted_reason = ? WHERE id = ?",
@@ -631,24 +686,29 @@ def record_conversions(db: sqlite3.Connection, accepted: list[tuple], request_id
                        now: float) -> None:
     """Store accepted conversions (tuples of ``ACCEPTED``); a repeat of a stored one (same
     goal, conversion time and click or hashed identity) is kept under duplicates."""
-    if accepted and len({c[_KEY] for c in accepted}) == len(accepted) and not any(
-            c[_REASON] is None and c[_COUNT_TYPE] == "Unique" for c in accepted):
-        # Nothing repeats within the request and nothing is recounted: one INSERT for all,
-        # which stores all or shows that some were stored before (then it is undone, and
-        # each is sorted out below).
+    numbers = [dedup_number(c[_KEY]) for c in accepted]
+    if accepted and len(set(numbers)) == len(accepted) and not any(
+            c[_REASON] is None and c[_COUNT_TYPE] == "Unique" for c in accepted) \
+            and not _unnumbered(db, {c[_KEY] for c in accepted}):
+        # Nothing repeats within the request (no two keys, nor numbers, alike), nothing is
+        # recounted and no key is stored without a number: one INSERT for all, which stores
+        # all or shows that some numbers were stored before (then it is undone, and each is
+        # sorted out below).
         db.execute("SAVEPOINT fresh")
-        stored = _insert_conversions(db, accepted, request_id, now, if_new=True)
+        stored = _insert_conversions(db, accepted, numbers, request_id, now, if_new=True)
         if stored != len(accepted):
             db.execute("ROLLBACK TO fresh")
         db.execute("RELEASE fresh")
         if stored == len(accepted):
             return
-    existing = existing_keys(db, [c[_KEY] for c in accepted])
+    number_of = dict(zip((c[_KEY] for c in accepted), numbers, strict=True))
+    existing, taken = stored_keys(db, number_of, numbers)
     fresh = [c for c in accepted if c[_KEY] not in existing]
     if len({c[_KEY] for c in fresh}) == len(fresh) and not any(
             c[_REASON] is None and c[_COUNT_TYPE] == "Unique" for c in fresh):
         # nothing repeats within the request and nothing is recounted: one INSERT for all
-        _insert_conversions(db, fresh, request_id, now)
+        _insert_conversions(db, fresh, [_claim(number_of[c[_KEY]], taken) for c in fresh],
+                            request_id, now)
         accepted = [c for c in accepted if c[_KEY] in existing]
     duplicates = []  # stored at the end, in one statement (their originals are known here)
     for c in accepted:
@@ -663,9 +723,10 @@ def record_conversions(db: sqlite3.Connection, accepted: list[tuple], request_id
             "INSERT INTO conversions (request_id, item_index, account_id, customer_id, "
             "goal_id, conversion_name, conversion_time, click_id, hashed_email, hashed_phone, "
             "value, currency, external_attribution_credit, external_attribution_model, "
-            "identity, dedup_key, counted, not_counted_reason, received_at) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (request_id, *c[_INDEX:_REASON], int(reason is None), reason, now))
+            "identity, dedup_key, counted, not_counted_reason, received_at, dedup_number) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (request_id, *c[_INDEX:_REASON], int(reason is None), reason, now,
+             _claim(number_of[c[_KEY]], taken)))
         existing[c[_KEY]] = cur.lastrowid
         if reason is None and c[_COUNT_TYPE] == "Unique":
             _recount_unique(db, c[_GOAL], c[_IDENTITY])
@@ -676,10 +737,19 @@ def record_conversions(db: sqlite3.Connection, accepted: list[tuple], request_id
         duplicates)
 
 
+def _claim(number: int, taken: set[int]) -> int | None:
+    """``number`` for a conversion about to be stored, and now taken; None when it was."""
+    if number in taken:
+        return None
+    taken.add(number)
+    return number
+
+
 # sqlite3 binds None through its adapter lookup (a failed attribute lookup each time), several
 # times slower than a number or text, so the many-row INSERT binds these instead: NULLIF makes
 # 0 in a TEXT column NULL again (a bound text never equals a number), and SQLite binds a NaN
-# as NULL (a REAL column here never holds a NaN: such values are refused or read as absent).
+# as NULL (a REAL column here never holds a NaN: such values are refused or read as absent;
+# nor does dedup_number).
 _NULL_TEXT = 0
 _NULL_REAL = math.nan
 
@@ -687,18 +757,18 @@ _NULL_REAL = math.nan
 _COLUMNS = ("request_id, item_index, account_id, customer_id, goal_id, conversion_name, "
             "conversion_time, click_id, hashed_email, hashed_phone, value, currency, "
             "external_attribution_credit, external_attribution_model, identity, dedup_key, "
-            "counted, not_counted_reason, received_at")
+            "counted, not_counted_reason, received_at, dedup_number")
 # What every row of a call usually shares (``_shared``): account, customer, goal, name and
 # currency, and no external attribution.
 _SHARED = operator.itemgetter(_ACCOUNT, _CUSTOMER, _GOAL, _NAME, _CURRENCY, _CREDIT, _MODEL)
 
 
-def _insert_conversions(db: sqlite3.Connection, rows: list[tuple], request_id: int,
-                        now: float, *, if_new: bool = False) -> int:
-    """Insert these conversions; how many were stored (``if_new``: not those whose dedup
-    key is stored already)."""
+def _insert_conversions(db: sqlite3.Connection, rows: list[tuple], numbers: list[int | None],
+                        request_id: int, now: float, *, if_new: bool = False) -> int:
+    """Insert these conversions with these ``dedup_number`` (None: none); how many were
+    stored (``if_new``: not those whose number is stored already)."""
     t, r = _NULL_TEXT, _NULL_REAL
-    upsert = " ON CONFLICT (dedup_key) DO NOTHING" if if_new else ""
+    upsert = " ON CONFLICT (dedup_number) DO NOTHING" if if_new else ""
     shared = _shared(rows)
     if shared is not None:
         # Binding a value costs more than reading it from the statement (a text most): what
@@ -708,25 +778,26 @@ def _insert_conversions(db: sqlite3.Connection, rows: list[tuple], request_id: i
         return db.executemany(
             f"INSERT INTO conversions ({_COLUMNS}) VALUES (?1, ?2, {head}, ?3, "
             f"NULLIF(?4, {t}), NULLIF(?5, {t}), NULLIF(?6, {t}), ?7, {currency}, NULL, NULL, "
-            f"?8, ?9, ?10 = {t}, NULLIF(?10, {t}), ?11){upsert}",
+            f"?8, ?9, ?10 = {t}, NULLIF(?10, {t}), ?11, ?12){upsert}",
             [(request_id, index, when, t if click is None else click,
               t if email is None else email, t if phone is None else phone,
               r if value is None else value, identity, key, t if reason is None else reason,
-              now)
+              now, r if number is None else number)
              for (index, _, _, _, _, when, click, email, phone, value, _, _, _, identity, key,
-                  reason, _) in rows]).rowcount
+                  reason, _), number in zip(rows, numbers, strict=True)]).rowcount
     return db.executemany(
         f"INSERT INTO conversions ({_COLUMNS}) VALUES "
         f"(?, ?, ?, ?, ?, ?, ?, NULLIF(?, {t}), NULLIF(?, {t}), NULLIF(?, {t}), ?, "
-        f"NULLIF(?, {t}), ?, NULLIF(?, {t}), ?, ?, ?, NULLIF(?, {t}), ?){upsert}",
+        f"NULLIF(?, {t}), ?, NULLIF(?, {t}), ?, ?, ?, NULLIF(?, {t}), ?, ?){upsert}",
         [(request_id, index, account, customer, goal, name, when,
           t if click is None else click, t if email is None else email,
           t if phone is None else phone, r if value is None else value,
           t if currency is None else currency, r if credit is None else credit,
           t if model is None else model, identity, key, int(reason is None),
-          t if reason is None else reason, now)
+          t if reason is None else reason, now, r if number is None else number)
          for (index, account, customer, goal, name, when, click, email, phone, value, currency,
-              credit, model, identity, key, reason, _) in rows]).rowcount
+              credit, model, identity, key, reason, _), number in zip(rows, numbers,
+                                                                        strict=True)]).rowcount
 
 
 def _shared(rows: list[tuple]) -> tuple[str, str] | None:

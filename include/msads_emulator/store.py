@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from include.msads_emulator.offline import dedup_key
+from include.msads_emulator.offline import dedup_key, dedup_number
 from include.msads_emulator.timeutil import DAY, iso
 
 if TYPE_CHECKING:
@@ -66,9 +66,9 @@ CREATE TABLE IF NOT EXISTS conversions (
     customer_id INTEGER, goal_id INTEGER, conversion_name TEXT, conversion_time REAL,
     click_id TEXT, hashed_email TEXT, hashed_phone TEXT, value REAL, currency TEXT,
     external_attribution_credit REAL, external_attribution_model TEXT, identity TEXT,
-    dedup_key TEXT NOT NULL UNIQUE, counted INTEGER NOT NULL, not_counted_reason TEXT,
+    dedup_key TEXT NOT NULL, counted INTEGER NOT NULL, not_counted_reason TEXT,
     received_at REAL NOT NULL, restated_value REAL, restated_currency TEXT,
-    retracted_at REAL);
+    retracted_at REAL, dedup_number INTEGER);
 CREATE TABLE IF NOT EXISTS duplicates (
     id INTEGER PRIMARY KEY, request_id INTEGER, item_index INTEGER, original_id INTEGER,
     account_id INTEGER, goal_id INTEGER, conversion_name TEXT, conversion_time REAL,
@@ -128,8 +128,16 @@ CREATE INDEX IF NOT EXISTS clicks_phone ON clicks (account_id, hashed_phone);
 # an index on conversions (goal_id, identity) that the key's index now serves); 2, no index
 # conversions_account on conversions (account_id): keeping it up to date cost every upload
 # more than its readers gained (campaign.py's reports read an account's conversions by a
-# scan, and which of its goals have conversions through the dedup key index).
-VERSION = 2
+# scan, and which of its goals have conversions through the dedup key index); 3, the UNIQUE
+# index is on conversions (dedup_number), the key as a number (offline.dedup_number), not on
+# the key (the table is made anew without the key's index, which SQLite cannot drop).
+VERSION = 3
+# The conversions table's columns, in order (as of VERSION 3).
+CONVERSION_COLUMNS = (
+    "id, request_id, item_index, account_id, customer_id, goal_id, conversion_name, "
+    "conversion_time, click_id, hashed_email, hashed_phone, value, currency, "
+    "external_attribution_credit, external_attribution_model, identity, dedup_key, counted, "
+    "not_counted_reason, received_at, restated_value, restated_currency, retracted_at")
 
 # What the rules read of a click (offline.Context): Store.clicks gives these alone.
 CLICK_COLUMNS = "click_id, account_id, click_time"
@@ -215,7 +223,11 @@ class Store:
                     _reorder_dedup_keys(db)
                     db.execute("DROP INDEX IF EXISTS conversions_identity")
                 db.execute("DROP INDEX IF EXISTS conversions_account")
+                if version < 3:
+                    _number_dedup_keys(db)
                 db.execute(f"PRAGMA user_version = {VERSION}")
+        self.db.execute("CREATE UNIQUE INDEX IF NOT EXISTS conversions_number "
+                        "ON conversions (dedup_number)")
 
     def close(self) -> None:
         with self.lock:
@@ -704,6 +716,32 @@ def _reorder_dedup_keys(db: sqlite3.Connection) -> None:
                 goal_id, when_iso, identity = parts
                 changes.append((dedup_key(goal_id, identity, when_iso), rid))
         db.executemany(f"UPDATE {table} SET dedup_key = ? WHERE id = ?", changes)
+
+
+def _number_dedup_keys(db: sqlite3.Connection) -> None:
+    """Make the conversions table anew with ``dedup_number`` and without the UNIQUE index on
+    ``dedup_key``, and number the stored keys in the order stored (a key whose number an
+    earlier one has gets none, as ``offline.record_conversions`` stores it). A table made so
+    already (a new state file) is left as it is."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(conversions)")}
+    if "dedup_number" in columns:
+        return
+    db.execute("DROP TABLE IF EXISTS conversions_numbered")
+    db.execute(SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS conversions ("):
+                      SCHEMA.index("CREATE TABLE IF NOT EXISTS duplicates")]
+               .replace("conversions (", "conversions_numbered (", 1))
+    db.execute(f"INSERT INTO conversions_numbered ({CONVERSION_COLUMNS}) "
+               f"SELECT {CONVERSION_COLUMNS} FROM conversions")
+    taken: set[int] = set()
+    numbers = []
+    for rid, key in db.execute("SELECT id, dedup_key FROM conversions_numbered ORDER BY id"):
+        number = dedup_number(key)
+        if number not in taken:
+            taken.add(number)
+            numbers.append((number, rid))
+    db.executemany("UPDATE conversions_numbered SET dedup_number = ? WHERE id = ?", numbers)
+    db.execute("DROP TABLE conversions")
+    db.execute("ALTER TABLE conversions_numbered RENAME TO conversions")
 
 
 class _Transaction:

@@ -188,7 +188,7 @@ def _stored_both_ways(accepted: list[tuple]) -> list[list[tuple]]:
     columns = ("item_index, account_id, customer_id, goal_id, conversion_name, conversion_time, "
                "click_id, hashed_email, hashed_phone, value, currency, "
                "external_attribution_credit, external_attribution_model, identity, dedup_key, "
-               "counted, not_counted_reason, request_id, received_at")
+               "counted, not_counted_reason, request_id, received_at, dedup_number")
     stored = []
     for one_by_one in (False, True):
         store = Store()

@@ -1,7 +1,8 @@
 """A state file written before dedup keys were goal|identity|time (they were goal|time|identity,
 with an index on conversions (goal_id, identity)) keeps deduplicating, finding adjustments'
 originals and counting Unique goals once the emulator opens it; one written before the index on
-conversions (account_id) was dropped loses it."""
+conversions (account_id) was dropped loses it; one written while the UNIQUE index was on the
+dedup key itself gets its keys numbered (version 3) and keeps finding repeats."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import hashlib
 import sqlite3
 
 from include.msads_emulator import Emulator, offline
-from include.msads_emulator.store import Store
+from include.msads_emulator.store import CONVERSION_COLUMNS, VERSION, Store
 from include.msads_emulator.testing import campaign_client, seed_tenant
 from include.msads_emulator.timeutil import iso
 from tests.emulator.support import ago, batch_errors, conversion, outcome, upload
@@ -26,11 +27,43 @@ def _keys(path) -> dict[str, list[str]]:
         db.close()
 
 
+# The conversions table up to version 2: the UNIQUE index on dedup_key, no dedup_number.
+CONVERSIONS_BEFORE_NUMBERS = """
+CREATE TABLE conversions (
+    id INTEGER PRIMARY KEY, request_id INTEGER, item_index INTEGER, account_id INTEGER,
+    customer_id INTEGER, goal_id INTEGER, conversion_name TEXT, conversion_time REAL,
+    click_id TEXT, hashed_email TEXT, hashed_phone TEXT, value REAL, currency TEXT,
+    external_attribution_credit REAL, external_attribution_model TEXT, identity TEXT,
+    dedup_key TEXT NOT NULL UNIQUE, counted INTEGER NOT NULL, not_counted_reason TEXT,
+    received_at REAL NOT NULL, restated_value REAL, restated_currency TEXT,
+    retracted_at REAL)"""
+
+
+def _without_numbers(db: sqlite3.Connection, version: int = 2) -> None:
+    """Turn an open state file's conversions table into what versions up to 2 made."""
+    db.execute("ALTER TABLE conversions RENAME TO conversions_numbered")
+    db.execute(CONVERSIONS_BEFORE_NUMBERS)
+    db.execute(f"INSERT INTO conversions ({CONVERSION_COLUMNS}) "
+               f"SELECT {CONVERSION_COLUMNS} FROM conversions_numbered")
+    db.execute("DROP TABLE conversions_numbered")
+    db.execute(f"PRAGMA user_version = {version}")
+    db.commit()
+
+
+def _numbers(path) -> list[tuple[str, int | None]]:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("SELECT dedup_key, dedup_number FROM conversions ORDER BY id").fetchall()
+    finally:
+        db.close()
+
+
 def _as_written_before(path) -> None:
     """Turn a state file into what the emulator wrote before: keys goal|time|identity, the
     (goal_id, identity) and (account_id) indexes, and no user_version."""
     db = sqlite3.connect(path)
     try:
+        _without_numbers(db, 0)
         for table in ("conversions", "duplicates"):
             for rid, key in db.execute(f"SELECT id, dedup_key FROM {table}").fetchall():
                 goal_id, rest = key.split("|", 1)
@@ -108,8 +141,8 @@ def test_a_state_file_of_version_1_loses_the_account_index_and_keeps_its_keys(tm
         assert batch_errors(upload(campaign_client(first, tenant), [row])) == []
     db = sqlite3.connect(state)
     try:  # as the emulator wrote it with dedup keys goal|identity|time and the account index
+        _without_numbers(db, 1)
         db.execute("CREATE INDEX conversions_account ON conversions (account_id)")
-        db.execute("PRAGMA user_version = 1")
         db.commit()
     finally:
         db.close()
@@ -122,7 +155,7 @@ def test_a_state_file_of_version_1_loses_the_account_index_and_keeps_its_keys(tm
     assert _keys(state)["conversions"] == keys["conversions"]
     db = sqlite3.connect(state)
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == VERSION
     finally:
         db.close()
 
@@ -159,12 +192,51 @@ def _stored(goal_id: int, identity: str, when: float) -> tuple:
     return tuple(fields[name] for name in offline.ACCEPTED)
 
 
-def test_a_unique_recount_reads_one_range_of_the_dedup_key_index():
+def test_a_state_file_of_version_2_gets_its_keys_numbered_and_still_finds_repeats(tmp_path):
+    state = str(tmp_path / "emulator.sqlite")
+    with Emulator(state) as first:
+        tenant = seed_tenant(first)
+        click = first.admin.issue_click(tenant.account_id, click_time={"ago": 3 * 3600})
+        rows = [conversion(tenant, ago(first, hours=1), MicrosoftClickId=click),
+                conversion(tenant, ago(first, hours=2), HashedEmailAddress=SHA.upper())]
+        cm = campaign_client(first, tenant)
+        assert batch_errors(upload(cm, rows)) == []
+        assert batch_errors(upload(cm, rows[:1])) == []  # a duplicate, kept as such
+        conversions, duplicates = first.admin.conversions(), first.admin.duplicates()
+    db = sqlite3.connect(state)
+    try:
+        _without_numbers(db)
+    finally:
+        db.close()
+    assert "sqlite_autoindex_conversions_1" in _indexes(state)
+
+    with Emulator(state) as second:
+        assert (second.admin.conversions(), second.admin.duplicates()) == (conversions,
+                                                                           duplicates)
+        cm = campaign_client(second, tenant)
+        assert batch_errors(upload(cm, rows)) == []  # both repeats
+        assert batch_errors(upload(cm, [{**rows[0], "ConversionTime": ago(
+            second, minutes=30).isoformat()}])) == []  # another time: a new conversion
+        assert second.admin.conversions()[:2] == conversions
+        assert len(second.admin.conversions()) == 3
+        assert [d["original_id"] for d in second.admin.duplicates()] == [
+            conversions[0]["id"], conversions[0]["id"], conversions[1]["id"]]
+    indexes = _indexes(state)
+    assert "conversions_number" in indexes and "sqlite_autoindex_conversions_1" not in indexes
+    numbered = _numbers(state)
+    assert [number for _, number in numbered] == [offline.dedup_number(key)
+                                                  for key, _ in numbered]
+    with Emulator(state):  # opened again: nothing more to do
+        pass
+    assert _numbers(state) == numbered
+
+
+def test_a_unique_recount_reads_one_range_of_the_dedup_number_index():
     store = Store()
     try:
         plan = store.db.execute("EXPLAIN QUERY PLAN " + offline.SAME_IDENTITY,
-                                ("a", "b", 1, "c", "d")).fetchall()
-        assert "USING INDEX sqlite_autoindex_conversions_1 (dedup_key>? AND dedup_key<?)" in \
+                                (1, 2, 1, "c", "d")).fetchall()
+        assert "USING INDEX conversions_number (dedup_number>? AND dedup_number<?)" in \
             " ".join(row["detail"] for row in plan)
         # Identities one of which is the other's start and a "|": each has its own earliest.
         now = store.now()
