@@ -342,9 +342,9 @@ def check_conversion(item: Item, ctx: Context, index: int = 0) -> int | tuple:
 ACCEPTED = ("item_index", "account_id", "customer_id", "goal_id", "conversion_name",
             "conversion_time", "click_id", "hashed_email", "hashed_phone", "value", "currency",
             "external_attribution_credit", "external_attribution_model", "identity",
-            "dedup_key", "not_counted_reason", "count_type")
+            "dedup_key", "not_counted_reason", "count_type", "dedup_number")
 (_INDEX, _ACCOUNT, _CUSTOMER, _GOAL, _NAME, _TIME, _CLICK, _EMAIL, _PHONE, _VALUE, _CURRENCY,
- _CREDIT, _MODEL, _IDENTITY, _KEY, _REASON, _COUNT_TYPE) = range(len(ACCEPTED))
+ _CREDIT, _MODEL, _IDENTITY, _KEY, _REASON, _COUNT_TYPE, _NUMBER) = range(len(ACCEPTED))
 
 
 def _accepted(ctx: Context, index: int, goal: dict, name: str, when: float, when_iso: str,
@@ -376,21 +376,23 @@ def _accepted(ctx: Context, index: int, goal: dict, name: str, when: float, when
     else:
         reason = _identity_reason(goal, when, email, phone, ctx)
     identity = _identity(click_id, email, phone)
+    key = dedup_key(goal["id"], identity, when_iso)
     return (index, ctx.account["id"], ctx.account["customer_id"], goal["id"], name, when,
-            click_id, email, phone, value, currency, credit, model, identity,
-            dedup_key(goal["id"], identity, when_iso), reason, goal["count_type"])
+            click_id, email, phone, value, currency, credit, model, identity, key, reason,
+            goal["count_type"], dedup_number(key))
 
 
 def _goal_facts(goal: dict) -> tuple:
     """What ``Conversions.plain`` reads of a goal, as a tuple: the goal, its id, its window in
     seconds, its count type; whether an item of it without external attribution fields
     passes ``_accepted``'s reasons before the hashes' and the click's (the goal is active
-    and external attribution gives no reason); whether it takes enhanced conversions; and
-    what ``_external_reason`` gives for such an item."""
+    and external attribution gives no reason); whether it takes enhanced conversions; what
+    ``_external_reason`` gives for such an item; and the goal's bits of a ``dedup_number``."""
     external = _external_reason(_NO_EXTERNAL, goal)
     return (goal, goal["id"], goal["window_minutes"] * 60.0, goal["count_type"],
             goal["status"] == "Active" and external[0] is None,
-            bool(goal["enhanced_conversions"]), external)
+            bool(goal["enhanced_conversions"]), external,
+            (_crc(str(goal["id"])) & _GOAL_MASK) << 24)
 
 
 class Conversions:
@@ -441,17 +443,19 @@ class Conversions:
         self.currencies = {c: c.strip() for c in found["ConversionCurrencyCode"]
                            if c.strip() in CONVERSION_GOAL_REVENUE_CURRENCIES}
 
-    def _times(self, texts: set[str]) -> dict[str, tuple[float, str]]:
+    def _times(self, texts: set[str]) -> dict[str, tuple[float, str, int]]:
+        """(epoch, ``iso``, its bits of a ``dedup_number``) by text."""
         now = self.ctx.now
         # a text read_times leaves out: 5607 (or an hour 24, which check_conversion reads)
-        return {text: read for text, read in read_times(texts).items()
-                if read[0] <= now and now - read[0] <= LOOKBACK}  # else 5614 or 5609
+        return {text: (when, when_iso, _crc(when_iso) & _TIME_MASK)
+                for text, (when, when_iso) in read_times(texts).items()
+                if when <= now and now - when <= LOOKBACK}  # else 5614 or 5609
 
     def _click_facts(self, read: dict[str, str]
-                     ) -> dict[str, tuple[str, str, float | None, str | None]]:
+                     ) -> dict[str, tuple[str, str, float | None, str | None, int]]:
         """For click ids as sent and as read: (the click id as read, its ``_identity``, the
         time of its click when that is this account's, else None and why a conversion of it
-        will not count), by click id as sent."""
+        will not count, the identity's bits of a ``dedup_number``), by click id as sent."""
         facts = {}
         click_of, account_id = self.ctx.click, self.account[0]
         for raw_id, click_id in read.items():
@@ -462,7 +466,8 @@ class Conversions:
                 own, reason = None, ACCOUNT_MISMATCH
             else:
                 own, reason = click["click_time"], None
-            facts[raw_id] = (click_id, _identity(click_id, None, None), own, reason)
+            identity = _identity(click_id, None, None)
+            facts[raw_id] = (click_id, identity, own, reason, _crc(identity) & _IDENTITY_MASK)
         return facts
 
     def _hash_clicks(self) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
@@ -512,7 +517,7 @@ class Conversions:
         if click_id is not None:
             if type(click_id) is not str or click_id not in self.click_ids:
                 return None  # 5604, or a blank one
-            click_id, identity, click_time, reason = self.click_ids[click_id]
+            click_id, identity, click_time, reason, identity_bits = self.click_ids[click_id]
             if click_time is not None and when < click_time:
                 return None  # 5616
         elif email is None and phone is None:
@@ -531,19 +536,21 @@ class Conversions:
         if get("ExternalAttributionCredit") is not None \
                 or get("ExternalAttributionModel") is not None:
             return None
-        goal, goal_id, window, count_type, first_pass, enhanced, external = facts
+        goal, goal_id, window, count_type, first_pass, enhanced, external, goal_bits = facts
         if not (first_pass and email_hashed and phone_hashed) \
                 or (click_id is None and not enhanced):
             # a reason before the click's or the hashes' (_accepted, in its order)
             return _accepted(self.ctx, index, goal, name, when, read[1], click_id, email, phone,
                              self.ctx.click(click_id) if click_id is not None else None,
                              value, currency, *external, None, email_hashed, phone_hashed)
-        # what _accepted gives after its first reasons, as it gives it (and dedup_key's text)
+        # what _accepted gives after its first reasons, as it gives it (and dedup_key's text,
+        # and dedup_number's number from the bits of its parts)
         if click_id is not None:
             if click_time is not None and when - click_time > window:
                 reason = OUTSIDE_WINDOW
         else:
             identity = f"hash:{email_low}:{phone_low}"
+            identity_bits = _crc(identity) & _IDENTITY_MASK
             emails, phones = self._by_hash or self._hash_clicks()
             # no click is stored with a blank hash ("": the item has none)
             reason = _clicks_reason((emails.get(email_low) or []) + (phones.get(phone_low) or []),
@@ -551,7 +558,7 @@ class Conversions:
         account_id, customer_id = self.account
         return (index, account_id, customer_id, goal_id, name, when, click_id, email, phone,
                 value, currency, None, None, identity, f"{goal_id}|{identity}|{read[1]}",
-                reason, count_type)
+                reason, count_type, (goal_bits | identity_bits) << _TIME_BITS | read[2])
 
     def check(self, raw: list, read: Callable[[object, int], Item], forced: Container[int]
               ) -> tuple[dict[int, Item], list[tuple[int, int | tuple]]]:
@@ -686,7 +693,7 @@ def record_conversions(db: sqlite3.Connection, accepted: list[tuple], request_id
                        now: float) -> None:
     """Store accepted conversions (tuples of ``ACCEPTED``); a repeat of a stored one (same
     goal, conversion time and click or hashed identity) is kept under duplicates."""
-    numbers = [dedup_number(c[_KEY]) for c in accepted]
+    numbers = [c[_NUMBER] for c in accepted]
     if accepted and len(set(numbers)) == len(accepted) and not any(
             c[_REASON] is None and c[_COUNT_TYPE] == "Unique" for c in accepted) \
             and not _unnumbered(db, {c[_KEY] for c in accepted}):
@@ -784,7 +791,7 @@ def _insert_conversions(db: sqlite3.Connection, rows: list[tuple], numbers: list
               r if value is None else value, identity, key, t if reason is None else reason,
               now, r if number is None else number)
              for (index, _, _, _, _, when, click, email, phone, value, _, _, _, identity, key,
-                  reason, _), number in zip(rows, numbers, strict=True)]).rowcount
+                  reason, _, _), number in zip(rows, numbers, strict=True)]).rowcount
     return db.executemany(
         f"INSERT INTO conversions ({_COLUMNS}) VALUES "
         f"(?, ?, ?, ?, ?, ?, ?, NULLIF(?, {t}), NULLIF(?, {t}), NULLIF(?, {t}), ?, "
@@ -796,8 +803,8 @@ def _insert_conversions(db: sqlite3.Connection, rows: list[tuple], numbers: list
           t if model is None else model, identity, key, int(reason is None),
           t if reason is None else reason, now, r if number is None else number)
          for (index, account, customer, goal, name, when, click, email, phone, value, currency,
-              credit, model, identity, key, reason, _), number in zip(rows, numbers,
-                                                                        strict=True)]).rowcount
+              credit, model, identity, key, reason, _, _), number in zip(rows, numbers,
+                                                                           strict=True)]).rowcount
 
 
 def _shared(rows: list[tuple]) -> tuple[str, str] | None:

@@ -74,7 +74,8 @@ def test_a_unique_recount_finds_the_conversions_stored_without_a_number():
                            "external_attribution_credit": None,
                            "external_attribution_model": None, "identity": identity,
                            "dedup_key": offline.dedup_key(3, identity, str(age)),
-                           "not_counted_reason": None, "count_type": "Unique"}[name]
+                           "not_counted_reason": None, "count_type": "Unique",
+                           "dedup_number": 0}[name]
                           for name in offline.ACCEPTED)
                     for i, age in enumerate((60, 180, 120))]
         for request_id, conversion_ in enumerate(accepted):

@@ -189,6 +189,7 @@ def _stored(goal_id: int, identity: str, when: float) -> tuple:
               "external_attribution_credit": None, "external_attribution_model": None,
               "identity": identity, "dedup_key": offline.dedup_key(goal_id, identity, iso(when)),
               "not_counted_reason": None, "count_type": "Unique"}
+    fields["dedup_number"] = offline.dedup_number(fields["dedup_key"])
     return tuple(fields[name] for name in offline.ACCEPTED)
 
 
