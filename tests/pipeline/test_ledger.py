@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from include.msads_capi import ledger
-from include.msads_capi.pipeline import upload
+from include.msads_capi.sql import query
 from include.msads_capi.warehouse import transaction
 
 
@@ -26,7 +26,7 @@ def test_every_typed_row_names_columns_of_its_table(warehouse):
 
 
 def test_the_upload_reads_outbox_rows_in_their_declared_order():
-    selected = upload._BATCH.split("SELECT", 1)[1].split("FROM", 1)[0]
+    selected = query("upload_batch").split("SELECT", 1)[1].split("FROM", 1)[0]
     names = [c.strip().split(".")[-1] for c in selected.split(",")]
     assert names == list(ledger.OutboxRow._fields)
 

@@ -57,6 +57,7 @@ from include.msads_capi.outcomes import (
 )
 from include.msads_capi.pipeline.adjustments import upload_adjustments
 from include.msads_capi.settings import PipelineConfig
+from include.msads_capi.sql import query
 from include.msads_capi.warehouse import Warehouse, connect, transaction
 
 if TYPE_CHECKING:
@@ -64,18 +65,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_BATCH = """
-SELECT o.event_id, o.account_id, o.goal_id, o.customer_id, o.conversion_name, o.conversion_time,
-       o.conversion_value, o.currency_code, o.click_id, o.email_sha256, o.phone_sha256,
-       o.attribution_credit, o.attribution_model, r.attempts, r.first_seen_at
-FROM msads.outbox o JOIN msads.results r USING (event_id, account_id, goal_id)
-WHERE o.account_id = %(a)s AND o.run_id = %(run)s AND o.hashed
-  AND (o.event_id, o.goal_id) > (%(e)s, %(g)s){part}
-  AND r.event_id >= %(e)s{part_r}
-ORDER BY o.event_id, o.goal_id
-LIMIT %(n)s
-FOR UPDATE OF o SKIP LOCKED
-"""
 # Calls one refused request may take to find the conversions Microsoft refuses on their own
 # (splitting 1,000 down to one takes 10 levels; a few bad items cost about 20 calls each).
 SPLIT_CALLS = 64
@@ -171,7 +160,7 @@ class Uploader:
         self.part = part or Part()
         self.summary = UploadSummary(account_id)
         self._after: tuple[str, int] = ("", 0)  # keyset: the last outbox key taken
-        self._batch_sql = _BATCH.format(part=self.part.sql(), part_r=self.part.sql("r.event_id"))
+        self._batch_sql = query("upload_batch").replace("{part}", self.part.sql())
         self._conn = None
         # conversions refused when sent alone since the last accepted call: (row, error)
         self._alone: list[tuple[OutboxRow, RequestError]] = []
