@@ -87,10 +87,11 @@ class Part:
     number: int = 1
     of: int = 1
 
-    def sql(self, column: str = "o.event_id") -> str:
-        """The part's bounds as SQL on ``column``, with %(after)s / %(upto)s parameters."""
-        bounds = ([f" AND {column} > %(after)s"] if self.after is not None else []) + (
-            [f" AND {column} <= %(upto)s"] if self.upto is not None else [])
+    def sql(self) -> str:
+        """The part's bounds on the outbox's ``o.event_id`` as SQL, with %(after)s / %(upto)s
+        parameters."""
+        bounds = ([" AND o.event_id > %(after)s"] if self.after is not None else []) + (
+            [" AND o.event_id <= %(upto)s"] if self.upto is not None else [])
         return "".join(bounds)
 
     def params(self) -> dict:
