@@ -336,17 +336,20 @@ def raw_load(spec: dict, api_client, row, request) -> float:
     return calls * ITEMS / elapsed
 
 
+def _ticks_to_seconds(ticks: int) -> float:
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _cpu_seconds(pid: int) -> float:
     """CPU seconds of a process and of every process below it, the ones that ended included
     (a PostgreSQL backend's time moves to the postmaster's children's time when it ends):
     Linux's /proc; 0 where that cannot be read."""
-    tick = os.sysconf("SC_CLK_TCK")
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         return 0.0
-    own = sum(int(f) for f in fields[11:15]) / tick  # utime, stime, cutime, cstime
+    own = _ticks_to_seconds(sum(int(f) for f in fields[11:15]))  # utime, stime, cutime, cstime
     return own + sum(_cpu_seconds(int(child)) for child in children)
 
 
@@ -356,8 +359,8 @@ def _machine_busy() -> tuple[float, float]:
         ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     except OSError:
         return 0.0, 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    return (sum(ticks) - ticks[3] - ticks[4]) / tick, sum(ticks) / tick  # less idle and iowait
+    # busy: all but idle and iowait
+    return _ticks_to_seconds(sum(ticks) - ticks[3] - ticks[4]), _ticks_to_seconds(sum(ticks))
 
 
 class CpuUse:
@@ -469,18 +472,18 @@ def warehouse_conn(warehouse):
 # ---------------------------------------------------------------------------- report
 
 
-def cpu_lines(result: dict, count: int, indent: str = "  ") -> None:
+def cpu_lines(result: dict, count: int) -> None:
     """Print the CPU per event of each process counted (``result["cpu"]``, over ``count``
     events) and how busy the machine was; keeps their sum per event in ``result``."""
     cpu = result.get("cpu") or {}
     if not cpu.get("all"):
         return
     parts = [(k, v) for k, v in cpu.items() if k not in ("machine", "all")]
-    print(f"{indent}CPU per event: " + ", ".join(f"{k} {v / count * 1e6:.1f} µs"
-                                                 for k, v in parts if v > 0), flush=True)
+    print("  CPU per event: " + ", ".join(f"{k} {v / count * 1e6:.1f} µs"
+                                          for k, v in parts if v > 0), flush=True)
     ours = sum(v for k, v in parts if k != "the rest of the machine")
     result["cpu_per_event"] = ours / count * 1e6
-    print(f"{indent}machine busy {cpu['machine'] / cpu['all']:.0%} of the time on "
+    print(f"  machine busy {cpu['machine'] / cpu['all']:.0%} of the time on "
           f"{os.cpu_count()} cores; {result['cpu_per_event']:.1f} µs of CPU per event in the "
           "processes counted", flush=True)
 
