@@ -11,7 +11,8 @@ phones as well, in mixed case and whitespace; every event can be uploaded) and d
 ``run_once`` in a loop, in its own process so that peak RSS is per backlog. The SDK ceiling is
 1,000-item ``ApplyOfflineConversions`` calls built and sent by the REST SDK (``msads``) to the
 same emulator from one process, and nothing else, measured before and after the backlogs (the mean
-counts). The emulator runs in a process of its own. The pipeline runs with its defaults,
+counts). The raw load of ready-made bodies into the emulator is measured by turns with it, a few
+calls each, so that a drift in the machine's speed moves both alike. The emulator runs in a process of its own. The pipeline runs with its defaults,
 ``MSADS_UPLOAD_PROCESSES=2`` included: a backlog of at least 20,000 conversions per account is
 uploaded in two parts at once, the second by a worker process. The last line printed is
 ``fraction of SDK ceiling: <x>`` (the largest backlog's rate over the ceiling).
@@ -48,6 +49,7 @@ PLAN_HASH_GOAL_US = 25  # plan + hash per event, wall time inside the pipeline (
 APPLY_PATH = "/CampaignManagement/v13/OfflineConversions/Apply"  # the SDK's path for the call
 FRACTION_GOAL = 0.7  # the largest backlog drains at this fraction of the ceiling at least
 RAW_LOAD_GOAL = 2  # the emulator alone takes at least this many times the SDK ceiling
+RAW_ROUNDS = 6  # the SDK's calls and the raw load take turns this many times
 EMULATOR = """
 import json, sys
 from include.msads_emulator import Emulator
@@ -272,23 +274,40 @@ def sdk_ceiling(spec_file: str) -> dict:
     api.apply_offline_conversions(ApplyOfflineConversionsRequest(OfflineConversions=[  # warm-up
         OfflineConversion(ConversionName=tenant["goal_name"], ConversionTime=now,
                           HashedEmailAddress=hashlib.sha256(b"warm-up").hexdigest())]))
-    cpu = CpuUse("SDK (this process)")
-    started = time.perf_counter()
-    for call in range(spec["calls"]):
-        items = [OfflineConversion(**_ceiling_row(spec, now, emails, call * ITEMS + i, i))
-                 for i in range(ITEMS)]
-        result = api.apply_offline_conversions(
-            ApplyOfflineConversionsRequest(OfflineConversions=items))
-        if result.partial_errors:
-            raise SystemExit(f"the emulator refused items: {result.partial_errors[0]}")
-    elapsed = time.perf_counter() - started
-    cpu_seconds = cpu.seconds()
-    raw = raw_load(spec, api_client, lambda n, i: _ceiling_row(spec, now, emails, n, i),
-                   lambda items: ApplyOfflineConversionsRequest(OfflineConversions=[
-                       OfflineConversion(**row) for row in items]))
-    return {"calls": spec["calls"], "conversions": spec["calls"] * ITEMS, "seconds": elapsed,
-            "per_second": spec["calls"] * ITEMS / elapsed, "peak_rss_mb": peak_rss_mb(),
-            "raw_per_second": raw, "cpu": cpu_seconds}
+
+    def rows(n: int, i: int) -> dict:
+        return _ceiling_row(spec, now, emails, n, i)
+
+    raw = RawLoad(spec, api_client, rows, lambda items: ApplyOfflineConversionsRequest(
+        OfflineConversions=[OfflineConversion(**row) for row in items]))
+    # The machine's speed drifts within seconds: the SDK's calls and the raw load take turns,
+    # a few calls each, so that both are measured over the same moments.
+    elapsed, raw_seconds, cpu_seconds = 0.0, 0.0, {}
+    for calls in _rounds(spec["calls"], RAW_ROUNDS):
+        cpu = CpuUse("SDK (this process)")
+        started = time.perf_counter()
+        for call in calls:
+            items = [OfflineConversion(**rows(call * ITEMS + i, i)) for i in range(ITEMS)]
+            result = api.apply_offline_conversions(
+                ApplyOfflineConversionsRequest(OfflineConversions=items))
+            if result.partial_errors:
+                raise SystemExit(f"the emulator refused items: {result.partial_errors[0]}")
+        elapsed += time.perf_counter() - started
+        for name, seconds in cpu.seconds().items():
+            cpu_seconds[name] = cpu_seconds.get(name, 0.0) + seconds
+        raw_seconds += raw.post(calls)
+    raw.close()
+    conversions = spec["calls"] * ITEMS
+    return {"calls": spec["calls"], "conversions": conversions, "seconds": elapsed,
+            "per_second": conversions / elapsed, "peak_rss_mb": peak_rss_mb(),
+            "raw_per_second": conversions / raw_seconds, "cpu": cpu_seconds}
+
+
+def _rounds(calls: int, rounds: int) -> list[range]:
+    """``range(calls)`` in ``rounds`` consecutive pieces (fewer when there are fewer calls)."""
+    rounds = max(1, min(rounds, calls))
+    edges = [calls * k // rounds for k in range(rounds + 1)]
+    return [range(a, b) for a, b in zip(edges, edges[1:], strict=False)]
 
 
 def _ceiling_row(spec: dict, now, emails: list[str], n: int, i: int) -> dict:
@@ -305,35 +324,44 @@ def _ceiling_row(spec: dict, now, emails: list[str], n: int, i: int) -> dict:
     return row
 
 
-def raw_load(spec: dict, api_client, row, request) -> float:
-    """The emulator alone: the same calls' JSON bodies, made by the SDK beforehand, posted
-    back to back over one kept-alive connection; conversions/s. Shows that the emulator is not
-    what the ceiling or the pipeline measures."""
-    import http.client
-    import ssl
-    from urllib.parse import urlsplit
+class RawLoad:
+    """The emulator alone: the ceiling's calls as JSON bodies, made by the SDK beforehand and
+    posted back to back over one kept-alive connection. Shows that the emulator is not what the
+    ceiling or the pipeline measures."""
 
-    calls = spec["calls"]
-    headers = {"Content-Type": "application/json", **api_client.default_headers}
-    bodies = [json.dumps(api_client.sanitize_for_serialization(request(
-        [row(calls * ITEMS + call * ITEMS + i, i) for i in range(ITEMS)]))).encode()
-        for call in range(calls)]  # the other half of the clicks: nothing is a duplicate
-    url = urlsplit(spec["campaign_url"].rstrip("/") + APPLY_PATH)
-    conn = (http.client.HTTPSConnection(url.hostname, url.port,
-                                        context=ssl.create_default_context(
-                                            cafile=spec.get("ca_file")))
-            if url.scheme == "https" else http.client.HTTPConnection(url.hostname, url.port))
-    started = time.perf_counter()
-    for body in bodies:
-        conn.request("POST", url.path, body=body, headers=headers)
-        answer = conn.getresponse()
-        answered = json.loads(answer.read())
-        if answer.status != 200 or answered.get("PartialErrors"):
-            raise SystemExit(f"the emulator refused the raw load: {answer.status} "
-                             f"{str(answered)[:300]}")
-    elapsed = time.perf_counter() - started
-    conn.close()
-    return calls * ITEMS / elapsed
+    def __init__(self, spec: dict, api_client, row, request) -> None:
+        import http.client
+        import ssl
+        from urllib.parse import urlsplit
+
+        calls = spec["calls"]
+        self.headers = {"Content-Type": "application/json", **api_client.default_headers}
+        self.bodies = [json.dumps(api_client.sanitize_for_serialization(request(
+            [row(calls * ITEMS + call * ITEMS + i, i) for i in range(ITEMS)]))).encode()
+            for call in range(calls)]  # the other half of the clicks: nothing is a duplicate
+        self.url = urlsplit(spec["campaign_url"].rstrip("/") + APPLY_PATH)
+        url = self.url
+        self.conn = (http.client.HTTPSConnection(url.hostname, url.port,
+                                                 context=ssl.create_default_context(
+                                                     cafile=spec.get("ca_file")))
+                     if url.scheme == "https" else http.client.HTTPConnection(url.hostname,
+                                                                              url.port))
+
+    def post(self, calls: range) -> float:
+        """Post the bodies of ``calls``; the seconds it took."""
+        started = time.perf_counter()
+        for call in calls:
+            self.conn.request("POST", self.url.path, body=self.bodies[call],
+                              headers=self.headers)
+            answer = self.conn.getresponse()
+            answered = json.loads(answer.read())
+            if answer.status != 200 or answered.get("PartialErrors"):
+                raise SystemExit(f"the emulator refused the raw load: {answer.status} "
+                                 f"{str(answered)[:300]}")
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def _ticks_to_seconds(ticks: int) -> float:
