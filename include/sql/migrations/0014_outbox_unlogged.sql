@@ -1,0 +1,15 @@
+-- The outbox holds what the plan stage derived from the events table and the ledger: each row is
+-- written once, locked once by the upload, and deleted once its outcome is in the ledger. Writing
+-- it to the write-ahead log cost about 480 bytes of WAL per conversion and a quarter of the
+-- outbox's own database time (100,000-row rounds of COPY, take 1,000 at a time, delete: 14.1
+-- µs a row logged, 10.5 unlogged, four rounds each, same server), for rows nothing needs after a
+-- crash.
+--
+-- After a crash (not after a clean stop) PostgreSQL empties an unlogged table, and a standby
+-- has none of its rows. Nothing is lost: every conversion in the outbox also has its pending row
+-- in the ledger, which is logged as before. Its run's upload finds nothing to send; once the
+-- claim's lease has passed (10 minutes), the next run takes those ledger rows over, plans and
+-- hashes them again from the events table, and sends them. A conversion Microsoft had already
+-- taken before the crash is sent again, and Microsoft ignores the repeat (as after any run
+-- that dies between its call and its record).
+ALTER TABLE msads.outbox SET UNLOGGED;
