@@ -32,6 +32,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple
 
+from include.msads_capi.sql import query
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import tzinfo
@@ -329,8 +331,7 @@ def record(conn: psycopg.Connection, stage: str, rows: Sequence[Decided] | Seque
         return
     _allowed(stage, rows)
     update(conn, "msads.results", type(rows[0])._fields, rows, touch_updated_at=True,
-           also="DELETE FROM msads.outbox o USING s WHERE o.event_id = s.event_id "
-                "AND o.account_id = s.account_id AND o.goal_id = s.goal_id")
+           also=query("outbox_take_out"))
 
 
 def upsert(conn: psycopg.Connection, table: str, columns: Sequence[str],
