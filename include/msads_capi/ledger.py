@@ -308,7 +308,7 @@ def plan_rows(conn: psycopg.Connection, rows: Sequence[Planned], outbox: Sequenc
     rows that are all ``pending ready``, and outbox rows."""
     _allowed("plan", rows)
     upsert(conn, "msads.results", Planned._fields, rows, touch_updated_at=True)
-    delete_keys(conn, "msads.outbox", replanned)
+    take_out(conn, replanned)
     upsert(conn, "msads.outbox", Outgoing._fields, outbox)
     if ready is not None and ready.count:
         if set(ready.ledger["status"].unique()) != {"pending"}:
@@ -505,16 +505,16 @@ def _aware(zone: tzinfo) -> Callable[[datetime], datetime]:
     return convert
 
 
-def delete_keys(conn: psycopg.Connection, table: str, keys: Iterable[tuple]) -> None:
-    """Delete rows by (event_id, account_id, goal_id)."""
+def take_out(conn: psycopg.Connection, keys: Iterable[tuple]) -> None:
+    """Delete outbox rows by (event_id, account_id, goal_id), each found by its key
+    (``include/sql/queries/outbox_take_out.sql``)."""
     keys = list(keys)
     if not keys:
         return
     events, accounts, goals = zip(*keys, strict=True)
     events, accounts, goals = list(events), [int(a) for a in accounts], [int(g) for g in goals]
-    conn.execute(f"DELETE FROM {table} t USING unnest(%s::text[], %s::bigint[], %s::bigint[]) "
-                 "AS k(event_id, account_id, goal_id) WHERE t.event_id = k.event_id "
-                 "AND t.account_id = k.account_id AND t.goal_id = k.goal_id",
+    conn.execute("WITH s AS (SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[]) "
+                 "AS k(event_id, account_id, goal_id)) " + query("outbox_take_out"),
                  (events, accounts, goals))
 
 
