@@ -12,9 +12,10 @@ phones as well, in mixed case and whitespace; every event can be uploaded) and d
 1,000-item ``ApplyOfflineConversions`` calls built and sent by the REST SDK (``msads``) to the
 same emulator from one process, and nothing else, measured before and after the backlogs (the mean
 counts). The raw load of ready-made bodies into the emulator is measured by turns with it, a few
-calls each, so that a drift in the machine's speed moves both alike. The emulator runs in a process of its own. The pipeline runs with its defaults,
-``MSADS_UPLOAD_PROCESSES=2`` included: a backlog of at least 20,000 conversions per account is
-uploaded in two parts at once, the second by a worker process. The last line printed is
+calls each, so that a drift in the machine's speed moves both alike. The emulator runs in a
+process of its own. The pipeline runs with its defaults, ``MSADS_UPLOAD_PROCESSES=2`` included:
+a backlog of at least 20,000 conversions per account is uploaded in two parts at once, the
+second by a worker process. The last line printed is
 ``fraction of SDK ceiling: <x>`` (the largest backlog's rate over the ceiling).
 
 Where the CPU goes (Linux): for the ceiling and for each backlog, the CPU per event of each
