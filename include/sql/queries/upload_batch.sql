@@ -2,9 +2,9 @@
 -- keyset position (%(e)s, %(g)s), within the uploader's part ({part}: its event id bounds on
 -- o.event_id), locked so that no other uploader takes them meanwhile, each with its ledger
 -- row's attempts and first sight. The ledger row is read by its primary key, one row at a time
--- (LATERAL): joined as a whole, PostgreSQL sometimes hashed or merged the whole ledger for a
--- batch of 1,000 (up to 2.8 s a call instead of 6 ms), above all once the prepared statement
--- went to a generic plan.
+-- (LATERAL ... LIMIT 1; without the LIMIT, PostgreSQL makes the LATERAL a join again): joined as
+-- a whole, PostgreSQL sometimes hashed or merged the whole ledger for a batch of 1,000 (up to
+-- 2.8 s a call instead of 6 ms), above all once the prepared statement went to a generic plan.
 SELECT o.event_id, o.account_id, o.goal_id, o.customer_id, o.conversion_name, o.conversion_time,
        o.conversion_value, o.currency_code, o.click_id, o.email_sha256, o.phone_sha256,
        o.attribution_credit, o.attribution_model, r.attempts, r.first_seen_at
@@ -16,5 +16,6 @@ FROM (SELECT * FROM msads.outbox o
       FOR UPDATE SKIP LOCKED) o
 CROSS JOIN LATERAL (SELECT r.attempts, r.first_seen_at FROM msads.results r
                     WHERE r.event_id = o.event_id AND r.account_id = o.account_id
-                      AND r.goal_id = o.goal_id) r
+                      AND r.goal_id = o.goal_id
+                    LIMIT 1) r
 ORDER BY o.event_id, o.goal_id
