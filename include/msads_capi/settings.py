@@ -61,7 +61,8 @@ def _rules() -> ModuleType:
 class PipelineConfig:
     chunk_size: int = 20000                 # events read, planned and hashed at a time
     max_events_per_run: int = 100_000       # new events one run claims at most
-    overlap: timedelta = timedelta(minutes=15)   # late-commit window re-read every run
+    overlap: timedelta = timedelta(minutes=15)   # late-commit window before the cursor
+    sweep_every: timedelta = timedelta(minutes=1)  # the window is swept this often at most
     lease: timedelta = timedelta(minutes=10)     # a claim older than this is taken over
     upload_budget_seconds: float = 45.0     # per account and run; the rest waits for the next
     upload_processes: int = 2               # uploaders per account at once, for big backlogs

@@ -1,7 +1,8 @@
 """Stage 1, claim: take new events, late-committed events and due retries for this run.
 
 New events are read in keyset order after the pick-up cursor; the overlap window before the
-cursor is swept once per run for rows that committed late; both anti-join the ledger, so an
+cursor is swept for rows that committed late (at most once a minute: ``pickup.sweep_due``);
+both anti-join the ledger, so an
 event already decided is never decided again. Every claim is a committed ledger row, so two runs
 (or two workers) never take the same event, and a run that dies leaves claims the next run takes
 over once the lease has passed.

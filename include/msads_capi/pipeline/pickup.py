@@ -2,6 +2,12 @@
 ``(ingested_at, id)`` in ``msads.pickup_cursor``, due rows, the overlap sweep, then new rows in
 keyset order (the queries in ``include/sql/queries``).
 
+The overlap sweep reads every row of the window before the cursor (``PipelineConfig.overlap``)
+for those that committed after the cursor passed them. It runs at most once a minute
+(``PipelineConfig.sweep_every``), not in every run: while a backlog drains, runs follow each
+other every few seconds and the whole backlog sits in the window, so each sweep read all of
+it. A row that commits late is taken within a minute or so.
+
 Due and swept rows, and new adjustments, are claimed with a committed ledger row each. New
 events are not: the plan stage takes them chunk by chunk while it holds the cursor row's lock
 (:func:`lock_cursor`), writes their outcomes and moves the cursor (:func:`advance`) in the same
@@ -77,6 +83,12 @@ def advance(conn: psycopg.Connection, name: str, at: object, last_id: str, run_i
     conn.execute(_ADVANCE, {"n": name, "at": at, "id": last_id, "run": run_id})
 
 
+def sweep_due(swept_at: datetime | None, now: datetime, config: PipelineConfig) -> bool:
+    """Whether this run sweeps the overlap window: at most once per ``config.sweep_every`` by
+    the run's clock (and always when that clock reads earlier than the last sweep's)."""
+    return swept_at is None or not swept_at < now < swept_at + config.sweep_every
+
+
 def pick_up(warehouse: Warehouse, source: Source, run_id: str, now: datetime,
             config: PipelineConfig) -> tuple[int, int, int]:
     """Claim due, late and new rows of ``source`` for ``run_id``: (new, late, due)."""
@@ -84,14 +96,17 @@ def pick_up(warehouse: Warehouse, source: Source, run_id: str, now: datetime,
         due = len(conn.execute(query(source.due), {
             "run_id": run_id, "now": now, "stale_before": now - config.lease,
             "limit": config.max_events_per_run}).fetchall())
-        row = conn.execute("SELECT ingested_at, event_id FROM msads.pickup_cursor "
+        row = conn.execute("SELECT ingested_at, event_id, swept_at FROM msads.pickup_cursor "
                            "WHERE name = %s", (source.cursor,)).fetchone()
-        after_at, after_id = row if row else ("-infinity", "")
+        after_at, after_id, swept_at = row if row else ("-infinity", "", None)
         late = 0
-        if row:
+        if row and sweep_due(swept_at, now, config):
             late = len(conn.execute(query(source.late), {
                 "run_id": run_id, "now": now, "cursor_at": after_at, "cursor_id": after_id,
                 "overlap": config.overlap, "limit": config.max_events_per_run}).fetchall())
+            if late < config.max_events_per_run:  # a full sweep may have left more: again
+                conn.execute("UPDATE msads.pickup_cursor SET swept_at = %s WHERE name = %s",
+                             (now, source.cursor))
     new = 0
     while source.new and new < config.max_events_per_run:
         limit = min(config.chunk_size, config.max_events_per_run - new)
