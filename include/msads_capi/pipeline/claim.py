@@ -2,10 +2,9 @@
 
 New events are read in keyset order after the pick-up cursor; the overlap window before the
 cursor is swept for rows that committed late (at most once a minute: ``pickup.sweep_due``);
-both anti-join the ledger, so an
-event already decided is never decided again. Every claim is a committed ledger row, so two runs
-(or two workers) never take the same event, and a run that dies leaves claims the next run takes
-over once the lease has passed.
+both anti-join the ledger, so an event already decided is never decided again. Every claim is a
+committed ledger row, so two runs (or two workers) never take the same event, and a run that
+dies leaves claims the next run takes over once the lease has passed.
 """
 
 from __future__ import annotations
