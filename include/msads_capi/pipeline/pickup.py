@@ -84,8 +84,9 @@ def advance(conn: psycopg.Connection, name: str, at: object, last_id: str, run_i
 
 
 def sweep_due(swept_at: datetime | None, now: datetime, config: PipelineConfig) -> bool:
-    """Whether this run sweeps the overlap window: at most once per ``config.sweep_every`` by
-    the run's clock (and always when that clock reads earlier than the last sweep's)."""
+    """Whether this run sweeps the overlap window: never swept yet, ``config.sweep_every`` or
+    more since the last sweep by the run's clock, or that clock not later than the last sweep's
+    (set back, or frozen in a test)."""
     return swept_at is None or not swept_at < now < swept_at + config.sweep_every
 
 
