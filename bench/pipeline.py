@@ -102,16 +102,21 @@ class Bench:
         self.admin = AdminClient(self.emu["admin_url"], timeout=600)
 
     def close(self) -> None:
-        import psycopg
-
         self.emu_proc.stdin.close()
         self.emu_proc.wait(30)
-        for name in self.databases:
-            with psycopg.connect(self.server, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.drop_databases()
         if self.embedded:
             self.embedded.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def drop_databases(self) -> None:
+        """Drop the backlogs' databases: once drained, PostgreSQL's autovacuum would work on
+        them while the next ceiling is measured (up to 8 µs of CPU per conversion there)."""
+        import psycopg
+
+        while self.databases:
+            with psycopg.connect(self.server, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.databases.pop()}" WITH (FORCE)')
 
     def tenant(self) -> dict:
         self.admin.reset()
@@ -591,6 +596,7 @@ def main() -> int:
             env = bench.prepare(size)
             extra = ["--profiled"] if args.profile else []
             result = bench.child("--drain", *extra, env=env)
+            bench.drop_databases()
             results[size] = result
             rate = size / result["seconds"]
             print(f"  drained in {result['seconds']:.1f} s over {result['runs']} run(s): "
