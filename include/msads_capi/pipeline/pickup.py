@@ -9,8 +9,8 @@ other every few seconds and the whole backlog sits in the window, so each sweep 
 it. A row that commits late is taken within a minute or so.
 
 Due and swept rows, and new adjustments, are claimed with a committed ledger row each. New
-events are not: the plan stage takes them chunk by chunk while it holds the cursor row's lock
-(:func:`lock_cursor`), writes their outcomes and moves the cursor (:func:`advance`) in the same
+events are not: the plan stage takes them chunk by chunk, writing their outcomes, then locking
+the cursor row (:func:`lock_cursor`), checking it and moving it (:func:`advance`) in the same
 transaction, so a claim row per event, written and deleted again, is not needed.
 """
 
@@ -36,7 +36,7 @@ class Source:
     cursor: str
     due: str
     late: str
-    new: str | None  # None: new rows are taken by the plan stage under the cursor's lock
+    new: str | None  # None: new rows are taken by the plan stage, which moves the cursor
 
 
 EVENTS = Source("events", "claim_due", "claim_late", None)
