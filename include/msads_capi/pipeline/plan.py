@@ -443,8 +443,8 @@ def _write_chunk(warehouse: Warehouse, chunk: _Chunk, run_id: str) -> bool:
 
 # Chunks written at once (each in its own transaction and connection): while one waits for
 # PostgreSQL to store its rows, the next one's are stored too. Planning a 1,000,000-event
-# backlog (bench/pipeline.py, same machine) took 14.7-15.9 s over four runs with one writer,
-# the machine 71% busy, and 14.3 s in two runs with two, 74% busy: reading and planning in
+# backlog (bench/pipeline.py, same machine) took 14.7-15.9 s over five runs with one writer,
+# the machine 71% busy, and 14.3 s in three runs with two, 74% busy: reading and planning in
 # this process is most of what is left.
 _WRITERS = 2
 
