@@ -1,8 +1,9 @@
 -- The next chunk of new events after the pick-up cursor, in keyset order on (ingested_at,
--- event_id), read by the plan stage while it holds the cursor row's lock (include/msads_capi/
--- pipeline/plan.py): the chunk is planned, its ledger rows written and the cursor moved past it
--- in one transaction, so no other run can take the same events and a run that dies leaves
--- nothing half-claimed. ``known``: the ledger has the event already (replayed or swept); the
+-- event_id), read by the plan stage (include/msads_capi/pipeline/plan.py): the chunk is
+-- planned, then its ledger rows written and the cursor moved past it in one transaction that
+-- checks, before it moves the cursor, that the cursor still stands where the chunk was read
+-- from, so no other run can take the same events and a run that dies leaves nothing
+-- half-claimed. ``known``: the ledger has the event already (replayed or swept); the
 -- plan stage skips it and moves the cursor past it all the same.
 -- The chunk is taken from the index first, then each event is looked up in the ledger by its
 -- key (LATERAL ... LIMIT 1 keeps it a lookup). As one anti-join, PostgreSQL scanned and hashed
