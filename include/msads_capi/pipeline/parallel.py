@@ -63,13 +63,13 @@ class PartWorkers:
         return self._started().submit(upload_part, self.make_client, warehouse, entry, run_id,
                                       config)
 
-    def start(self) -> list[int]:
+    def start(self) -> None:
         """Start the workers now and wait for their answers (a worker answers once it has
         imported :data:`WARM_MODULES`), so that no run waits for their start-up: the benchmark
-        starts them before its clock. The pids that answered."""
+        starts them before its clock."""
         pool = self._started()
-        return sorted({f.result() for f in [pool.submit(os.getpid)
-                                            for _ in range(self.processes)]})
+        for answer in [pool.submit(os.getpid) for _ in range(self.processes)]:
+            answer.result()
 
     def _started(self) -> ProcessPoolExecutor:
         if self._pool is None:
