@@ -4,7 +4,7 @@ Two runs under libfaketime, so that Python, every process it starts and the embe
 the test session starts all see the moved time:
 
 * ``ahead``: 45 days ahead (``FAKETIME=+45d``);
-* ``dst``: in America/New_York, starting three minutes before the zone's next daylight-saving
+* ``dst``: in America/New_York, starting a minute before the zone's next daylight-saving
   change (``--dst back`` or ``--dst forward``: the next one of that kind), which the run
   crosses while the tests run.
 
@@ -37,7 +37,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 SLEEP_FIX = Path(__file__).resolve().with_name("sleep_fix.py")
 AHEAD_DAYS = 45
 DST_ZONE = "America/New_York"
-DST_LEAD = 180  # seconds of moved time before the change: the session is set up by then
+DST_LEAD = 60  # seconds of moved time before the change: the session is set up by then
 # Airflow's tests stay out: starting Airflow costs seconds, and the DAGs' tasks read the clock
 # as the pipeline tests do.
 SELECTION = "clock and not airflow"
@@ -115,7 +115,7 @@ def plans(now: float, direction: str = "next") -> dict[str, Shift]:
     start = change - DST_LEAD
     local = datetime.fromtimestamp(start, zone)
     dst = Shift("dst", f"{DST_ZONE} from {local:%Y-%m-%d %H:%M:%S %Z}, "
-                       f"{DST_LEAD // 60} minutes before its daylight-saving change",
+                       f"{DST_LEAD} s before its daylight-saving change",
                 {"TZ": DST_ZONE, "MSADS_CLOCK_START": str(start),
                  "MSADS_CLOCK_DST_AT": str(change)}, start=start, dst_at=change)
     return {"ahead": ahead, "dst": dst}
