@@ -302,21 +302,26 @@ def _allowed(stage: str, rows: Sequence[NamedTuple]) -> None:
 
 
 def plan_rows(conn: psycopg.Connection, rows: Sequence[Planned], outbox: Sequence[Outgoing],
-              *, replanned: Sequence[Key] = (), ready: ReadyFrames | None = None) -> None:
+              *, replanned: Sequence[Key] = (), ready: ReadyFrames | None = None,
+              new_only: bool = False) -> None:
     """The plan stage's writes: ledger rows, and the outbox rows of what may be sent (replacing
     any an earlier run left for rows planned again); ``ready`` adds rows built as frames: ledger
-    rows that are all ``pending ready``, and outbox rows."""
+    rows that are all ``pending ready``, and outbox rows. ``new_only``: every row is new (new
+    events), and one that exists raises ``UniqueViolation`` instead of being replaced: another
+    run took the event, and its rows are neither changed nor locked."""
     _allowed("plan", rows)
-    upsert(conn, "msads.results", Planned._fields, rows, touch_updated_at=True)
+    upsert(conn, "msads.results", Planned._fields, rows, touch_updated_at=True,
+           insert_only=new_only)
     take_out(conn, replanned)
-    upsert(conn, "msads.outbox", Outgoing._fields, outbox)
+    upsert(conn, "msads.outbox", Outgoing._fields, outbox, insert_only=new_only)
     if ready is not None and ready.count:
         if set(ready.ledger["status"].unique()) != {"pending"}:
             raise ValueError("the plan stage's frames hold only pending rows")
         insert_new(conn, "msads.results", Planned._fields, ready.ledger, replanned,
-                   touch_updated_at=True)
+                   touch_updated_at=True, insert_only=new_only)
     if ready is not None and ready.outbox is not None and len(ready.outbox):
-        insert_new(conn, "msads.outbox", Outgoing._fields, ready.outbox, replanned)
+        insert_new(conn, "msads.outbox", Outgoing._fields, ready.outbox, replanned,
+                   insert_only=new_only)
 
 
 def mark_hashed(conn: psycopg.Connection, rows: Sequence[Hashed] | pd.DataFrame) -> None:
@@ -336,9 +341,10 @@ def record(conn: psycopg.Connection, stage: str, rows: Sequence[Decided] | Seque
 
 def upsert(conn: psycopg.Connection, table: str, columns: Sequence[str],
            rows: Iterable[tuple] | pd.DataFrame, key: Sequence[str] = RESULT_KEY, *,
-           touch_updated_at: bool = False) -> int:
+           touch_updated_at: bool = False, insert_only: bool = False) -> int:
     """Insert or update ``rows`` (tuples in ``columns`` order, or a frame with those columns)
-    into ``table`` by ``key``."""
+    into ``table`` by ``key``; ``insert_only``: insert, and a row that exists raises
+    ``UniqueViolation``."""
     stage, n = _stage(conn, table, columns, rows, "ins")
     if not n:
         return 0
@@ -347,22 +353,23 @@ def upsert(conn: psycopg.Connection, table: str, columns: Sequence[str],
     assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in updates)
     if touch_updated_at:
         assignments += ", updated_at = now()"
+    conflict = "" if insert_only else (f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+                                       f"{assignments}")
     conn.execute(f"WITH s AS (DELETE FROM {stage} RETURNING *) INSERT INTO {table} ({cols}) "
-                 f"SELECT {cols} FROM s ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
-                 f"{assignments}")
+                 f"SELECT {cols} FROM s{conflict}")
     return n
 
 
 def insert_new(conn: psycopg.Connection, table: str, columns: Sequence[str],
                frame: pd.DataFrame, existing: Sequence[Key] = (), *,
-               touch_updated_at: bool = False) -> None:
+               touch_updated_at: bool = False, insert_only: bool = False) -> None:
     """Write a frame of rows keyed by :data:`RESULT_KEY`, most of them new to ``table``.
 
     Rows whose key is in ``existing`` (planned again) are upserted; the rest are copied
     straight into ``table``, without a staging table: about half the database's work of an
     upsert. Should one of them exist after all (a row left by hand, or a concurrent writer),
     the copy is undone to its savepoint and the rows are upserted instead, so nothing fails
-    and nothing is written twice.
+    and nothing is written twice; with ``insert_only``, it raises ``UniqueViolation``.
     """
     import pandas as pd
     import psycopg
@@ -373,6 +380,9 @@ def insert_new(conn: psycopg.Connection, table: str, columns: Sequence[str],
             upsert(conn, table, columns, frame[again], touch_updated_at=touch_updated_at)
             frame = frame[~again]
     if not len(frame):
+        return
+    if insert_only:  # a row that exists raises UniqueViolation
+        _copy_frame(conn, table, columns, frame)
         return
     try:
         with conn.transaction():

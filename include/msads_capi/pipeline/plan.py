@@ -427,13 +427,18 @@ def _write_chunk(warehouse: Warehouse, chunk: _Chunk, run_id: str) -> bool:
 
     The rows are written first and the cursor is locked last (``lock_cursor``), so that the
     next chunk's rows are written meanwhile; the chunks of one run are still taken in order,
-    each waiting at the cursor for the one before it.
+    each waiting at the cursor for the one before it. The rows are only inserted: should
+    another run have written one of these events first, the chunk is given up at once, and
+    that run's rows are neither changed nor locked (its upload skips locked rows).
     """
     import psycopg
 
     with transaction(warehouse) as conn:
-        if chunk.taken:
-            plan_rows(conn, chunk.rows, [], ready=chunk.ready)
+        try:
+            if chunk.taken:
+                plan_rows(conn, chunk.rows, [], ready=chunk.ready, new_only=True)
+        except psycopg.errors.UniqueViolation:
+            raise psycopg.Rollback from None  # another run took these events: read again
         if not same_position(lock_cursor(conn, EVENTS.cursor), chunk.after):
             raise psycopg.Rollback  # undoes the rows written above
         advance(conn, EVENTS.cursor, *chunk.last, run_id)
