@@ -28,6 +28,7 @@ from typing import IO, TYPE_CHECKING
 
 from include.msads_capi import crypto, settings
 from include.msads_capi.paths import PROJECT_ROOT
+from include.msads_capi.pipeline import WARM_MODULES
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -36,8 +37,7 @@ GRACE_SECONDS = 45
 # Imported once by the process that forks the task processes, so that no task imports them
 # again: the LocalExecutor's forkserver here, a Celery worker before it forks its pool.
 PRELOAD_MODULES = ("airflow.sdk.execution_time.supervisor",
-                   "airflow.sdk.execution_time.task_runner", "openapi_client", "pandas",
-                   "psycopg", "msal")
+                   "airflow.sdk.execution_time.task_runner", *WARM_MODULES)
 PRELOAD = ",".join(("airflow.executors.local_executor", *PRELOAD_MODULES))
 
 

@@ -27,6 +27,7 @@ from datetime import datetime
 
 from include.msads_capi.microsoft.client import AdsClient
 from include.msads_capi.microsoft.faults import AccountAuthError
+from include.msads_capi.pipeline import WARM_MODULES
 from include.msads_capi.pipeline.upload import AccountRefusedError, Part, upload_account
 from include.msads_capi.settings import PipelineConfig
 from include.msads_capi.warehouse import Warehouse
@@ -38,15 +39,9 @@ ClientFactory = Callable[[Warehouse, str], AdsClient]
 
 _clients: dict[tuple, AdsClient] = {}  # per worker process: one client per connection
 
-# What every upload imports, and a worker process as it starts. The REST SDK is most of it: its
-# package builds all its model classes on import, about 2.3 s of CPU (``python -X importtime -c
-# "import openapi_client"``), once per process. Airflow's task processes find them imported
-# already (the processes they are forked from import them first: include/msads_capi/local).
-WARM_MODULES = ("openapi_client", "msal", "psycopg", "pandas")
-
 
 def warm_up() -> None:
-    """Import :data:`WARM_MODULES` in this process."""
+    """Import :data:`include.msads_capi.pipeline.WARM_MODULES` in this process."""
     for module in WARM_MODULES:
         importlib.import_module(module)
 
