@@ -136,22 +136,12 @@ def goal_json(goal: dict, fields: set[str], recording: bool) -> dict:
     return out
 
 
-# Whether a goal has a conversion of an account: the dedup numbers of the goal's conversions
-# are one range (offline.number_range), which other goals' may share; or they have none.
-HAS_CONVERSIONS = ("SELECT 1 FROM conversions WHERE "
-                   "(dedup_number BETWEEN ? AND ? OR dedup_number IS NULL) "
-                   "AND goal_id = ? AND account_id = ? LIMIT 1")
-
-
 def _recording(store: Store, account_id: int, goals: list[dict]) -> set[int]:
-    """The ids of these goals that have a conversion of this account, each found through
-    its range of the dedup number index (no index reads conversions by account)."""
-    found = set()
-    for goal in goals:
-        if store.one(HAS_CONVERSIONS, (*offline.number_range(goal["id"]), goal["id"],
-                                       account_id)):
-            found.add(goal["id"])
-    return found
+    """The ids of these goals that have a conversion of this account (``StoredNumbers``
+    knows them: no index reads conversions by account or goal)."""
+    with store.lock:
+        return {goal["id"] for goal in goals
+                if store.db.numbers.has_goal(goal["id"], account_id)}
 
 
 def get_conversion_goals_by_ids(call: Call) -> dict:

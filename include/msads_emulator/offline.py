@@ -188,14 +188,12 @@ def dedup_key(goal_id: int | str, identity: str, when_iso: str) -> str:
     return f"{goal_id}|{identity}|{when_iso}"
 
 
-# A dedup key as a number, which the UNIQUE index on conversions (dedup_number) holds instead
-# of the key: an index of 60,000 long text keys took about 3 ms of a 1,000-item insert, one of
-# numbers about 1 ms (tests/emulator/test_upgrade.py has the upgrade). The number is the CRC-32
-# of the key's goal, identity and time in 16, 24 and 23 bits, in this order, so that the keys
-# of one goal, and of one goal and identity, are each one range of numbers (``number_range``);
-# other keys in that range are told apart by their columns. Two keys can have one number: a
-# conversion whose key's number is taken is stored with none (NULL), and ``stored_keys``
-# compares the keys themselves, so a repeat is found exactly as by its key.
+# A dedup key as a number, which the emulator finds stored conversions by (``StoredNumbers``).
+# The number is the CRC-32 of the key's goal, identity and time in 16, 24 and 23 bits, in this
+# order, so that the keys of one goal and identity share their first 40 bits
+# (``number_range``); other keys with those bits are told apart by their columns. Two keys can
+# have one number: a conversion whose key's number is taken is stored with none (NULL), and
+# ``stored_keys`` compares the keys themselves, so a repeat is found exactly as by its key.
 _GOAL_MASK, _IDENTITY_MASK, _TIME_BITS = 0xFFFF, 0xFFFFFF, 23
 _TIME_MASK = (1 << _TIME_BITS) - 1
 
@@ -220,6 +218,95 @@ def number_range(goal_id: int | str, identity: str | None = None) -> tuple[int, 
         return first, first + (1 << 24 + _TIME_BITS) - 1
     first = (goal << 24 | _crc(identity) & _IDENTITY_MASK) << _TIME_BITS
     return first, first + _TIME_MASK
+
+
+class StoredNumbers:
+    """The ``dedup_number`` of every stored conversion, and which goals of which accounts have
+    a conversion, in memory (``Store`` loads them when it opens its state, and keeps one per
+    connection: ``db.numbers``).
+
+    A UNIQUE index on conversions (dedup_number) did this before: its numbers are random, so
+    each 1,000-item call wrote to up to 1,000 of its pages, and storing and committing them
+    cost more the more conversions it held (10.0 µs of the emulator's CPU per conversion over
+    its first 100 calls, 16.1 over calls 701-800: docs/performance.md). Here a call costs the
+    same however many are stored. What a transaction adds is taken back when it rolls back
+    (``rollback``; ``Store.transaction`` calls it, and ``commit``).
+    """
+
+    def __init__(self) -> None:
+        self.ids: dict[int, int] = {}  # dedup_number -> conversion id
+        # the first 40 bits of a number (goal and identity) -> the ids with them: one id, or
+        # a list when there are more
+        self._same: dict[int, int | list[int]] = {}
+        self._goals: set[tuple[int, int]] = set()  # (goal id, account id) with a conversion
+        self._added: list[int] = []  # the numbers added since the last commit
+        self._added_goals: list[tuple[int, int]] = []  # and the pairs new to _goals
+
+    def clear(self) -> None:
+        """Hold nothing (all conversions were deleted)."""
+        for held in (self.ids, self._same, self._goals, self._added, self._added_goals):
+            held.clear()
+
+    def load(self, db: sqlite3.Connection) -> None:
+        """Read them from the conversions table (anything held before is forgotten)."""
+        self.clear()
+        for rid, number, goal_id, account_id in db.execute(
+                "SELECT id, dedup_number, goal_id, account_id FROM conversions ORDER BY id"):
+            self.add_run(rid, [number], goal_id, account_id)
+        self.commit()
+
+    def add_run(self, first: int, numbers: list[int | None], goal_id: int,
+                account_id: int) -> None:
+        """Conversions ``first``, ``first + 1``, ... are stored with these numbers (None:
+        none), all of one goal and account."""
+        pair = (goal_id, account_id)
+        if pair not in self._goals:
+            self._goals.add(pair)
+            self._added_goals.append(pair)
+        ids, same, added = self.ids, self._same, self._added
+        for rid, number in enumerate(numbers, first):
+            if number is None:
+                continue
+            ids[number] = rid
+            prefix = number >> _TIME_BITS
+            held = same.get(prefix)
+            if held is None:
+                same[prefix] = rid
+            elif held.__class__ is int:
+                same[prefix] = [held, rid]
+            else:
+                held.append(rid)
+            added.append(number)
+
+    def same_identity(self, goal_id: int | str, identity: str) -> list[int]:
+        """The ids of the numbered conversions whose number has this goal and identity's bits
+        (other identities' may have them too)."""
+        same = self._same.get(number_range(goal_id, identity)[0] >> _TIME_BITS)
+        return [] if same is None else [same] if isinstance(same, int) else list(same)
+
+    def has_goal(self, goal_id: int, account_id: int) -> bool:
+        """Whether this account has a conversion stored for this goal."""
+        return (goal_id, account_id) in self._goals
+
+    def commit(self) -> None:
+        self._added.clear()
+        self._added_goals.clear()
+
+    def rollback(self) -> None:
+        """Forget what was added since the last ``commit``, the latest first."""
+        ids, same = self.ids, self._same
+        for number in reversed(self._added):
+            del ids[number]
+            prefix = number >> _TIME_BITS
+            held = same[prefix]
+            if held.__class__ is int:
+                del same[prefix]
+            else:
+                held.pop()
+                if len(held) == 1:
+                    same[prefix] = held[0]
+        self._goals.difference_update(self._added_goals)
+        self.commit()
 
 
 @dataclass
@@ -646,14 +733,13 @@ def stored_keys(db: sqlite3.Connection, keys: Collection[str], numbers: Iterable
     the keys' ``dedup_number``, that stored conversions have, under these keys or others)."""
     wanted = keys if isinstance(keys, set | frozenset | dict) else set(keys)
     found: dict[str, int] = {}
-    taken: set[int] = set()
-    numbers = sorted(set(numbers))
-    for i in range(0, len(numbers), 500):
-        chunk = numbers[i:i + 500]
-        for key, rid, number in db.execute(
-                f"SELECT dedup_key, id, dedup_number FROM conversions WHERE dedup_number IN "
-                f"({', '.join('?' * len(chunk))})", chunk):
-            taken.add(number)
+    stored = db.numbers.ids
+    taken = {number for number in numbers if number in stored}
+    ids = sorted(stored[number] for number in taken)
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        for key, rid in db.execute(f"SELECT dedup_key, id FROM conversions WHERE id IN "
+                                   f"({', '.join('?' * len(chunk))})", chunk):
             if key in wanted:
                 found[key] = rid
     if wanted:
@@ -663,27 +749,30 @@ def stored_keys(db: sqlite3.Connection, keys: Collection[str], numbers: Iterable
 
 def _unnumbered(db: sqlite3.Connection, keys: Container[str]) -> dict[str, int]:
     """Conversion ids by dedup key, of the conversions stored without a number with one of
-    these keys (there are none unless two keys had one number)."""
+    these keys (there are none unless two keys had one number; the partial index
+    conversions_unnumbered finds them)."""
     return {key: rid for key, rid in db.execute(
         "SELECT dedup_key, id FROM conversions WHERE dedup_number IS NULL") if key in keys}
 
 
-# The conversions of one goal and identity that count or would (``_recount_unique``).
-SAME_IDENTITY = ("SELECT id FROM conversions WHERE "
-                 "(dedup_number BETWEEN ? AND ? OR dedup_number IS NULL) "
-                 "AND goal_id = ? AND identity = ? "
-                 "AND (not_counted_reason IS NULL OR not_counted_reason = ?) "
-                 "ORDER BY conversion_time, id")
+# The conversions of one goal and identity that count or would (``_recount_unique``), of
+# those with these ids (``StoredNumbers.same_identity``) or without a number.
+def _same_identity(ids: list[int]) -> str:
+    return ("SELECT id FROM conversions WHERE "
+            f"(id IN ({', '.join('?' * len(ids))}) OR dedup_number IS NULL) "
+            "AND goal_id = ? AND identity = ? "
+            "AND (not_counted_reason IS NULL OR not_counted_reason = ?) "
+            "ORDER BY conversion_time, id")
 
 
 def _recount_unique(db: sqlite3.Connection, goal_id: int, identity: str) -> None:
     """``Unique``: of the conversions of one click (or person) that would count, only the one
     with the earliest conversion time does, whatever order they arrived in. They are found
-    through the dedup number index: the numbers of this goal and identity's keys are one range
-    (``number_range``), which may hold other identities' too, hence ``identity = ?``; and
+    by their numbers: the numbers of this goal and identity's keys share their first bits
+    (``StoredNumbers.same_identity``), as other identities' may, hence ``identity = ?``; and
     those stored without a number."""
-    rows = db.execute(SAME_IDENTITY, (*number_range(goal_id, identity), goal_id, identity,
-                                      NOT_FIRST)).fetchall()
+    ids = db.numbers.same_identity(goal_id, identity)
+    rows = db.execute(_same_identity(ids), (*ids, goal_id, identity, NOT_FIRST)).fetchall()
     for n, row in enumerate(rows):
         db.execute("UPDATE conversions SET counted = ?, not_counted_reason = ? WHERE id = ?",
                    (1, None, row[0]) if n == 0 else (0, NOT_FIRST, row[0]))
@@ -694,20 +783,15 @@ def record_conversions(db: sqlite3.Connection, accepted: list[tuple], request_id
     """Store accepted conversions (tuples of ``ACCEPTED``); a repeat of a stored one (same
     goal, conversion time and click or hashed identity) is kept under duplicates."""
     numbers = [c[_NUMBER] for c in accepted]
+    stored = db.numbers.ids
     if accepted and len(set(numbers)) == len(accepted) and not any(
             c[_REASON] is None and c[_COUNT_TYPE] == "Unique" for c in accepted) \
+            and not any(number in stored for number in numbers) \
             and not _unnumbered(db, {c[_KEY] for c in accepted}):
-        # Nothing repeats within the request (no two keys, nor numbers, alike), nothing is
-        # recounted and no key is stored without a number: one INSERT for all, which stores
-        # all or shows that some numbers were stored before (then it is undone, and each is
-        # sorted out below).
-        db.execute("SAVEPOINT fresh")
-        stored = _insert_conversions(db, accepted, numbers, request_id, now, if_new=True)
-        if stored != len(accepted):
-            db.execute("ROLLBACK TO fresh")
-        db.execute("RELEASE fresh")
-        if stored == len(accepted):
-            return
+        # Nothing repeats within the request (no two keys, nor numbers, alike), no number is
+        # stored, nothing is recounted and no key is stored without a number: one INSERT.
+        _insert_conversions(db, accepted, numbers, request_id, now)
+        return
     number_of = dict(zip((c[_KEY] for c in accepted), numbers, strict=True))
     existing, taken = stored_keys(db, number_of, numbers)
     fresh = [c for c in accepted if c[_KEY] not in existing]
@@ -726,15 +810,16 @@ def record_conversions(db: sqlite3.Connection, accepted: list[tuple], request_id
                  c[_CLICK], c[_EMAIL], c[_PHONE], c[_VALUE], c[_CURRENCY], c[_KEY], now))
             continue
         reason = c[_REASON]
+        number = _claim(number_of[c[_KEY]], taken)
         cur = db.execute(
             "INSERT INTO conversions (request_id, item_index, account_id, customer_id, "
             "goal_id, conversion_name, conversion_time, click_id, hashed_email, hashed_phone, "
             "value, currency, external_attribution_credit, external_attribution_model, "
             "identity, dedup_key, counted, not_counted_reason, received_at, dedup_number) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (request_id, *c[_INDEX:_REASON], int(reason is None), reason, now,
-             _claim(number_of[c[_KEY]], taken)))
+            (request_id, *c[_INDEX:_REASON], int(reason is None), reason, now, number))
         existing[c[_KEY]] = cur.lastrowid
+        db.numbers.add_run(cur.lastrowid, [number], c[_GOAL], c[_ACCOUNT])
         if reason is None and c[_COUNT_TYPE] == "Unique":
             _recount_unique(db, c[_GOAL], c[_IDENTITY])
     db.executemany(
@@ -771,31 +856,36 @@ _SHARED = operator.itemgetter(_ACCOUNT, _CUSTOMER, _GOAL, _NAME, _CURRENCY, _CRE
 
 
 def _insert_conversions(db: sqlite3.Connection, rows: list[tuple], numbers: list[int | None],
-                        request_id: int, now: float, *, if_new: bool = False) -> int:
-    """Insert these conversions with these ``dedup_number`` (None: none); how many were
-    stored (``if_new``: not those whose number is stored already)."""
+                        request_id: int, now: float) -> None:
+    """Insert these conversions with these ``dedup_number`` (None: none), and add them to
+    ``db.numbers``. They get the ids after the largest stored (SQLite gives a row without
+    one the largest rowid plus one), in the order given."""
+    if not rows:
+        return
+    first = db.execute("SELECT coalesce(max(id), 0) + 1 FROM conversions").fetchone()[0]
     t, r = _NULL_TEXT, _NULL_REAL
-    upsert = " ON CONFLICT (dedup_number) DO NOTHING" if if_new else ""
     shared = _shared(rows)
     if shared is not None:
         # Binding a value costs more than reading it from the statement (a text most): what
         # all rows share is written into it (one statement per goal and currency, cached),
         # and counted is worked out from the reason.
         head, currency = shared
-        return db.executemany(
+        db.executemany(
             f"INSERT INTO conversions ({_COLUMNS}) VALUES (?1, ?2, {head}, ?3, "
             f"NULLIF(?4, {t}), NULLIF(?5, {t}), NULLIF(?6, {t}), ?7, {currency}, NULL, NULL, "
-            f"?8, ?9, ?10 = {t}, NULLIF(?10, {t}), ?11, ?12){upsert}",
+            f"?8, ?9, ?10 = {t}, NULLIF(?10, {t}), ?11, ?12)",
             [(request_id, index, when, t if click is None else click,
               t if email is None else email, t if phone is None else phone,
               r if value is None else value, identity, key, t if reason is None else reason,
               now, r if number is None else number)
              for (index, _, _, _, _, when, click, email, phone, value, _, _, _, identity, key,
-                  reason, _, _), number in zip(rows, numbers, strict=True)]).rowcount
-    return db.executemany(
+                  reason, _, _), number in zip(rows, numbers, strict=True)])
+        db.numbers.add_run(first, numbers, rows[0][_GOAL], rows[0][_ACCOUNT])
+        return
+    db.executemany(
         f"INSERT INTO conversions ({_COLUMNS}) VALUES "
         f"(?, ?, ?, ?, ?, ?, ?, NULLIF(?, {t}), NULLIF(?, {t}), NULLIF(?, {t}), ?, "
-        f"NULLIF(?, {t}), ?, NULLIF(?, {t}), ?, ?, ?, NULLIF(?, {t}), ?, ?){upsert}",
+        f"NULLIF(?, {t}), ?, NULLIF(?, {t}), ?, ?, ?, NULLIF(?, {t}), ?, ?)",
         [(request_id, index, account, customer, goal, name, when,
           t if click is None else click, t if email is None else email,
           t if phone is None else phone, r if value is None else value,
@@ -804,7 +894,9 @@ def _insert_conversions(db: sqlite3.Connection, rows: list[tuple], numbers: list
           t if reason is None else reason, now, r if number is None else number)
          for (index, account, customer, goal, name, when, click, email, phone, value, currency,
               credit, model, identity, key, reason, _, _), number in zip(rows, numbers,
-                                                                           strict=True)]).rowcount
+                                                                           strict=True)])
+    for rid, (row, number) in enumerate(zip(rows, numbers, strict=True), first):
+        db.numbers.add_run(rid, [number], row[_GOAL], row[_ACCOUNT])
 
 
 def _shared(rows: list[tuple]) -> tuple[str, str] | None:

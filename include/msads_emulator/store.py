@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from include.msads_emulator.offline import dedup_key, dedup_number
+from include.msads_emulator.offline import StoredNumbers, dedup_key, dedup_number
 from include.msads_emulator.timeutil import DAY, iso
 
 if TYPE_CHECKING:
@@ -130,8 +130,10 @@ CREATE INDEX IF NOT EXISTS clicks_phone ON clicks (account_id, hashed_phone);
 # more than its readers gained (campaign.py's reports read an account's conversions by a
 # scan, and which of its goals have conversions through the dedup key index); 3, the UNIQUE
 # index is on conversions (dedup_number), the key as a number (offline.dedup_number), not on
-# the key (the table is made anew without the key's index, which SQLite cannot drop).
-VERSION = 3
+# the key (the table is made anew without the key's index, which SQLite cannot drop); 4, no
+# index of dedup numbers but of the conversions without one (conversions_unnumbered): the
+# numbers are held in memory (``offline.StoredNumbers``).
+VERSION = 4
 # The conversions table's columns, in order (as of VERSION 3).
 CONVERSION_COLUMNS = (
     "id, request_id, item_index, account_id, customer_id, goal_id, conversion_name, "
@@ -193,13 +195,15 @@ class Store:
     def __init__(self, state: str = ":memory:") -> None:
         self.path = state
         self.lock = threading.RLock()
-        self.db = sqlite3.connect(state, check_same_thread=False, isolation_level=None)
+        self.db = sqlite3.connect(state, check_same_thread=False, isolation_level=None,
+                                  factory=_Connection)
         self.db.row_factory = sqlite3.Row
         if state != ":memory:":
             self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
         self._upgrade()
+        self.db.numbers.load(self.db)
         self._settings = self._load_settings()
         # A stable tenant id per state file, as Microsoft's "tid" in tokens.
         self.tenant_id = self._settings.get("tenant_id") or str(uuid.uuid4())
@@ -226,8 +230,10 @@ class Store:
                 if version < 3:
                     _number_dedup_keys(db)
                 db.execute(f"PRAGMA user_version = {VERSION}")
-        self.db.execute("CREATE UNIQUE INDEX IF NOT EXISTS conversions_number "
-                        "ON conversions (dedup_number)")
+        # (an emulator of version 3 that opened the file since made the UNIQUE index again)
+        self.db.execute("DROP INDEX IF EXISTS conversions_number")
+        self.db.execute("CREATE INDEX IF NOT EXISTS conversions_unnumbered "
+                        "ON conversions (dedup_number) WHERE dedup_number IS NULL")
 
     def close(self) -> None:
         with self.lock:
@@ -316,6 +322,7 @@ class Store:
             for t in tables:
                 self.db.execute(f"DELETE FROM {t}")
             self.db.execute("COMMIT")
+            self.db.numbers.clear()
             # Compact what the deleted rows left: new rows then go to pages next to each other,
             # not all over the freed ones (a 1,000-item upload after a reset that freed a
             # million conversions: 75,060 -> 87,510 conversions/s)
@@ -744,20 +751,34 @@ def _number_dedup_keys(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE conversions_numbered RENAME TO conversions")
 
 
+class _Connection(sqlite3.Connection):
+    """The store's connection, with the dedup numbers of its conversions (``numbers``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.numbers = StoredNumbers()
+
+
 class _Transaction:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def __enter__(self) -> sqlite3.Connection:
+    def __enter__(self) -> _Connection:
         self.store.lock.acquire()
         self.store.db.execute("BEGIN")
         return self.store.db
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        db = self.store.db
         try:
-            self.store.db.execute("ROLLBACK" if exc_type else "COMMIT")
+            if exc_type:
+                db.execute("ROLLBACK")
+            else:
+                db.execute("COMMIT")
+                db.numbers.commit()
         finally:
+            db.numbers.rollback()  # all but what was committed (nothing is left after one)
             self.store.lock.release()
 
 

@@ -245,7 +245,7 @@ def test_one_insert_of_one_goals_conversions_stores_what_the_row_by_row_insert_s
     assert {row[4] for row in stored} == {name}
 
 
-def test_a_stored_key_undoes_the_one_insert_and_keeps_the_repeat_as_a_duplicate():
+def test_a_stored_key_keeps_the_repeat_as_a_duplicate():
     accepted = [verdict for _, verdict in _fast([GOOD], _context())]
     store = Store()
     with store.transaction() as db:
@@ -339,3 +339,42 @@ def test_times_read_at_once_are_read_as_one_by_one(texts):
     assert len(read) >= 6
     for text, (epoch, text_iso) in read.items():
         assert epoch == parse_datetime(text) and text_iso == iso(epoch)
+
+
+def test_a_call_rolled_back_leaves_its_numbers_to_its_resend():
+    """The dedup numbers are held in memory (offline.StoredNumbers): what a call that rolls
+    back added is forgotten with its rows, so its conversions sent again are stored, while
+    those stored before stay found."""
+    items = [{**GOOD, "ConversionTime": _at(2 * HOUR + i)} for i in range(4)]
+    accepted = [verdict for _, verdict in _fast(items, _context())]
+    store = Store()
+    with store.transaction() as db:
+        offline.record_conversions(db, accepted[:1], 1, NOW)
+    for one_by_one in (False, True):  # the one INSERT, and the row-by-row one
+        again = accepted + [accepted[1]] if one_by_one else accepted[1:]
+        with pytest.raises(RuntimeError), store.transaction() as db:
+            offline.record_conversions(db, again, 2, NOW)
+            raise RuntimeError("the call fails after storing")
+    with store.transaction() as db:
+        offline.record_conversions(db, accepted, 3, NOW)
+    rows = store.query("SELECT * FROM conversions ORDER BY id")
+    assert [(r["id"], r["request_id"]) for r in rows] == [(1, 1), (2, 3), (3, 3), (4, 3)]
+    # each with its key's number: none was taken by a row that is gone
+    assert [r["dedup_number"] for r in rows] == [offline.dedup_number(r["dedup_key"])
+                                                 for r in rows]
+    assert [(r["request_id"], r["original_id"]) for r in store.query(
+        "SELECT * FROM duplicates")] == [(3, 1)]
+
+
+def test_after_a_reset_the_same_conversions_are_stored_again():
+    accepted = [verdict for _, verdict in _fast([GOOD], _context())]
+    store = Store()
+    with store.transaction() as db:
+        offline.record_conversions(db, accepted, 1, NOW)
+    store.reset()
+    with store.transaction() as db:
+        offline.record_conversions(db, accepted, 2, NOW)
+    [row] = store.query("SELECT * FROM conversions")
+    assert (row["request_id"], row["dedup_number"]) == (2, offline.dedup_number(
+        row["dedup_key"]))
+    assert store.query("SELECT * FROM duplicates") == []

@@ -2,7 +2,9 @@
 with an index on conversions (goal_id, identity)) keeps deduplicating, finding adjustments'
 originals and counting Unique goals once the emulator opens it; one written before the index on
 conversions (account_id) was dropped loses it; one written while the UNIQUE index was on the
-dedup key itself gets its keys numbered (version 3) and keeps finding repeats."""
+dedup key itself gets its keys numbered (version 3) and keeps finding repeats; one with the
+UNIQUE index on the numbers (version 3) loses it, the numbers being held in memory (version 4),
+and keeps finding repeats."""
 
 from __future__ import annotations
 
@@ -223,7 +225,7 @@ def test_a_state_file_of_version_2_gets_its_keys_numbered_and_still_finds_repeat
         assert [d["original_id"] for d in second.admin.duplicates()] == [
             conversions[0]["id"], conversions[0]["id"], conversions[1]["id"]]
     indexes = _indexes(state)
-    assert "conversions_number" in indexes and "sqlite_autoindex_conversions_1" not in indexes
+    assert "conversions_unnumbered" in indexes and "sqlite_autoindex_conversions_1" not in indexes
     numbered = _numbers(state)
     assert [number for _, number in numbered] == [offline.dedup_number(key)
                                                   for key, _ in numbered]
@@ -232,13 +234,50 @@ def test_a_state_file_of_version_2_gets_its_keys_numbered_and_still_finds_repeat
     assert _numbers(state) == numbered
 
 
-def test_a_unique_recount_reads_one_range_of_the_dedup_number_index():
+def test_a_state_file_of_version_3_loses_the_number_index_and_still_finds_repeats(tmp_path):
+    state = str(tmp_path / "emulator.sqlite")
+    with Emulator(state) as first:
+        tenant = seed_tenant(first)
+        click = first.admin.issue_click(tenant.account_id, click_time={"ago": 3 * 3600})
+        rows = [conversion(tenant, ago(first, hours=1), MicrosoftClickId=click),
+                conversion(tenant, ago(first, hours=2), HashedEmailAddress=SHA)]
+        assert batch_errors(upload(campaign_client(first, tenant), rows)) == []
+        conversions = first.admin.conversions()
+    # what version 3 kept: a UNIQUE index of the numbers (and what it makes again when it
+    # opens a file of version 4)
+    for version, resent in ((3, 1), (4, 2)):
+        db = sqlite3.connect(state)
+        try:
+            db.execute("DROP INDEX conversions_unnumbered")
+            db.execute("CREATE UNIQUE INDEX conversions_number ON conversions (dedup_number)")
+            db.execute(f"PRAGMA user_version = {version}")
+            db.commit()
+        finally:
+            db.close()
+        with Emulator(state) as again:
+            assert batch_errors(upload(campaign_client(again, tenant), rows)) == []  # repeats
+            assert again.admin.conversions() == conversions
+            assert [d["original_id"] for d in again.admin.duplicates()] == [
+                c["id"] for c in conversions] * resent
+        indexes = _indexes(state)
+        assert "conversions_unnumbered" in indexes and "conversions_number" not in indexes
+        db = sqlite3.connect(state)
+        try:
+            assert db.execute("PRAGMA user_version").fetchone()[0] == VERSION == 4
+        finally:
+            db.close()
+
+
+def test_a_unique_recount_reads_the_rows_it_needs_and_tells_identities_apart():
     store = Store()
     try:
-        plan = store.db.execute("EXPLAIN QUERY PLAN " + offline.SAME_IDENTITY,
-                                (1, 2, 1, "c", "d")).fetchall()
-        assert "USING INDEX conversions_number (dedup_number>? AND dedup_number<?)" in \
-            " ".join(row["detail"] for row in plan)
+        # the rows of the numbers in memory by their ids, and those without a number by the
+        # partial index: no scan of the conversions
+        plan = " ".join(row["detail"] for row in store.db.execute(
+            "EXPLAIN QUERY PLAN " + offline._same_identity([1, 2]),
+            (1, 2, 1, "c", "d")).fetchall())
+        assert "conversions_unnumbered" in plan and "INTEGER PRIMARY KEY" in plan
+        assert "SCAN conversions" not in plan
         # Identities one of which is the other's start and a "|": each has its own earliest.
         now = store.now()
         mine, longer = f"hash:{SHA}:", f"hash:{SHA}:|{SHA}"
