@@ -191,7 +191,7 @@ def dedup_key(goal_id: int | str, identity: str, when_iso: str) -> str:
 # A dedup key as a number, which the emulator finds stored conversions by (``StoredNumbers``).
 # The number is the CRC-32 of the key's goal, identity and time in 16, 24 and 23 bits, in this
 # order, so that the keys of one goal and identity share their first 40 bits
-# (``number_range``); other keys with those bits are told apart by their columns. Two keys can
+# (``identity_bits``); other keys with those bits are told apart by their columns. Two keys can
 # have one number: a conversion whose key's number is taken is stored with none (NULL), and
 # ``stored_keys`` compares the keys themselves, so a repeat is found exactly as by its key.
 _GOAL_MASK, _IDENTITY_MASK, _TIME_BITS = 0xFFFF, 0xFFFFFF, 23
@@ -210,14 +210,10 @@ def dedup_number(key: str) -> int:
         | _crc(when_iso) & _TIME_MASK
 
 
-def number_range(goal_id: int | str, identity: str | None = None) -> tuple[int, int]:
-    """The first and last ``dedup_number`` of the keys of this goal (and identity)."""
-    goal = _crc(str(goal_id)) & _GOAL_MASK
-    if identity is None:
-        first = goal << 24 + _TIME_BITS
-        return first, first + (1 << 24 + _TIME_BITS) - 1
-    first = (goal << 24 | _crc(identity) & _IDENTITY_MASK) << _TIME_BITS
-    return first, first + _TIME_MASK
+def identity_bits(goal_id: int | str, identity: str) -> int:
+    """What the ``dedup_number`` of every key of this goal and identity starts with (its
+    first 40 bits, as a number)."""
+    return (_crc(str(goal_id)) & _GOAL_MASK) << 24 | _crc(identity) & _IDENTITY_MASK
 
 
 class StoredNumbers:
@@ -228,9 +224,9 @@ class StoredNumbers:
     A UNIQUE index on conversions (dedup_number) did this before: its numbers are random, so
     each 1,000-item call wrote to up to 1,000 of its pages, and storing and committing them
     cost more the more conversions it held (10.0 µs of the emulator's CPU per conversion over
-    its first 100 calls, 16.1 over calls 701-800: docs/performance.md). Here a call costs the
-    same however many are stored. What a transaction adds is taken back when it rolls back
-    (``rollback``; ``Store.transaction`` calls it, and ``commit``).
+    its first 100 calls, 16.1 over calls 701-800: docs/performance.md). Here what a call costs
+    hardly depends on how many are stored. What a transaction adds is taken back when it rolls
+    back (``rollback``; ``Store.transaction`` calls it, and ``commit``).
     """
 
     def __init__(self) -> None:
@@ -281,7 +277,7 @@ class StoredNumbers:
     def same_identity(self, goal_id: int | str, identity: str) -> list[int]:
         """The ids of the numbered conversions whose number has this goal and identity's bits
         (other identities' may have them too)."""
-        same = self._same.get(number_range(goal_id, identity)[0] >> _TIME_BITS)
+        same = self._same.get(identity_bits(goal_id, identity))
         return [] if same is None else [same] if isinstance(same, int) else list(same)
 
     def has_goal(self, goal_id: int, account_id: int) -> bool:
@@ -756,13 +752,12 @@ def _unnumbered(db: sqlite3.Connection, keys: Container[str]) -> dict[str, int]:
 
 
 # The conversions of one goal and identity that count or would (``_recount_unique``), of
-# those with these ids (``StoredNumbers.same_identity``) or without a number.
-def _same_identity(ids: list[int]) -> str:
-    return ("SELECT id FROM conversions WHERE "
-            f"(id IN ({', '.join('?' * len(ids))}) OR dedup_number IS NULL) "
-            "AND goal_id = ? AND identity = ? "
-            "AND (not_counted_reason IS NULL OR not_counted_reason = ?) "
-            "ORDER BY conversion_time, id")
+# those with these ids (a JSON array: ``StoredNumbers.same_identity``) or without a number.
+SAME_IDENTITY = ("SELECT id FROM conversions WHERE "
+                 "(id IN (SELECT value FROM json_each(?)) OR dedup_number IS NULL) "
+                 "AND goal_id = ? AND identity = ? "
+                 "AND (not_counted_reason IS NULL OR not_counted_reason = ?) "
+                 "ORDER BY conversion_time, id")
 
 
 def _recount_unique(db: sqlite3.Connection, goal_id: int, identity: str) -> None:
@@ -771,8 +766,8 @@ def _recount_unique(db: sqlite3.Connection, goal_id: int, identity: str) -> None
     by their numbers: the numbers of this goal and identity's keys share their first bits
     (``StoredNumbers.same_identity``), as other identities' may, hence ``identity = ?``; and
     those stored without a number."""
-    ids = db.numbers.same_identity(goal_id, identity)
-    rows = db.execute(_same_identity(ids), (*ids, goal_id, identity, NOT_FIRST)).fetchall()
+    ids = json.dumps(db.numbers.same_identity(goal_id, identity))
+    rows = db.execute(SAME_IDENTITY, (ids, goal_id, identity, NOT_FIRST)).fetchall()
     for n, row in enumerate(rows):
         db.execute("UPDATE conversions SET counted = ?, not_counted_reason = ? WHERE id = ?",
                    (1, None, row[0]) if n == 0 else (0, NOT_FIRST, row[0]))

@@ -274,8 +274,7 @@ def test_a_unique_recount_reads_the_rows_it_needs_and_tells_identities_apart():
         # the rows of the numbers in memory by their ids, and those without a number by the
         # partial index: no scan of the conversions
         plan = " ".join(row["detail"] for row in store.db.execute(
-            "EXPLAIN QUERY PLAN " + offline._same_identity([1, 2]),
-            (1, 2, 1, "c", "d")).fetchall())
+            "EXPLAIN QUERY PLAN " + offline.SAME_IDENTITY, ("[1, 2]", 1, "c", "d")).fetchall())
         assert "conversions_unnumbered" in plan and "INTEGER PRIMARY KEY" in plan
         assert "SCAN conversions" not in plan
         # Identities one of which is the other's start and a "|": each has its own earliest.
