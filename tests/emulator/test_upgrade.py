@@ -195,16 +195,22 @@ def _stored(goal_id: int, identity: str, when: float) -> tuple:
     return tuple(fields[name] for name in offline.ACCEPTED)
 
 
+def _two_uploaded(emu: Emulator, email: str = SHA) -> tuple:
+    """A tenant, and two conversions of it uploaded (one by click id, one by hashed email)."""
+    tenant = seed_tenant(emu)
+    click = emu.admin.issue_click(tenant.account_id, click_time={"ago": 3 * 3600})
+    rows = [conversion(tenant, ago(emu, hours=1), MicrosoftClickId=click),
+            conversion(tenant, ago(emu, hours=2), HashedEmailAddress=email)]
+    assert batch_errors(upload(campaign_client(emu, tenant), rows)) == []
+    return tenant, rows
+
+
 def test_a_state_file_of_version_2_gets_its_keys_numbered_and_still_finds_repeats(tmp_path):
     state = str(tmp_path / "emulator.sqlite")
     with Emulator(state) as first:
-        tenant = seed_tenant(first)
-        click = first.admin.issue_click(tenant.account_id, click_time={"ago": 3 * 3600})
-        rows = [conversion(tenant, ago(first, hours=1), MicrosoftClickId=click),
-                conversion(tenant, ago(first, hours=2), HashedEmailAddress=SHA.upper())]
-        cm = campaign_client(first, tenant)
-        assert batch_errors(upload(cm, rows)) == []
-        assert batch_errors(upload(cm, rows[:1])) == []  # a duplicate, kept as such
+        tenant, rows = _two_uploaded(first, SHA.upper())
+        # a duplicate, kept as such
+        assert batch_errors(upload(campaign_client(first, tenant), rows[:1])) == []
         conversions, duplicates = first.admin.conversions(), first.admin.duplicates()
     db = sqlite3.connect(state)
     try:
@@ -237,11 +243,7 @@ def test_a_state_file_of_version_2_gets_its_keys_numbered_and_still_finds_repeat
 def test_a_state_file_of_version_3_loses_the_number_index_and_still_finds_repeats(tmp_path):
     state = str(tmp_path / "emulator.sqlite")
     with Emulator(state) as first:
-        tenant = seed_tenant(first)
-        click = first.admin.issue_click(tenant.account_id, click_time={"ago": 3 * 3600})
-        rows = [conversion(tenant, ago(first, hours=1), MicrosoftClickId=click),
-                conversion(tenant, ago(first, hours=2), HashedEmailAddress=SHA)]
-        assert batch_errors(upload(campaign_client(first, tenant), rows)) == []
+        tenant, rows = _two_uploaded(first)
         conversions = first.admin.conversions()
     # what version 3 kept: a UNIQUE index of the numbers (and what it makes again when it
     # opens a file of version 4)
