@@ -61,9 +61,11 @@ class Shop:
                         config or PipelineConfig(), clock=self.now)
 
     def outcomes(self, event_id: str | None = None) -> list[tuple]:
+        """The event's outcomes as analysts read them: a conversion ready to send waits in the
+        outbox with no ledger row, and the view shows it as pending."""
         with psycopg.connect(self.warehouse.url) as conn:
             return conn.execute(
-                "SELECT event_id, goal_id, status, reason FROM msads.results "
+                "SELECT event_id, goal_id, status, reason FROM msads.event_outcomes "
                 "WHERE %(e)s::text IS NULL OR event_id = %(e)s ORDER BY event_id, goal_id",
                 {"e": event_id}).fetchall()
 

@@ -9,7 +9,9 @@ The life of a ledger row (``status`` and ``reason``; every reason is in :mod:`ou
   claim whose lease ran out) as ``pending claimed``: a placeholder per event (goal 0), or the
   event's goal rows;
 - **plan** turns them into ``pending ready`` rows with an outbox row each, or decides them
-  ``skipped`` / ``deferred``;
+  ``skipped`` / ``deferred``. A new event's conversion that is ready to send gets its outbox row
+  only: it is pending in the outbox alone (``msads.outbox_pending``), and its ledger row is
+  written once, when it is decided;
 - **hash** adds the identifiers' hashes to the outbox row, or decides it ``skipped`` /
   ``deferred``;
 - **upload** records Microsoft's answer: ``uploaded``, ``rejected``, ``deferred``,
@@ -20,7 +22,9 @@ Claims and replay are set-based SQL (``include/sql/queries``, ``pipeline/replay.
 hash and upload stages write the rows below with :func:`plan_rows`, :func:`record` and
 :func:`mark_hashed`, which refuse a status their stage may not write (:data:`WRITES`).
 
-The writes are bulk: COPY into a staging table, then one upsert or update.
+The writes are bulk: COPY into a staging table, then one upsert or update (:func:`record`:
+one insert of the decided rows, with what their outbox rows carried, that updates those a
+ledger row exists for).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple
 
+from include.msads_capi.outcomes import READY
 from include.msads_capi.sql import query
 
 if TYPE_CHECKING:
@@ -97,6 +102,16 @@ class Outgoing(NamedTuple):
     sent_at: datetime | None  # no longer written: an attempt is counted with its outcome
     attribution_credit: float | None
     attribution_model: str | None
+    # what the ledger row gets when the conversion is decided (a new event has none before)
+    space_id: str | None
+    event_name: str | None
+    claimed_at: datetime | None
+    first_seen_at: datetime | None
+
+
+#: What a ledger row written by :func:`record` takes from its outbox row.
+CARRIED = ("space_id", "event_name", "conversion_name", "conversion_time", "conversion_value",
+           "currency_code", "run_id", "claimed_at", "first_seen_at")
 
 
 class ReadyFrames(NamedTuple):
@@ -306,15 +321,20 @@ def plan_rows(conn: psycopg.Connection, rows: Sequence[Planned], outbox: Sequenc
               new_only: bool = False) -> None:
     """The plan stage's writes: ledger rows, and the outbox rows of what may be sent (replacing
     any an earlier run left for rows planned again); ``ready`` adds rows built as frames: ledger
-    rows that are all ``pending ready``, and outbox rows. ``new_only``: every row is new (new
-    events), and one that exists raises ``UniqueViolation`` instead of being replaced: another
-    run took the event, and its rows are neither changed nor locked."""
+    rows that are all ``pending ready``, and outbox rows.
+
+    ``new_only``: every row is new (new events). A conversion ready to send then waits in the
+    outbox alone, and its ledger row is written when it is decided (:func:`record`); only the
+    rows decided here go to the ledger. A row that exists raises ``UniqueViolation`` instead of
+    being replaced: another run took the event, and its rows are neither changed nor locked."""
     _allowed("plan", rows)
+    if new_only:
+        rows = [r for r in rows if (r.status, r.reason) != ("pending", READY)]
     upsert(conn, "msads.results", Planned._fields, rows, touch_updated_at=True,
            insert_only=new_only)
     take_out(conn, replanned)
     upsert(conn, "msads.outbox", Outgoing._fields, outbox, insert_only=new_only)
-    if ready is not None and ready.count:
+    if ready is not None and ready.count and not new_only:
         if set(ready.ledger["status"].unique()) != {"pending"}:
             raise ValueError("the plan stage's frames hold only pending rows")
         insert_new(conn, "msads.results", Planned._fields, ready.ledger, replanned,
@@ -331,12 +351,31 @@ def mark_hashed(conn: psycopg.Connection, rows: Sequence[Hashed] | pd.DataFrame)
 
 def record(conn: psycopg.Connection, stage: str, rows: Sequence[Decided] | Sequence[Answered],
            ) -> None:
-    """Decide ledger rows and take them out of the outbox (they are not sent, or not again)."""
+    """Decide ledger rows and take them out of the outbox (they are not sent, or not again).
+
+    A conversion of a new event has no ledger row until now: its row is written here whole,
+    with what its outbox row carried (:data:`CARRIED`). A row planned again has one, and gets
+    the decision. Either way it is one write of the ledger, and one round trip."""
     if not rows:
         return
     _allowed(stage, rows)
-    update(conn, "msads.results", type(rows[0])._fields, rows, touch_updated_at=True,
-           also=query("outbox_take_out"))
+    columns = type(rows[0])._fields
+    staged, n = _stage(conn, "msads.results", columns, rows, "upd")
+    if not n:
+        return
+    carried = [c for c in CARRIED if c not in columns]
+    values = [f"s.{c}" for c in columns] + [
+        "COALESCE(o.first_seen_at, now())" if c == "first_seen_at" else f"o.{c}"
+        for c in carried]
+    decided = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in RESULT_KEY)
+    conn.execute(f"WITH s AS (DELETE FROM {staged} RETURNING *), "
+                 f"o AS ({query('outbox_take_out')} RETURNING *) "
+                 f"INSERT INTO msads.results ({', '.join([*columns, *carried])}) "
+                 f"SELECT {', '.join(values)} FROM s LEFT JOIN o "
+                 "ON o.event_id = s.event_id AND o.account_id = s.account_id "
+                 "AND o.goal_id = s.goal_id "
+                 f"ON CONFLICT (event_id, account_id, goal_id) DO UPDATE SET {decided}, "
+                 "updated_at = now()")
 
 
 def upsert(conn: psycopg.Connection, table: str, columns: Sequence[str],
@@ -530,10 +569,9 @@ def take_out(conn: psycopg.Connection, keys: Iterable[tuple]) -> None:
 
 def update(conn: psycopg.Connection, table: str, columns: Sequence[str],
            rows: Iterable[tuple] | pd.DataFrame, key: Sequence[str] = RESULT_KEY, *,
-           touch_updated_at: bool = False, also: str | None = None) -> int:
+           touch_updated_at: bool = False) -> int:
     """Update existing rows of ``table`` from ``rows`` (tuples in ``columns`` order, or a frame
-    with those columns) by ``key``. ``also`` is one more statement on the same rows, run in the
-    same round trip: it reads them as ``s`` (the outbox rows :func:`record` takes out)."""
+    with those columns) by ``key``."""
     stage, n = _stage(conn, table, columns, rows, "upd")
     if not n:
         return 0
@@ -541,9 +579,5 @@ def update(conn: psycopg.Connection, table: str, columns: Sequence[str],
     if touch_updated_at:
         sets += ", updated_at = now()"
     where = " AND ".join(f"t.{k} = s.{k}" for k in key)
-    if also:
-        return conn.execute(f"WITH s AS (DELETE FROM {stage} RETURNING *), u AS (UPDATE {table} t "
-                            f"SET {sets} FROM s WHERE {where} RETURNING 1), o AS ({also}) "
-                            "SELECT count(*) FROM u").fetchone()[0]
     return conn.execute(f"WITH s AS (DELETE FROM {stage} RETURNING *) "
                         f"UPDATE {table} t SET {sets} FROM s WHERE {where}").rowcount

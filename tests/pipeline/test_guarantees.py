@@ -188,7 +188,7 @@ def test_a_run_whose_chunk_another_run_took_meanwhile_plans_it_not_again(shop, m
     planned = plan_module.plan(s.warehouse, "slow", s.now(), config)
     assert overtaken[0].new_events == 5 and planned.new_events == 0 and not +planned
     with psycopg.connect(s.warehouse.url) as conn:
-        ledger = conn.execute("SELECT event_id, run_id, reason FROM msads.results "
+        ledger = conn.execute("SELECT event_id, run_id, reason FROM msads.event_outcomes "
                               "ORDER BY event_id").fetchall()
         outbox = conn.execute("SELECT run_id, count(*) FROM msads.outbox GROUP BY 1").fetchall()
     assert ledger == [(e, "other", "ready") for e in sorted(events)]

@@ -41,7 +41,7 @@ def _goal(s, msads, name: str, event: str, **fields) -> int:
 def _row(s, event_id: str) -> dict:
     with psycopg.connect(s.warehouse.url) as conn:
         cur = conn.execute("SELECT status, reason, detail, next_attempt_at, ms_code "
-                           "FROM msads.results WHERE event_id = %s", (event_id,))
+                           "FROM msads.event_outcomes WHERE event_id = %s", (event_id,))
         rows = cur.fetchall()
     assert len(rows) == 1, rows
     return dict(zip(("status", "reason", "detail", "next_attempt_at", "ms_code"), rows[0],

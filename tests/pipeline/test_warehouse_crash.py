@@ -1,6 +1,7 @@
-"""A warehouse crash between planning and upload: the outbox is not written to PostgreSQL's
-write-ahead log (migration 0014), so a crash empties it. Nothing is lost and nothing is rejected:
-the ledger still holds every planned conversion, and they are sent once the lease has passed.
+"""A warehouse crash between planning and upload: the outbox is written to PostgreSQL's
+write-ahead log (migration 0017), because a new event's conversion waits there with no ledger
+row. Nothing is lost and nothing is rejected: the planned conversions are still there after the
+crash, and the next run takes over those of the dead run once the lease has passed.
 
 These tests crash a PostgreSQL server of their own (an immediate shutdown, which makes the next
 start recover as after a power cut), never the one the other tests share.
@@ -72,8 +73,8 @@ def test_a_crash_after_planning_loses_nothing_and_sends_everything_after_the_lea
 
     crash(server)
 
-    assert _outbox(s.warehouse) == 0  # the outbox is not kept over a crash...
-    assert [s.reason(e) for e in events] == [["ready"]] * 7  # ...the ledger is
+    assert _outbox(s.warehouse) == 7  # the outbox is kept over a crash
+    assert [s.reason(e) for e in events] == [["ready"]] * 7
     s.run("too-soon")  # within the lease the dead run's claims stay where they are
     assert [s.reason(e) for e in events] == [["ready"]] * 7
     assert s.emu.admin.conversions() == []

@@ -45,12 +45,13 @@ def add_events(s: Shop, n: int, *, name: str = "Purchase", hours_ago: float = 1.
 
 
 def ledger(s: Shop, event_ids: list[str]) -> dict[str, list[tuple]]:
-    """(account, goal, status, reason, next_attempt_at) rows per event."""
+    """(account, goal, status, reason, next_attempt_at) rows per event, as analysts read them
+    (with the conversions waiting in the outbox, which have no ledger row yet)."""
     out: dict[str, list[tuple]] = defaultdict(list)
     with psycopg.connect(s.warehouse.url) as conn:
         for row in conn.execute(
                 "SELECT event_id, account_id, goal_id, status, reason, next_attempt_at "
-                "FROM msads.results WHERE event_id = ANY(%s)", (event_ids,)):
+                "FROM msads.event_outcomes WHERE event_id = ANY(%s)", (event_ids,)):
             out[row[0]].append(row[1:])
     return out
 

@@ -102,6 +102,11 @@ SELECT r.event_id, r.account_id, r.goal_id, r.status, r.conversion_name, r.conve
        r.currency_code, r.sent_click_id, r.sent_email, r.sent_phone, a.customer_id
 FROM msads.results r JOIN msads.accounts a USING (account_id)
 WHERE r.event_id = ANY(%(events)s) AND r.goal_id <> 0
+UNION ALL
+SELECT p.event_id, p.account_id, p.goal_id, p.status, p.conversion_name, p.conversion_time,
+       p.currency_code, false, false, false, a.customer_id
+FROM msads.outbox_pending p JOIN msads.accounts a USING (account_id)
+WHERE p.event_id = ANY(%(events)s)
 """
 _EARLIER = """
 SELECT adjustment_id, event_id, account_id, goal_id, lower(btrim(adjustment_type)) AS kind,

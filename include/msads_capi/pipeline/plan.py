@@ -11,8 +11,9 @@ What passes is checked against Microsoft's rules (``goal_too_new``, ``no_time_zo
 ``attribution_missing`` / ``attribution_invalid``), and its identifiers are hashed in the same
 pass, before anything is written (:func:`include.msads_capi.pipeline.hashing.hash_frame`, the
 hash stage's own checks: ``no_identifier`` comes before the rules above). What may be sent goes
-to the outbox hashed; everything else gets its outcome in the ledger. Each chunk is written
-once: the ledger rows and the outbox rows, by COPY, the common case built column-wise. Raw
+to the outbox hashed (a new event's conversion gets its ledger row only once it is decided,
+by the upload); everything else gets its outcome in the ledger. Each chunk is written once:
+the ledger rows and the outbox rows, by COPY, the common case built column-wise. Raw
 email and phone are read from the events table into this process and only their SHA-256 hashes
 are written.
 
@@ -96,7 +97,9 @@ _EVENTS = ("SELECT event_id, space_id, event_name, event_time, value, currency_c
            + _CLAIMED + " AND event_id <= %(upto)s)")
 _DECIDED = ("SELECT r.event_id, r.account_id, r.goal_id FROM msads.results r WHERE r.event_id "
             "IN (SELECT event_id " + _CLAIMED + " AND event_id <= %(upto)s) AND r.goal_id <> 0 "
-            "AND NOT (r.run_id = %(run)s AND r.reason = 'claimed')")
+            "AND NOT (r.run_id = %(run)s AND r.reason = 'claimed') "
+            "UNION SELECT p.event_id, p.account_id, p.goal_id FROM msads.outbox_pending p "
+            "WHERE p.event_id IN (SELECT event_id " + _CLAIMED + " AND event_id <= %(upto)s)")
 
 
 def load_configuration(conn: psycopg.Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -277,7 +280,9 @@ class Planner:
             **sent, "click_id": clicks, "email_sha256": none, "phone_sha256": none,
             "hashed": False, "preflight_reason": none, "preflight_detail": none,
             "defer_until": none, "sent_at": none, "attribution_credit": none,
-            "attribution_model": none}, columns=list(Outgoing._fields))
+            "attribution_model": none, "space_id": df["space_id"],
+            "event_name": df["event_name"], "claimed_at": ledger["claimed_at"],
+            "first_seen_at": ledger["first_seen_at"]}, columns=list(Outgoing._fields))
         return ReadyFrames(ledger, outbox) if n else ReadyFrames(None, None)
 
     def _one_by_one(self, df: pd.DataFrame, slow: np.ndarray,
@@ -308,7 +313,8 @@ class Planner:
             outbox.append(Outgoing(row.event_id, accounts, goals, int(row.customer_id), run_id,
                                    row.goal_name, conv_time, value, currency, click or None,
                                    None, None, False, pre, pre_detail, defer, None, credit,
-                                   model))
+                                   model, row.space_id, row.event_name, now,
+                                   row.first_seen_at))
         return ledger, outbox
 
     def _detail(self, row: Any) -> str | None:

@@ -3,8 +3,8 @@
 -- planned, then its ledger rows written and the cursor moved past it in one transaction that
 -- checks, before it moves the cursor, that the cursor still stands where the chunk was read
 -- from, so no other run can take the same events and a run that dies leaves nothing
--- half-claimed. ``known``: the ledger has the event already (replayed or swept); the
--- plan stage skips it and moves the cursor past it all the same.
+-- half-claimed. ``known``: the ledger or the outbox has the event already (replayed, swept,
+-- or waiting to be sent); the plan stage skips it and moves the cursor past it all the same.
 -- The chunk is taken from the index first, then each event is looked up in the ledger by its
 -- key (LATERAL ... LIMIT 1 keeps it a lookup). As one anti-join, PostgreSQL scanned and hashed
 -- the whole events table and ledger for every chunk and sorted what was left: 190 ms for a
@@ -20,5 +20,7 @@ WITH chunk AS (
 SELECT c.*, k.known IS NOT NULL AS known
 FROM chunk c
 LEFT JOIN LATERAL (SELECT true AS known FROM msads.results r WHERE r.event_id = c.event_id
+                   UNION ALL
+                   SELECT true FROM msads.outbox o WHERE o.event_id = c.event_id
                    LIMIT 1) k ON true
 ORDER BY c.ingested_at, c.event_id
