@@ -458,14 +458,18 @@ def drain(profile: bool) -> dict:
 
     logging.basicConfig(level=logging.WARNING)
     stages: dict[str, float] = {}
+    busy: dict[str, list[float]] = {}  # per stage: the machine's busy and all CPU seconds
 
     def timed(name, fn):
         def wrapper(*args, **kwargs):
-            t = time.perf_counter()
+            t, (b, a) = time.perf_counter(), _machine_busy()
             try:
                 return fn(*args, **kwargs)
             finally:
                 stages[name] = stages.get(name, 0.0) + time.perf_counter() - t
+                b1, a1 = _machine_busy()
+                used = busy.setdefault(name, [0.0, 0.0])
+                used[0], used[1] = used[0] + b1 - b, used[1] + a1 - a
         return wrapper
 
     for name, stage in (("claim", "claim"), ("plan", "plan"), ("hash", "hash_stage"),
@@ -520,6 +524,7 @@ def drain(profile: bool) -> dict:
         final = dict(c.execute("SELECT reason, count(*) FROM msads.results GROUP BY 1"))
     workers_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"seconds": elapsed, "runs": runs, "stages": stages, "outcomes": final,
+            "busy": {k: b / a for k, (b, a) in busy.items() if a},
             "peak_rss_mb": peak_rss_mb(), "parts": parts, "workers_rss_mb": workers_rss,
             "processes": config.upload_processes, "cpu": cpu_seconds}
 
@@ -611,9 +616,12 @@ def main() -> int:
             print(f"  uploaders per account: up to {result['parts']} "
                   f"(MSADS_UPLOAD_PROCESSES={result['processes']}){workers}", flush=True)
             print(f"  outcomes: {result['outcomes']}", flush=True)
+            print(f"    {'stage':<42} {'time':>10}  {'share':>6}  {'per event':>12}  "
+                  "machine busy", flush=True)
             for stage, seconds in result["stages"].items():
                 print(f"    {stage:<42} {seconds:8.1f} s  {seconds / result['seconds']:6.1%}"
-                      f"  {seconds / size * 1e6:7.1f} µs/event", flush=True)
+                      f"  {seconds / size * 1e6:7.1f} µs/event"
+                      f"  {result['busy'].get(stage, 0.0):6.0%}", flush=True)
             both = sum(result["stages"].get(k, 0.0) for k in ("plan", "hash")) / size * 1e6
             print(f"  plan + hash: {both:.1f} µs/event (goal ≤ {PLAN_HASH_GOAL_US} µs)",
                   flush=True)
