@@ -355,7 +355,11 @@ def record(conn: psycopg.Connection, stage: str, rows: Sequence[Decided] | Seque
 
     A conversion of a new event has no ledger row until now: its row is written here whole,
     with what its outbox row carried (:data:`CARRIED`). A row planned again has one, and gets
-    the decision. Either way it is one write of the ledger, and one round trip."""
+    the decision. Either way it is one write of the ledger, and one round trip.
+
+    The ledger is never joined here: its rows are found by the insert's conflict check on the
+    primary key, and outbox rows by their keys (``outbox_take_out``); the only join is of the
+    staged rows with the outbox rows taken out, both of them this call's."""
     if not rows:
         return
     _allowed(stage, rows)

@@ -2,9 +2,9 @@
 -- row once it is decided (pipeline/plan.py, ledger.record). Before, the plan stage wrote a
 -- 'pending ready' ledger row beside each outbox row and the upload updated it: two ledger
 -- writes per event, each a new row version with its index entries. Draining 1,000,000 events
--- (bench/pipeline.py, same machine, alternated): 19,501 and 19,839 events/s that way, 22,929
--- and 24,000 with one ledger write; PostgreSQL's CPU per event 33.9 and 33.5 µs against 22.6
--- and 21.3.
+-- (bench/pipeline.py, this code and the one before alternated on one machine), PostgreSQL's
+-- CPU per event went from 36.2 and 37.2 µs to 33.0 and 33.3 on a slow day, and from 34.5 to
+-- 28.0 on a faster one (docs/performance.md, issue #13, tenth session).
 --
 -- The outbox is therefore logged again: after a crash it still holds what was planned, and
 -- rows a dead run left are taken over once the claim's lease has passed
