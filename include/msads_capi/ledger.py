@@ -107,6 +107,7 @@ class Outgoing(NamedTuple):
     event_name: str | None
     claimed_at: datetime | None
     first_seen_at: datetime | None
+    attempts: int  # calls that carried it so far (the ledger row's; 0 for a new event)
 
 
 #: What a ledger row written by :func:`record` takes from its outbox row.
@@ -173,7 +174,7 @@ class Answered(NamedTuple):
 
 
 class OutboxRow(NamedTuple):
-    """One conversion ready to send, as the upload reads it from the outbox and the ledger."""
+    """One conversion ready to send, as the upload reads it from the outbox."""
 
     event_id: str
     account_id: int

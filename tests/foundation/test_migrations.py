@@ -123,3 +123,36 @@ def test_a_custom_events_table_gets_the_optional_columns_and_keeps_its_rows(
                                               "e.external_attribution_model")
         assert conn.execute("SELECT event_id, external_attribution_credit FROM "
                             "analytics.conversions").fetchall() == [("o-1", None)]
+
+
+def test_conversions_waiting_across_the_upgrade_keep_their_attempts_and_first_sight(
+        empty_warehouse, tmp_path, monkeypatch):
+    from datetime import UTC, datetime, timedelta
+
+    from include.msads_capi.sql import query
+
+    before = tmp_path / "before"
+    before.mkdir()
+    for path in migrations.MIGRATIONS_DIR.glob("*.sql"):
+        if int(path.name.split("_", 1)[0]) < 18:
+            shutil.copy(path, before / path.name)
+    monkeypatch.setattr(migrations.discover, "__defaults__", (before,))
+    migrations.migrate(empty_warehouse)
+    claimed = datetime.now(UTC).replace(microsecond=0)
+    seen = claimed - timedelta(days=1)
+    with psycopg.connect(empty_warehouse.url) as conn:
+        # a retry planned again (its ledger row has 2 attempts) and a new event's conversion
+        conn.execute("INSERT INTO msads.results (event_id, account_id, goal_id, status, reason, "
+                     "attempts, first_seen_at, run_id) VALUES ('again', 1, 7, 'pending', "
+                     "'ready', 2, %s, 'r')", (seen,))
+        for event_id, first in (("again", None), ("new", claimed)):
+            conn.execute("INSERT INTO msads.outbox (event_id, account_id, goal_id, customer_id, "
+                         "run_id, conversion_name, conversion_time, hashed, claimed_at, "
+                         "first_seen_at) VALUES (%s, 1, 7, 9, 'r', 'Purchase', %s, true, %s, "
+                         "%s)", (event_id, claimed - timedelta(hours=1), claimed, first))
+    monkeypatch.setattr(migrations.discover, "__defaults__", (migrations.MIGRATIONS_DIR,))
+    assert [m.version for m in migrations.migrate(empty_warehouse)] == [18]
+    with psycopg.connect(empty_warehouse.url) as conn:
+        rows = conn.execute(query("upload_batch").replace("{part}", ""),
+                            {"a": 1, "run": "r", "e": "", "g": 0, "n": 10}).fetchall()
+    assert [(r[0], r[-2], r[-1]) for r in rows] == [("again", 2, seen), ("new", 0, claimed)]

@@ -282,7 +282,8 @@ class Planner:
             "defer_until": none, "sent_at": none, "attribution_credit": none,
             "attribution_model": none, "space_id": df["space_id"],
             "event_name": df["event_name"], "claimed_at": ledger["claimed_at"],
-            "first_seen_at": ledger["first_seen_at"]}, columns=list(Outgoing._fields))
+            "first_seen_at": ledger["first_seen_at"], "attempts": ledger["attempts"]},
+            columns=list(Outgoing._fields))
         return ReadyFrames(ledger, outbox) if n else ReadyFrames(None, None)
 
     def _one_by_one(self, df: pd.DataFrame, slow: np.ndarray,
@@ -314,7 +315,7 @@ class Planner:
                                    row.goal_name, conv_time, value, currency, click or None,
                                    None, None, False, pre, pre_detail, defer, None, credit,
                                    model, row.space_id, row.event_name, now,
-                                   row.first_seen_at))
+                                   row.first_seen_at, int(row.attempts)))
         return ledger, outbox
 
     def _detail(self, row: Any) -> str | None:

@@ -4,8 +4,8 @@
 --
 -- A new event's conversion waits in the outbox with no ledger row (0017_pending_in_outbox.sql):
 -- when its run's lease has passed too, it gets a ledger row claimed by this run (``taken``).
--- The outbox is read whole for those (no index: it holds little between runs), and rows an
--- uploader holds are skipped.
+-- The outbox is read whole for those (no index: it holds little between runs), and rows being
+-- recorded meanwhile are skipped.
 WITH taken AS (
     INSERT INTO msads.results (event_id, account_id, goal_id, space_id, event_name, status,
                                reason, run_id, claimed_at, first_seen_at)
