@@ -24,7 +24,8 @@ hash and upload stages write the rows below with :func:`plan_rows`, :func:`recor
 
 The writes are bulk: COPY into a staging table, then one upsert or update (:func:`record`:
 one insert of the decided rows, with what their outbox rows carried, that updates those a
-ledger row exists for).
+ledger row exists for). Conversions Microsoft accepted, most of what is recorded, need no
+staging: :func:`record_uploaded` sends their keys as arrays.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple
 
-from include.msads_capi.outcomes import READY
+from include.msads_capi.outcomes import READY, UPLOADED
 from include.msads_capi.sql import query
 
 if TYPE_CHECKING:
@@ -381,6 +382,27 @@ def record(conn: psycopg.Connection, stage: str, rows: Sequence[Decided] | Seque
                  "AND o.goal_id = s.goal_id "
                  f"ON CONFLICT (event_id, account_id, goal_id) DO UPDATE SET {decided}, "
                  "updated_at = now()")
+
+
+def record_uploaded(conn: psycopg.Connection, rows: Sequence[OutboxRow],
+                    tracking_id: str | None, decided_at: datetime) -> list[OutboxRow]:
+    """Decide conversions Microsoft accepted: ``uploaded``, with its TrackingId, one more
+    attempt, and which identifiers were sent; the rows that are not recorded here.
+
+    What :func:`record` writes for them, in one statement without a staging table
+    (``include/sql/queries/record_uploaded.sql``): most calls' rows are all accepted, and
+    everything else they need is in their outbox rows. A row whose outbox row is gone (another
+    run took it over meanwhile) is returned, for :func:`record`."""
+    if not rows:
+        return []
+    done = conn.execute(query("record_uploaded").replace("{take_out}", query("outbox_take_out")), {
+        "e": [r.event_id for r in rows], "a": [r.account_id for r in rows],
+        "g": [r.goal_id for r in rows], "ref": [r.sent_ref for r in rows],
+        "reason": UPLOADED, "tracking": tracking_id, "at": decided_at}).fetchall()
+    if len(done) == len(rows):
+        return []
+    recorded = set(done)
+    return [r for r in rows if r.key not in recorded]
 
 
 def upsert(conn: psycopg.Connection, table: str, columns: Sequence[str],

@@ -101,3 +101,53 @@ def test_the_sweep_leaves_alone_what_waits_in_the_outbox(shop):
     s.run("planned")
     assert [s.reason(e) for e in events] == [["uploaded"]] * 3
     assert s.emu.admin.duplicates() == []
+
+
+def test_an_accepted_conversion_is_recorded_alike_with_or_without_staging(warehouse):
+    """``ledger.record_uploaded`` (arrays, no staging table) writes what ``ledger.record`` writes
+    for an accepted conversion: for a new event's, and for one planned again after a failed call
+    (whose failure is cleared); a conversion whose outbox row is gone is handed back."""
+    from datetime import UTC, datetime
+
+    from include.msads_capi.outcomes import UPLOADED
+    from include.msads_capi.pipeline.upload import _decided
+    from include.msads_capi.sql import query
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    seen = now - timedelta(hours=3)
+    with transaction(warehouse) as conn:
+        for event_id, attempts in (("new-1", 0), ("new-2", 0), ("again-1", 1), ("again-2", 1),
+                                   ("gone", 0)):
+            conn.execute(
+                "INSERT INTO msads.outbox (event_id, account_id, goal_id, customer_id, run_id, "
+                "conversion_name, conversion_time, conversion_value, currency_code, click_id, "
+                "email_sha256, hashed, space_id, event_name, claimed_at, first_seen_at, "
+                "attempts) VALUES (%s, 1, 2, 3, 'r', 'Goal', %s, 9.5, 'USD', NULL, %s, true, "
+                "'shop', 'Purchase', %s, %s, %s)",
+                (event_id, now - timedelta(hours=1), "ab" * 32, now - timedelta(minutes=1),
+                 seen, attempts))
+            if attempts:
+                conn.execute(
+                    "INSERT INTO msads.results (event_id, account_id, goal_id, status, reason, "
+                    "detail, ms_code, ms_message, next_attempt_at, attempts, run_id, "
+                    "first_seen_at) VALUES (%s, 1, 2, 'pending', 'ready', 'attempt 1 failed', "
+                    "0, 'busy', %s, 1, 'r', %s)", (event_id, now, seen))
+        rows = {r[0]: ledger.OutboxRow._make(r) for r in conn.execute(
+            query("upload_batch").replace("{part}", ""),
+            {"a": 1, "run": "r", "e": "", "g": 0, "n": 10}).fetchall()}
+        conn.execute("DELETE FROM msads.outbox WHERE event_id = 'gone'")
+    with transaction(warehouse) as conn:
+        ledger.record(conn, "upload", [_decided(rows[e], "uploaded", UPLOADED, tracking="t",
+                                                decided_at=now) for e in ("new-1", "again-1")])
+        left = ledger.record_uploaded(conn, [rows[e] for e in ("new-2", "again-2", "gone")],
+                                      "t", now)
+        ledger_rows = {r[0]: r[1:] for r in conn.execute(
+            "SELECT event_id, to_jsonb(r) - 'event_id' - 'updated_at' FROM msads.results r")}
+        outbox = conn.execute("SELECT count(*) FROM msads.outbox").fetchone()[0]
+    assert left == [rows["gone"]] and "gone" not in ledger_rows and outbox == 0
+    assert ledger_rows["new-2"] == ledger_rows["new-1"]
+    assert ledger_rows["again-2"] == ledger_rows["again-1"]
+    new, again = ledger_rows["new-2"][0], ledger_rows["again-2"][0]
+    assert (new["status"], new["attempts"], new["sent_email"], new["space_id"]) == (
+        "uploaded", 1, True, "shop")
+    assert (again["attempts"], again["detail"], again["ms_code"]) == (2, None, None)

@@ -428,14 +428,13 @@ class Uploader:
         self.summary.outcomes.update(d.reason for d in decided)
 
     def _record(self, rows: list[OutboxRow], result: UploadResult) -> None:
-        now, decided, tracking = self.clock(), [], result.tracking_id
+        now, decided, accepted, tracking = self.clock(), [], [], result.tracking_id
         if tracking:
             self.summary.tracking_ids.append(tracking)
         for row, out in zip(rows, result.outcomes, strict=True):
             error = (out.code, out.error_code, out.message)
             if out.accepted:
-                decided.append(_decided(row, "uploaded", UPLOADED, tracking=tracking,
-                                        decided_at=now))
+                accepted.append(row)
             elif out.code == 5615:
                 decided.append(_decided(row, "deferred", GOAL_TOO_NEW, out.message,
                                         error=error, tracking=tracking,
@@ -452,7 +451,14 @@ class Uploader:
                 decided.append(_decided(row, "rejected", rejected(out.error_code or out.code),
                                         error=error,
                                         tracking=tracking, decided_at=now))
-        self._write(decided)
+        with self._tx() as conn:  # the accepted ones without staging (ledger.record_uploaded)
+            left = ledger.record_uploaded(conn, accepted, tracking, now)
+            decided += [_decided(row, "uploaded", UPLOADED, tracking=tracking, decided_at=now)
+                        for row in left]
+            ledger.record(conn, "upload", decided)
+        if accepted:
+            self.summary.outcomes[UPLOADED] += len(accepted) - len(left)
+        self.summary.outcomes.update(d.reason for d in decided)
 
     def _retry_row(self, row: OutboxRow, now: datetime, error: tuple, tracking: str | None, *,
                    status: str = "pending", reason: str = RETRY, detail: str | None = None,
