@@ -142,7 +142,7 @@ def test_a_chunk_read_while_the_one_before_is_written_skips_the_events_in_that_o
     monkeypatch.setenv("MSADS_EVENTS_TABLE", "loose_events")
     read_once = threading.Condition()
     reads, writes = [], []
-    real_read, real_write = plan_module._read_chunk, plan_module._write_chunk
+    real_read, real_write = plan_module._plan_chunk, plan_module._write_chunk
 
     def read(*args, **kwargs):
         chunk = real_read(*args, **kwargs)
@@ -157,12 +157,45 @@ def test_a_chunk_read_while_the_one_before_is_written_skips_the_events_in_that_o
             assert read_once.wait_for(lambda: len(reads) > len(writes), 30)
         return real_write(*args, **kwargs)
 
-    monkeypatch.setattr(plan_module, "_read_chunk", read)
+    monkeypatch.setattr(plan_module, "_plan_chunk", read)
     monkeypatch.setattr(plan_module, "_write_chunk", write)
     summary = s.run(config=PipelineConfig(chunk_size=2))
     assert summary["claimed"]["new"] == 3
     assert [s.reason(e) for e in "abc"] == [["uploaded"]] * 3
     assert len(s.emu.admin.conversions()) == 3 and s.emu.admin.duplicates() == []
+
+
+def test_the_next_chunk_is_read_while_this_one_is_planned(shop, monkeypatch):
+    """Each chunk after the first is read on a thread of its own while the one before it is
+    planned, and every event is planned once."""
+    from include.msads_capi.pipeline import plan as plan_module
+
+    s = shop
+    events = [s.event() for _ in range(7)]
+    real_fetch, real_plan = plan_module._fetch, plan_module._plan_chunk
+    readers, overlapped, asked = [], [], threading.Event()
+
+    def fetch(*args, **kwargs):
+        readers.append(threading.current_thread().name)
+        if threading.current_thread() is not threading.main_thread():
+            asked.set()
+        return real_fetch(*args, **kwargs)
+
+    def plan_chunk(events, *args, **kwargs):
+        if len(events) == 3:  # a full chunk: the next one has been asked for already
+            overlapped.append(asked.wait(10))
+        asked.clear()
+        return real_plan(events, *args, **kwargs)
+
+    monkeypatch.setattr(plan_module, "_fetch", fetch)
+    monkeypatch.setattr(plan_module, "_plan_chunk", plan_chunk)
+    planned = plan_module.plan(s.warehouse, "ahead", s.now(), PipelineConfig(chunk_size=3))
+    assert planned.new_events == 7 and overlapped == [True, True]
+    assert readers[0] == threading.current_thread().name  # the first: nothing to overlap
+    assert [name.startswith("msads-plan-read") for name in readers[1:]] == [True, True]
+    with psycopg.connect(s.warehouse.url) as conn:
+        outbox = conn.execute("SELECT event_id FROM msads.outbox ORDER BY 1").fetchall()
+    assert outbox == [(e,) for e in sorted(events)]
 
 
 def test_a_run_whose_chunk_another_run_took_meanwhile_plans_it_not_again(shop, monkeypatch):
@@ -174,7 +207,7 @@ def test_a_run_whose_chunk_another_run_took_meanwhile_plans_it_not_again(shop, m
     s = shop
     events = [s.event() for _ in range(5)]
     config = PipelineConfig(chunk_size=3)
-    real_read = plan_module._read_chunk
+    real_read = plan_module._plan_chunk
     overtaken = []
 
     def read(*args, **kwargs):
@@ -184,7 +217,7 @@ def test_a_run_whose_chunk_another_run_took_meanwhile_plans_it_not_again(shop, m
             overtaken[0] = plan_module.plan(s.warehouse, "other", s.now(), config)
         return chunk
 
-    monkeypatch.setattr(plan_module, "_read_chunk", read)
+    monkeypatch.setattr(plan_module, "_plan_chunk", read)
     planned = plan_module.plan(s.warehouse, "slow", s.now(), config)
     assert overtaken[0].new_events == 5 and planned.new_events == 0 and not +planned
     with psycopg.connect(s.warehouse.url) as conn:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -398,14 +397,19 @@ class _Chunk:
         return 0 if self.ids is None else len(self.ids)
 
 
-def _read_chunk(reader: psycopg.Connection, sql: str, planner: Planner,
-                after: tuple[object, str], limit: int, writing: pa.Array | None
-                ) -> _Chunk | None:
-    """Read the next chunk after ``after`` and plan it (nothing is written here); None when
-    there is nothing after it. ``writing``: the event ids of the chunk being written, which
-    the ledger does not show yet."""
-    events = frame(reader.execute(sql, {"after_at": after[0], "after_id": after[1],
-                                        "limit": limit}))
+def _fetch(reader: psycopg.Connection, sql: str, after: tuple[object, str],
+           limit: int) -> pd.DataFrame:
+    """The next chunk's events after ``after`` (up to ``limit``), as read: nothing is planned
+    here, so that this can run while the chunk before is planned."""
+    return frame(reader.execute(sql, {"after_at": after[0], "after_id": after[1],
+                                      "limit": limit}))
+
+
+def _plan_chunk(events: pd.DataFrame, planner: Planner, after: tuple[object, str],
+                limit: int, writing: pa.Array | None) -> _Chunk | None:
+    """Plan a chunk read after ``after`` (nothing is written here); None when nothing was
+    there. ``writing``: the event ids of the chunks that were being written when it was read,
+    which the ledger did not show yet."""
     if events.empty:
         return None
     last = events.iloc[-1]
@@ -467,17 +471,18 @@ def _plan_new_events(warehouse: Warehouse, planner: Planner, optional: str,
 
     Each chunk is written in one transaction: its ledger and outbox rows, and the cursor moved
     past all it read (:func:`_write_chunk`). Up to :data:`_WRITERS` such transactions run in
-    threads while the next chunk is read and planned here (reading, planning and hashing is
-    this process's work; writing is the warehouse's). A chunk is read from where the one before
-    it ended, so its transaction checks that the cursor stands there before moving it: if
-    another run moved it meanwhile, nothing of that chunk is written, the writes in flight
-    finish, and the events are read again after the moved cursor. A run that dies leaves the
-    cursor and the ledger as they were. Up to ``max_events_per_run`` new events per run.
+    threads while the next chunk is planned here, and the chunk after it is read meanwhile
+    (:class:`_Reads`): reading is the warehouse's work, planning and hashing this process's. A
+    chunk is read from where the one before it ended, so its transaction checks that the cursor
+    stands there before moving it: if another run moved it meanwhile, nothing of that chunk is
+    written, the writes in flight finish, and the events are read again after the moved cursor.
+    A run that dies leaves the cursor and the ledger as they were. Up to
+    ``max_events_per_run`` new events per run.
     """
     config = planner.config
     sql = query("plan_new_events").replace("{{optional}}", optional)
     with ThreadPoolExecutor(_WRITERS, thread_name_prefix="msads-plan-write") as writer, \
-            closing(connect(warehouse, autocommit=True)) as reader:
+            _Reads(warehouse, sql) as reads:
         writing: deque[tuple[Future, _Chunk]] = deque()
         after: tuple[object, str] | None = None
         more = True
@@ -485,10 +490,20 @@ def _plan_new_events(warehouse: Warehouse, planner: Planner, optional: str,
             chunk = None
             taken = counts.new_events + sum(c.taken for _, c in writing)
             if more and taken < config.max_events_per_run:
-                after = after or cursor_position(reader, EVENTS.cursor)
-                chunk = _read_chunk(reader, sql, planner, after,
-                                    min(config.chunk_size, config.max_events_per_run - taken),
-                                    _ids([c for _, c in writing]))
+                after = after or reads.cursor()
+                limit = min(config.chunk_size, config.max_events_per_run - taken)
+                in_flight = _ids([c for _, c in writing])
+                events, limit, skip = reads.take(after, limit, in_flight)
+                if len(events) == limit and taken + limit < config.max_events_per_run:
+                    # the chunk after this one, while this one is planned: it skips the event
+                    # ids being written and those read here (planned here, or known already)
+                    last = events.iloc[-1]
+                    ids = pa.array(events["event_id"])
+                    reads.ahead((last.ingested_at, last.event_id),
+                                min(config.chunk_size, config.max_events_per_run - taken - limit),
+                                ids if in_flight is None else pa.concat_arrays(
+                                    [in_flight.cast(ids.type), ids]))
+                chunk = _plan_chunk(events, planner, after, limit, skip)
             moved = False
             while writing and (moved or chunk is None or len(writing) == _WRITERS):
                 future, written = writing.popleft()
@@ -499,6 +514,7 @@ def _plan_new_events(warehouse: Warehouse, planner: Planner, optional: str,
                 counts.record(written.rows, written.ready)
                 counts.coverage.update(written.coverage)
             if moved:  # another run moved the cursor: read from where it stands now
+                reads.drop()
                 after, more = None, True
                 continue
             if chunk is None:
@@ -506,6 +522,56 @@ def _plan_new_events(warehouse: Warehouse, planner: Planner, optional: str,
             writing.append((writer.submit(_write_chunk, warehouse, chunk, planner.run_id),
                             chunk))
             after, more = chunk.last, chunk.seen == chunk.limit
+
+
+class _Reads:
+    """The new events' reads, one chunk ahead: while a chunk is planned, the next one is read
+    on a thread of its own, so that PostgreSQL reads while this process plans. A read ahead is
+    used when the next chunk is asked for after the chunk it was read after, with a limit at
+    least its own (the events this run may still take are counted before the chunk is
+    planned, so it may ask for fewer); the event ids it must skip go with it: those being
+    written when it was issued and those of the chunk before it, which the ledger did not show
+    yet (:func:`_plan_chunk`)."""
+
+    def __init__(self, warehouse: Warehouse, sql: str) -> None:
+        self.warehouse, self.sql = warehouse, sql
+        self._ahead: tuple[tuple, int, pa.Array | None, Future] | None = None
+
+    def __enter__(self) -> _Reads:
+        self._conn = connect(self.warehouse, autocommit=True)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="msads-plan-read")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.drop()
+        self._thread.shutdown(wait=True)
+        self._conn.close()
+
+    def cursor(self) -> tuple[object, str]:
+        self.drop()
+        return cursor_position(self._conn, EVENTS.cursor)
+
+    def ahead(self, after: tuple[object, str], limit: int, skip: pa.Array | None) -> None:
+        self.drop()
+        self._ahead = (after, limit, skip,
+                       self._thread.submit(_fetch, self._conn, self.sql, after, limit))
+
+    def take(self, after: tuple[object, str], limit: int, skip: pa.Array | None
+             ) -> tuple[pd.DataFrame, int, pa.Array | None]:
+        """The events of the chunk after ``after``: (events, the limit they were read with,
+        the event ids to skip among them)."""
+        if self._ahead is not None and self._ahead[0] == after and self._ahead[1] <= limit:
+            _, limit, skip, future = self._ahead
+            self._ahead = None
+            return future.result(), limit, skip
+        self.drop()
+        return _fetch(self._conn, self.sql, after, limit), limit, skip
+
+    def drop(self) -> None:
+        """Forget a read ahead (after waiting for it: the connection is shared)."""
+        if self._ahead is not None:
+            future, self._ahead = self._ahead[3], None
+            future.exception()
 
 
 def _ids(chunks: list[_Chunk]) -> pa.Array | None:
