@@ -440,7 +440,7 @@ def _write_chunk(warehouse: Warehouse, chunk: _Chunk, run_id: str) -> bool:
     next chunk's rows are written meanwhile; the chunks of one run are still taken in order,
     each waiting at the cursor for the one before it. The rows are only inserted: should
     another run have written one of these events first, the chunk is given up at once, and
-    that run's rows are neither changed nor locked (its upload skips locked rows).
+    that run's rows are neither changed nor locked (its upload never waits for this one).
     """
     import psycopg
 
