@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -420,11 +420,22 @@ class Uploader:
                 self._after = (rows[-1].event_id, rows[-1].goal_id)
         return rows
 
-    def _write(self, decided: list[Answered]) -> None:
-        if not decided:
+    def _write(self, decided: list[Answered], accepted: Sequence[OutboxRow] = (),
+               tracking: str | None = None, now: datetime | None = None) -> None:
+        """Record ``decided`` and the ``accepted`` conversions of one call (with its
+        ``tracking`` id, at ``now``) in one transaction, and count them. The accepted ones go
+        without staging (:func:`ledger.record_uploaded`); one whose outbox row is gone
+        meanwhile is recorded with the others."""
+        if not decided and not accepted:
             return
         with self._tx() as conn:
-            ledger.record(conn, "upload", decided)
+            left = ledger.record_uploaded(conn, accepted, tracking, now) if accepted else []
+            decided = decided + [_decided(row, "uploaded", UPLOADED, tracking=tracking,
+                                          decided_at=now) for row in left]
+            if decided:
+                ledger.record(conn, "upload", decided)
+        if accepted:
+            self.summary.outcomes[UPLOADED] += len(accepted) - len(left)
         self.summary.outcomes.update(d.reason for d in decided)
 
     def _record(self, rows: list[OutboxRow], result: UploadResult) -> None:
@@ -451,14 +462,7 @@ class Uploader:
                 decided.append(_decided(row, "rejected", rejected(out.error_code or out.code),
                                         error=error,
                                         tracking=tracking, decided_at=now))
-        with self._tx() as conn:  # the accepted ones without staging (ledger.record_uploaded)
-            left = ledger.record_uploaded(conn, accepted, tracking, now)
-            decided += [_decided(row, "uploaded", UPLOADED, tracking=tracking, decided_at=now)
-                        for row in left]
-            ledger.record(conn, "upload", decided)
-        if accepted:
-            self.summary.outcomes[UPLOADED] += len(accepted) - len(left)
-        self.summary.outcomes.update(d.reason for d in decided)
+        self._write(decided, accepted, tracking, now)
 
     def _retry_row(self, row: OutboxRow, now: datetime, error: tuple, tracking: str | None, *,
                    status: str = "pending", reason: str = RETRY, detail: str | None = None,
