@@ -1,11 +1,12 @@
 -- Conversions Microsoft accepted (ledger.record_uploaded): each leaves the outbox and gets its
 -- ledger row, uploaded, with what its outbox row carried; a row planned again has one, and
 -- gets the decision. The same rows as ledger.record writes for them, but the keys and
--- references come as arrays (%(e)s, %(a)s, %(g)s, %(ref)s) instead of a staged table, and the
--- rest from the outbox row: one COPY and one temporary table's writes fewer per call.
+-- references come as arrays (%(e)b, %(a)b, %(g)b, %(ref)b) instead of a staged table, and the
+-- rest from the outbox row: one COPY and one temporary table's writes fewer per call. The
+-- arrays go in binary: dumped as text, they cost the client 1.6 µs a row, and 0.6 in binary.
 -- Returns the keys recorded: a conversion whose outbox row is gone (taken over by another run
 -- meanwhile) is not, and the caller records it the general way.
-WITH s AS (SELECT * FROM unnest(%(e)s::text[], %(a)s::bigint[], %(g)s::bigint[], %(ref)s::text[])
+WITH s AS (SELECT * FROM unnest(%(e)b::text[], %(a)b::bigint[], %(g)b::bigint[], %(ref)b::text[])
            AS k(event_id, account_id, goal_id, sent_ref)),
 o AS ({take_out} RETURNING *)
 INSERT INTO msads.results (event_id, account_id, goal_id, status, reason, tracking_id,
