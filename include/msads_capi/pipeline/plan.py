@@ -406,10 +406,12 @@ def _fetch(reader: psycopg.Connection, sql: str, after: tuple[object, str],
 
 
 def _plan_chunk(events: pd.DataFrame, planner: Planner, after: tuple[object, str],
-                limit: int, writing: pa.Array | None) -> _Chunk | None:
+                limit: int, writing: pa.Array | None, ids: pa.Array | None = None
+                ) -> _Chunk | None:
     """Plan a chunk read after ``after`` (nothing is written here); None when nothing was
     there. ``writing``: the event ids of the chunks that were being written when it was read,
-    which the ledger did not show yet."""
+    which the ledger did not show yet; ``ids``: the chunk's event ids as read, when the caller
+    has them already."""
     if events.empty:
         return None
     last = events.iloc[-1]
@@ -418,7 +420,7 @@ def _plan_chunk(events: pd.DataFrame, planner: Planner, after: tuple[object, str
     # event: its first row counts
     known = events["known"].to_numpy(dtype=bool)
     if writing is not None and len(writing):  # pandas' isin makes an Arrow scalar per value
-        ids = pa.array(events["event_id"])
+        ids = pa.array(events["event_id"]) if ids is None else ids
         known = known | pc.is_in(ids, value_set=writing.cast(ids.type)).to_numpy(
             zero_copy_only=False)
     events = events[~known].drop(columns=["ingested_at", "known"]).drop_duplicates("event_id")
@@ -494,16 +496,16 @@ def _plan_new_events(warehouse: Warehouse, planner: Planner, optional: str,
                 limit = min(config.chunk_size, config.max_events_per_run - taken)
                 in_flight = _ids([c for _, c in writing])
                 events, limit, skip = reads.take(after, limit, in_flight)
+                ids = pa.array(events["event_id"])
                 if len(events) == limit and taken + limit < config.max_events_per_run:
                     # the chunk after this one, while this one is planned: it skips the event
                     # ids being written and those read here (planned here, or known already)
                     last = events.iloc[-1]
-                    ids = pa.array(events["event_id"])
                     reads.ahead((last.ingested_at, last.event_id),
                                 min(config.chunk_size, config.max_events_per_run - taken - limit),
                                 ids if in_flight is None else pa.concat_arrays(
                                     [in_flight.cast(ids.type), ids]))
-                chunk = _plan_chunk(events, planner, after, limit, skip)
+                chunk = _plan_chunk(events, planner, after, limit, skip, ids)
             moved = False
             while writing and (moved or chunk is None or len(writing) == _WRITERS):
                 future, written = writing.popleft()
