@@ -119,17 +119,25 @@ class UploadSummary:
 
 
 def conversion(row: OutboxRow) -> dict:
-    """The OfflineConversion fields for one outbox row (the client leaves None fields out and
-    sends the time as aware UTC, in whole seconds)."""
-    valued = row.conversion_value is not None
-    return {"ConversionName": row.conversion_name, "ConversionTime": row.conversion_time,
-            "ConversionValue": float(row.conversion_value) if valued else None,
-            "ConversionCurrencyCode": row.currency_code if valued else None,
-            "MicrosoftClickId": row.click_id, "HashedEmailAddress": row.email_sha256,
-            "HashedPhoneNumber": row.phone_sha256,
-            "ExternalAttributionCredit": float(row.attribution_credit)
-            if row.attribution_credit is not None else None,
-            "ExternalAttributionModel": row.attribution_model}
+    """The OfflineConversion fields for one outbox row, the unset ones left out (the client
+    sends the time as aware UTC, in whole seconds). Built for 1,000 rows a call: the fields a
+    row has are added one by one, so that the client goes over those alone."""
+    fields = {"ConversionName": row.conversion_name, "ConversionTime": row.conversion_time}
+    if row.conversion_value is not None:
+        fields["ConversionValue"] = float(row.conversion_value)
+        if row.currency_code is not None:
+            fields["ConversionCurrencyCode"] = row.currency_code
+    if row.click_id is not None:
+        fields["MicrosoftClickId"] = row.click_id
+    if row.email_sha256 is not None:
+        fields["HashedEmailAddress"] = row.email_sha256
+    if row.phone_sha256 is not None:
+        fields["HashedPhoneNumber"] = row.phone_sha256
+    if row.attribution_credit is not None:
+        fields["ExternalAttributionCredit"] = float(row.attribution_credit)
+    if row.attribution_model is not None:
+        fields["ExternalAttributionModel"] = row.attribution_model
+    return fields
 
 
 def _decided(row: OutboxRow, status: str, reason: str, detail: str | None = None, *,
