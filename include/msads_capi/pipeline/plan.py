@@ -130,16 +130,18 @@ class Planner:
         capi_on = self.spaces["capi_enabled"].astype(bool)
         space = holders["space_id"]
         known = space.isin(capi_on.index).to_numpy()
-        on = known & space.map(capi_on).fillna(False).astype(bool).to_numpy()
+        # as sets: mapping an Arrow string column looks each value up as a Python object
+        on = space.isin(capi_on.index[capi_on.to_numpy()]).to_numpy()
         targets = self.mappings[["space_id", "event_name", "account_id", "goal_id"]]
         named = pd.MultiIndex.from_frame(holders[["space_id", "event_name"]].astype(object))
         mapped = named.isin(pd.MultiIndex.from_frame(targets[["space_id", "event_name"]].astype(
             object)))
         why = np.select([holders["event_time"].isna().to_numpy(), ~known, ~on, ~mapped],
                         ["deleted", "unknown", "off", "unmapped"], default="")
+        final = why != ""
         finals = [self._final(row, 0, 0, *_event_outcome(label, row))
-                  for label, row in zip(why[why != ""], holders[why != ""].itertuples(
-                      index=False), strict=True)]
+                  for label, row in zip(why[final], holders[final].itertuples(
+                      index=False), strict=True)] if final.any() else []
         passing = holders[why == ""]
         drop = [(event_id, 0, 0) for event_id in passing["event_id"].tolist()]
         pairs = passing[["event_id", "space_id", "event_name", "first_seen_at", "attempts"]].merge(
@@ -167,7 +169,9 @@ class Planner:
         those of the conversions that passed every check as frames."""
         if pairs.empty:
             return [], [], ReadyFrames(None, None)
-        df = pairs.merge(events, on="event_id", how="left")
+        # the raw email and phone stay out: the rules do not read them, and each merge below
+        # copies every column it carries (hash_outgoing joins them to what may be sent)
+        df = pairs.merge(events.drop(columns=["email", "phone"], errors="ignore"), on="event_id", how="left")
         df = df.merge(self.spaces, left_on="space_id", right_index=True, how="left")
         df = df.merge(self.mappings, on=["account_id", "goal_id", "space_id", "event_name"],
                       how="left", indicator="mapped")
@@ -260,8 +264,8 @@ class Planner:
         n = len(df)
         none = pd.Series([None] * n, index=df.index, dtype=object)
         times = pd.to_datetime(df["event_time"], utc=True)
-        clicks = df["msclkid"].astype(object).where(df["msclkid"].notna(), None)
-        clicks = clicks.map(lambda c: (c.strip() or None) if isinstance(c, str) else None)
+        clicks = df["msclkid"].astype("string").str.strip()  # the events' text column
+        clicks = clicks.astype(object).where(clicks.fillna("").ne("").to_numpy(bool), None)
         keys = {"event_id": df["event_id"], "account_id": df["account_id"].astype("int64"),
                 "goal_id": df["goal_id"].astype("int64")}
         sent = {"conversion_name": df["goal_name"], "conversion_time": times,
