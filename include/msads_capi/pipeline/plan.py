@@ -171,7 +171,8 @@ class Planner:
             return [], [], ReadyFrames(None, None)
         # the raw email and phone stay out: the rules do not read them, and each merge below
         # copies every column it carries (hash_outgoing joins them to what may be sent)
-        df = pairs.merge(events.drop(columns=["email", "phone"], errors="ignore"), on="event_id", how="left")
+        df = pairs.merge(events.drop(columns=["email", "phone"], errors="ignore"),
+                         on="event_id", how="left")
         df = df.merge(self.spaces, left_on="space_id", right_index=True, how="left")
         df = df.merge(self.mappings, on=["account_id", "goal_id", "space_id", "event_name"],
                       how="left", indicator="mapped")
