@@ -563,14 +563,6 @@ def upload_account(warehouse: Warehouse, client: AdsClient, account_id: int, run
     return summary
 
 
-_PARTS = """
-SELECT max(event_id), count(*)
-FROM (SELECT event_id, ntile(%(k)s) OVER (ORDER BY event_id) AS part FROM msads.outbox
-      WHERE account_id = %(a)s AND run_id = %(run)s AND hashed) o
-GROUP BY part ORDER BY part
-"""
-
-
 def accounts_with_work(warehouse: Warehouse, run_id: str,
                        config: PipelineConfig | None = None) -> list[dict]:
     """What the mapped upload works on: each account with hashed conversions waiting in this
@@ -579,18 +571,13 @@ def accounts_with_work(warehouse: Warehouse, run_id: str,
     upload it at once."""
     config = config or PipelineConfig()
     with transaction(warehouse) as conn:
-        rows = conn.execute(
-            "SELECT a.account_id, a.name, a.space_id, a.conn_id, count(o.event_id) "
-            "FROM msads.accounts a LEFT JOIN msads.outbox o ON o.account_id = a.account_id "
-            "AND o.run_id = %(run)s AND o.hashed WHERE o.event_id IS NOT NULL "
-            "OR a.account_id IN (SELECT account_id FROM msads.adjustment_results "
-            "WHERE run_id = %(run)s AND status = 'pending' AND reason = 'ready' AND hashed) "
-            "GROUP BY 1, 2, 3, 4 ORDER BY 1", {"run": run_id}).fetchall()
+        rows = conn.execute(query("upload_accounts"), {"run": run_id}).fetchall()
         entries = []
         for a, name, space, conn_id, n in rows:
             k = max(1, min(config.upload_processes, n // max(1, config.part_min_conversions)))
             bounds, after = [], None
-            for upto, count in (conn.execute(_PARTS, {"k": k, "a": a, "run": run_id})
+            for upto, count in (conn.execute(query("upload_parts"),
+                                             {"k": k, "a": a, "run": run_id})
                                 if k > 1 else [(None, n)]):
                 bounds.append((after, upto, count))
                 after = upto
