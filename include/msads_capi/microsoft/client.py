@@ -508,7 +508,7 @@ class AdsClient:
                                    f"request (TrackingId {tracking})", (e,), tracking)
             rejected.setdefault(e.index, RowOutcome(e.index, False, e.code, e.error_code,
                                                     e.message))
-        outcomes = _accepted(count)
+        outcomes = list(_ACCEPTED[:count])  # count <= MAX_CONVERSIONS_PER_CALL (_checked)
         for index, outcome in rejected.items():
             outcomes[index] = outcome
         return UploadResult(outcomes, tracking)
@@ -517,13 +517,6 @@ class AdsClient:
 # The outcome of each position of an accepted call: outcomes cannot change, so calls share them
 # (building 1,000 frozen dataclasses cost 0.6 µs a conversion).
 _ACCEPTED = tuple(RowOutcome(i, True) for i in range(MAX_CONVERSIONS_PER_CALL))
-
-
-def _accepted(count: int) -> list[RowOutcome]:
-    """``count`` positions, all accepted."""
-    if count <= len(_ACCEPTED):
-        return list(_ACCEPTED[:count])
-    return [RowOutcome(i, True) for i in range(count)]
 
 
 def _alert_counts(alerts: Sequence[OfflineConversionAlert | None] | None) -> dict[str, int]:
