@@ -411,12 +411,10 @@ def _fetch(reader: psycopg.Connection, sql: str, after: tuple[object, str],
 
 
 def _plan_chunk(events: pd.DataFrame, planner: Planner, after: tuple[object, str],
-                limit: int, writing: pa.Array | None, ids: pa.Array | None = None
-                ) -> _Chunk | None:
+                limit: int, writing: pa.Array | None, ids: pa.Array) -> _Chunk | None:
     """Plan a chunk read after ``after`` (nothing is written here); None when nothing was
     there. ``writing``: the event ids of the chunks that were being written when it was read,
-    which the ledger did not show yet; ``ids``: the chunk's event ids as read, when the caller
-    has them already."""
+    which the ledger did not show yet; ``ids``: the chunk's event ids as read."""
     if events.empty:
         return None
     last = events.iloc[-1]
@@ -425,7 +423,6 @@ def _plan_chunk(events: pd.DataFrame, planner: Planner, after: tuple[object, str
     # event: its first row counts
     known = events["known"].to_numpy(dtype=bool)
     if writing is not None and len(writing):  # pandas' isin makes an Arrow scalar per value
-        ids = pa.array(events["event_id"]) if ids is None else ids
         known = known | pc.is_in(ids, value_set=writing.cast(ids.type)).to_numpy(
             zero_copy_only=False)
     events = events[~known].drop(columns=["ingested_at", "known"]).drop_duplicates("event_id")
