@@ -98,8 +98,8 @@ class FrameCheck(NamedTuple):
     """What :func:`check_frame` decided for each row of a frame, in its order."""
 
     clean: np.ndarray  # bool: passes every check; the others go through check_row
-    values: list[float | None]
-    currencies: list[str | None]
+    values: np.ndarray  # float or None, as objects
+    currencies: np.ndarray  # str or None, as objects
 
 
 # ---------------------------------------------------------------- attribution to Microsoft
@@ -174,12 +174,10 @@ def check_frame(df: pd.DataFrame, now: datetime, config: PipelineConfig) -> Fram
 
     n = len(df)
     if not isinstance(df["event_time"].dtype, pd.DatetimeTZDtype):
-        return FrameCheck(np.zeros(n, dtype=bool), [None] * n, [None] * n)
+        nothing = np.full(n, None, dtype=object)
+        return FrameCheck(np.zeros(n, dtype=bool), nothing, nothing.copy())
     now_ts = pd.Timestamp(now)
-    raw = df["value"].tolist()
-    missing = np.array([_absent(v) for v in raw], dtype=bool)
-    number = np.array([math.nan if m else _as_float(v) for v, m in zip(raw, missing,
-                                                                     strict=True)])
+    missing, number = _amounts(df["value"])
     with np.errstate(invalid="ignore"):
         good_value = missing | (np.isfinite(number) & (number >= 0) & (number <= config.max_value))
     currency = _codes(df["currency_code"]).fillna(_codes(df["space_currency"])).fillna("")
@@ -190,9 +188,36 @@ def check_frame(df: pd.DataFrame, now: datetime, config: PipelineConfig) -> Fram
     old_enough = (created.isna() | (created + config.goal_min_age <= now_ts)).to_numpy()
     internal = ~df["externally_attributed"].fillna(False).astype(bool).to_numpy()
     clean = good_value & good_currency & in_time & old_enough & internal
-    values = [None if m else float(v) for m, v in zip(missing, number, strict=True)]
-    currencies = [None if m else c for m, c in zip(missing, currency.tolist(), strict=True)]
+    values = number.astype(object)  # Python floats, as float(value) gives them
+    values[missing] = None
+    currencies = currency.to_numpy(dtype=object)
+    currencies[missing] = None
     return FrameCheck(clean, values, currencies)
+
+
+def _amounts(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Which values are absent (:func:`_absent`), and the others as numbers (:func:`_as_float`).
+
+    A ``numeric`` column (Decimals and NULLs: the default events table) is converted at once,
+    and so is a ``double precision`` one; a column of anything else goes value by value.
+    """
+    import numpy as np
+
+    if column.dtype.kind == "f":  # a float NaN is absent (a join's "missing", or a NULL)
+        number = column.to_numpy(dtype=float)
+        return np.isnan(number), number
+    if column.dtype.kind in "iu":
+        return np.zeros(len(column), dtype=bool), column.to_numpy(dtype=float)
+    raw = column.to_numpy(dtype=object)
+    if set(map(type, raw)) <= {Decimal, type(None)}:
+        missing = np.equal(raw, None)
+        try:  # a Decimal NaN is a value (an invalid one) and becomes a float NaN; sNaN raises
+            return missing, np.where(missing, math.nan, raw).astype(float)
+        except (TypeError, ValueError, ArithmeticError):
+            pass
+    missing = np.array([_absent(v) for v in raw], dtype=bool)
+    return missing, np.array([math.nan if m else _as_float(v)
+                              for v, m in zip(raw, missing, strict=True)], dtype=float)
 
 
 # ---------------------------------------------------------------- one row

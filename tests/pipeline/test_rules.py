@@ -48,6 +48,16 @@ VALUES = st.one_of(
     st.sampled_from([Decimal("NaN"), Decimal("-1"), Decimal("0"), Decimal("12.50"),
                      Decimal("1e400"), Decimal(rules.MAX_VALUE), 1e12, 1e12 + 1, -0.0,
                      "12.5", " 3 ", "abc", "", "nan", "-0", "1e13", "inf", "1_000"]))
+# The columns read at once (rules._amounts): `numeric` (Decimals and NULLs), `double precision`
+# (floats, NULL as NaN) and `bigint`; VALUES mixes types, and is read value by value.
+COLUMN_VALUES = st.one_of(
+    st.lists(st.one_of(st.none(), st.decimals(places=2), st.sampled_from(
+        [Decimal("NaN"), Decimal("sNaN"), Decimal("-0"), Decimal("1e400"),
+         Decimal(rules.MAX_VALUE), Decimal(rules.MAX_VALUE) + Decimal("0.01")]))),
+    st.lists(st.one_of(st.none(), st.floats(),
+                       st.floats(min_value=0, max_value=2 * rules.MAX_VALUE))),
+    st.lists(st.one_of(st.integers(min_value=-10, max_value=10**13),
+                       st.integers(min_value=0, max_value=10**6))))
 EVENT_CURRENCIES = st.one_of(
     st.none(),
     st.sampled_from(["", " ", "\t", "USD", "usd", " eur ", "gbp\n", "TRL", "TRY", "XXX", "US",
@@ -144,6 +154,22 @@ def _row(**fields):
             "external_attribution_model": None}
     df = pd.DataFrame([base | fields], columns=list(rules.COLUMNS))
     return df, next(df.itertuples(index=False))
+
+
+@SETTINGS
+@given(COLUMN_VALUES.filter(len))
+def test_a_typed_value_column_is_read_as_the_row_check_reads_each_value(values):
+    """A `numeric`, `double precision` or `bigint` column is read at once (rules._amounts):
+    the same rows are clean, with the same values, as the row check finds one by one."""
+    floats = all(isinstance(v, float) or v is None for v in values)
+    df = pd.concat([_row()[0]] * len(values), ignore_index=True).assign(
+        value=pd.Series(values, dtype="float64" if floats else None))
+    clean, got, _ = rules.check_frame(df, NOW, CONFIG)
+    for i, row in enumerate(df.itertuples(index=False)):
+        one = rules.check_row(row, NOW, CONFIG)
+        assert bool(clean[i]) == (one.reason is None), (row.value, one)
+        if clean[i]:
+            assert _same(one.value, got[i]), (row.value, one.value, got[i])
 
 
 def test_a_negative_value_is_invalid_and_not_sent():
