@@ -67,6 +67,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_MAPPING_KEY = ("account_id", "goal_id", "space_id", "event_name")
+
 _MAPPINGS = """
 SELECT m.account_id, m.goal_id, a.space_id, m.event_name, m.send_rule, m.broken_reason,
        a.customer_id, a.status AS account_status, a.status_reason AS account_reason,
@@ -117,16 +119,26 @@ class Planner:
         self.spaces = spaces.set_index("space_id")
         self.mappings = mappings
         self.run_id, self.now, self.config = run_id, now, config
+        # an enabled mapping by its key (unique: its account has one Space, and the table
+        # one row per account, goal and event name), and the columns the rules read from it
+        self._mapping_at = pd.MultiIndex.from_frame(mappings[list(_MAPPING_KEY)])
+        self._mapping_columns = mappings.drop(columns=list(_MAPPING_KEY))
 
     # ---------------------------------------------------------------- event level
 
-    def expand(self, events: pd.DataFrame, ledger: pd.DataFrame,
-               decided: set[tuple]) -> tuple[list[Planned], pd.DataFrame, list[tuple]]:
-        """Placeholders → final per-event outcomes, or one candidate row per mapped goal."""
-        holders = ledger[ledger.goal_id == 0].merge(events, on="event_id", how="left",
-                                                    suffixes=("", "_e"))
+    def expand(self, events: pd.DataFrame, ledger: pd.DataFrame | None,
+               decided: set[tuple]) -> tuple[list[Planned], pd.DataFrame, int]:
+        """Placeholders → final per-event outcomes, or one candidate row per mapped goal; also
+        how many placeholders became candidates. ``ledger`` None: each event is new, with a
+        placeholder first seen now."""
+        if ledger is None:
+            holders = events.assign(account_id=0, goal_id=0, first_seen_at=pd.Timestamp(
+                self.now), attempts=0)
+        else:
+            holders = ledger[ledger.goal_id == 0].merge(events, on="event_id", how="left",
+                                                        suffixes=("", "_e"))
         if holders.empty:
-            return [], pd.DataFrame(), []
+            return [], pd.DataFrame(), 0
         capi_on = self.spaces["capi_enabled"].astype(bool)
         space = holders["space_id"]
         known = space.isin(capi_on.index).to_numpy()
@@ -143,7 +155,6 @@ class Planner:
                   for label, row in zip(why[final], holders[final].itertuples(
                       index=False), strict=True)] if final.any() else []
         passing = holders[why == ""]
-        drop = [(event_id, 0, 0) for event_id in passing["event_id"].tolist()]
         pairs = passing[["event_id", "space_id", "event_name", "first_seen_at", "attempts"]].merge(
             targets, on=["space_id", "event_name"])[
             ["event_id", "account_id", "goal_id", "first_seen_at", "attempts"]]
@@ -151,7 +162,7 @@ class Planner:
             done = pd.MultiIndex.from_tuples(list(decided))
             keys = pd.MultiIndex.from_frame(pairs[["event_id", "account_id", "goal_id"]])
             pairs = pairs[~keys.isin(done)]
-        return finals, pairs.reset_index(drop=True), drop
+        return finals, pairs.reset_index(drop=True), len(passing)
 
     def _final(self, row: Any, account_id: int, goal_id: int, reason: str, detail: str | None,
                status: str = "skipped") -> Planned:
@@ -169,15 +180,9 @@ class Planner:
         those of the conversions that passed every check as frames."""
         if pairs.empty:
             return [], [], ReadyFrames(None, None)
-        # the raw email and phone stay out: the rules do not read them, and each merge below
-        # copies every column it carries (hash_outgoing joins them to what may be sent)
-        df = pairs.merge(events.drop(columns=["email", "phone"], errors="ignore"),
-                         on="event_id", how="left")
-        df = df.merge(self.spaces, left_on="space_id", right_index=True, how="left")
-        df = df.merge(self.mappings, on=["account_id", "goal_id", "space_id", "event_name"],
-                      how="left", indicator="mapped")
+        df = self._joined(pairs, events)
         now, cfg = self.now, self.config
-        mapped = df["mapped"].eq("both")
+        mapped = df["mapped"]
         missing_event = df["event_time"].isna()
         capi_off = ~df["capi_enabled"].fillna(False).astype(bool)
         broken = mapped & (df["broken_reason"].notna() | df["missing_since"].notna()
@@ -209,9 +214,29 @@ class Planner:
         clean, values, currencies = rules.check_frame(df, now, cfg)
         ready = reason == READY
         fast = ready & clean  # the common case, decided column-wise by rules.check_frame
-        ledger, outbox = self._one_by_one(df, np.flatnonzero(~fast), held)
+        slow = np.flatnonzero(~fast)
+        ledger, outbox = self._one_by_one(df, slow, held) if len(slow) else ([], [])
         return ledger, outbox, self._ready_frames(df[fast], np.asarray(values, dtype=object)[
             fast], np.asarray(currencies, dtype=object)[fast])
+
+    def _joined(self, pairs: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+        """Each pair with its event's columns, its Space's and its mapping's, as left joins
+        give them (none found: empty columns), and ``mapped``: an enabled mapping sends it.
+
+        The rows are found by position: each merge copied every column it carried, so three
+        of them cost more than all the rules. The raw email and phone stay out: the rules do
+        not read them (:meth:`hash_outgoing` takes them for what may be sent).
+        """
+        read = events.drop(columns=["email", "phone"], errors="ignore")
+        event = _rows(read.drop(columns="event_id"),
+                      pd.Index(read["event_id"]).get_indexer(pairs["event_id"]))
+        space = _rows(self.spaces, self.spaces.index.get_indexer(event["space_id"]))
+        at = self._mapping_at.get_indexer(pd.MultiIndex.from_arrays(
+            [pairs["account_id"], pairs["goal_id"], event["space_id"], event["event_name"]]))
+        df = pd.concat([pairs.reset_index(drop=True), event, space,
+                        _rows(self._mapping_columns, at)], axis=1)
+        df["mapped"] = at >= 0
+        return df
 
     def hash_outgoing(self, rows: list[Planned], outbox: list[Outgoing], ready: ReadyFrames,
                       events: pd.DataFrame, coverage: Counter,
@@ -427,9 +452,7 @@ def _plan_chunk(events: pd.DataFrame, planner: Planner, after: tuple[object, str
             zero_copy_only=False)
     events = events[~known].drop(columns=["ingested_at", "known"]).drop_duplicates("event_id")
     if not events.empty:
-        ledger = pd.DataFrame({"event_id": events["event_id"], "account_id": 0, "goal_id": 0,
-                               "first_seen_at": planner.now, "attempts": 0})
-        finals, pairs, _ = planner.expand(events, ledger, set())
+        finals, pairs, _ = planner.expand(events, None, set())
         chunk.rows, chunk.ready = _decide(planner, finals, pairs, events, chunk.coverage)
         chunk.ids = pa.array(events["event_id"])
     return chunk
@@ -613,12 +636,12 @@ def plan(warehouse: Warehouse, run_id: str, now: datetime, config: PipelineConfi
                                                         optional=optional), chunk))
             events = events.drop_duplicates("event_id")
             decided = set(conn.execute(_DECIDED, chunk).fetchall())
-            finals, pairs, drop = planner.expand(events, ledger, decided)
+            finals, pairs, replaced = planner.expand(events, ledger, decided)
             per_goal = ledger[ledger.goal_id != 0][["event_id", "account_id", "goal_id",
                                                      "first_seen_at", "attempts"]]
             frames = [p for p in (pairs, per_goal) if not p.empty]
             all_pairs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-            if drop:  # placeholders become one row per goal (or their final outcome)
+            if replaced:  # placeholders become one row per goal (or their final outcome)
                 conn.execute("DELETE FROM msads.results WHERE run_id = %(run)s AND status = "
                              "'pending' AND reason = 'claimed' AND event_id > %(after)s AND "
                              "event_id <= %(upto)s AND account_id = 0 AND goal_id = 0", chunk)
@@ -632,6 +655,15 @@ def plan(warehouse: Warehouse, run_id: str, now: datetime, config: PipelineConfi
              dict(counts))
     plan_adjustments(warehouse, run_id, now, config)
     return counts
+
+
+def _rows(frame: pd.DataFrame, at: np.ndarray) -> pd.DataFrame:
+    """The rows of ``frame`` at positions ``at``, numbered from 0; -1 gives a row of missing
+    values, as a left join does where it finds nothing."""
+    if len(at) and at.min() < 0:
+        return pd.DataFrame({name: frame[name].array.take(at, allow_fill=True)
+                             for name in frame.columns})
+    return frame.take(at).reset_index(drop=True)
 
 
 def _outcome(row: Planned, decided: Decided | None) -> Planned:
