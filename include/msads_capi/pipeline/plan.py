@@ -123,6 +123,11 @@ class Planner:
         # one row per account, goal and event name), and the columns the rules read from it
         self._mapping_at = pd.MultiIndex.from_frame(mappings[list(_MAPPING_KEY)])
         self._mapping_columns = mappings.drop(columns=list(_MAPPING_KEY))
+        # the (Space, event name) pairs some mapping sends; when each has one mapping, the
+        # n-th pair is the n-th mapping
+        names = mappings[["space_id", "event_name"]]
+        self._one_goal_each = not names.duplicated().any()
+        self._names = pd.MultiIndex.from_frame(names.drop_duplicates())
 
     # ---------------------------------------------------------------- event level
 
@@ -144,20 +149,31 @@ class Planner:
         known = space.isin(capi_on.index).to_numpy()
         # as sets: mapping an Arrow string column looks each value up as a Python object
         on = space.isin(capi_on.index[capi_on.to_numpy()]).to_numpy()
-        targets = self.mappings[["space_id", "event_name", "account_id", "goal_id"]]
-        named = pd.MultiIndex.from_frame(holders[["space_id", "event_name"]].astype(object))
-        mapped = named.isin(pd.MultiIndex.from_frame(targets[["space_id", "event_name"]].astype(
-            object)))
+        named = self._names.get_indexer(pd.MultiIndex.from_arrays(
+            [holders["space_id"], holders["event_name"]]))
+        mapped = named >= 0
         why = np.select([holders["event_time"].isna().to_numpy(), ~known, ~on, ~mapped],
                         ["deleted", "unknown", "off", "unmapped"], default="")
         final = why != ""
         finals = [self._final(row, 0, 0, *_event_outcome(label, row))
                   for label, row in zip(why[final], holders[final].itertuples(
                       index=False), strict=True)] if final.any() else []
-        passing = holders[why == ""]
-        pairs = passing[["event_id", "space_id", "event_name", "first_seen_at", "attempts"]].merge(
-            targets, on=["space_id", "event_name"])[
-            ["event_id", "account_id", "goal_id", "first_seen_at", "attempts"]]
+        go = why == ""
+        passing = holders[go] if not go.all() else holders
+        if self._one_goal_each:  # each passing event's one goal, by position
+            at = named[go]
+            pairs = pd.DataFrame({
+                "event_id": passing["event_id"].array,
+                "account_id": self.mappings["account_id"].to_numpy()[at],
+                "goal_id": self.mappings["goal_id"].to_numpy()[at],
+                "first_seen_at": passing["first_seen_at"].array,
+                "attempts": passing["attempts"].array})
+        else:
+            pairs = passing[["event_id", "space_id", "event_name", "first_seen_at",
+                             "attempts"]].merge(
+                self.mappings[["space_id", "event_name", "account_id", "goal_id"]],
+                on=["space_id", "event_name"])[
+                ["event_id", "account_id", "goal_id", "first_seen_at", "attempts"]]
         if decided and not pairs.empty:
             done = pd.MultiIndex.from_tuples(list(decided))
             keys = pd.MultiIndex.from_frame(pairs[["event_id", "account_id", "goal_id"]])
@@ -216,8 +232,9 @@ class Planner:
         fast = ready & clean  # the common case, decided column-wise by rules.check_frame
         slow = np.flatnonzero(~fast)
         ledger, outbox = self._one_by_one(df, slow, held) if len(slow) else ([], [])
-        return ledger, outbox, self._ready_frames(df[fast], np.asarray(values, dtype=object)[
-            fast], np.asarray(currencies, dtype=object)[fast])
+        if fast.all():  # nothing to leave out: no copy
+            return ledger, outbox, self._ready_frames(df, values, currencies)
+        return ledger, outbox, self._ready_frames(df[fast], values[fast], currencies[fast])
 
     def _joined(self, pairs: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
         """Each pair with its event's columns, its Space's and its mapping's, as left joins
