@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from include.msads_capi import ledger
@@ -76,6 +77,7 @@ class HashedFrame(NamedTuple):
     ready: pd.DataFrame  # key, email_sha256, phone_sha256, hashed: what may be sent
     decided: list[Decided]  # not sent as it stands, in the checklist's order
     coverage: Counter
+    kept: np.ndarray  # the positions in the frame hashed of the rows in ``ready``
 
 
 def hash_frame(frame: pd.DataFrame, now: datetime) -> HashedFrame:
@@ -86,13 +88,18 @@ def hash_frame(frame: pd.DataFrame, now: datetime) -> HashedFrame:
     ``email``, ``phone`` and its Space's ``phone_region``, and ``enhanced`` (the goal takes
     hashed identifiers). Each event is hashed once, however many goals it goes to.
     """
-    people = frame.drop_duplicates("event_id")[["event_id", "email", "phone", "phone_region",
-                                                "click_id"]].reset_index(drop=True)
+    once = frame["event_id"].is_unique  # each event to one goal: no event to hash twice
+    people = (frame if once else frame.drop_duplicates("event_id"))[
+        ["event_id", "email", "phone", "phone_region", "click_id"]].reset_index(drop=True)
     result = hash_identities(people, email="email", phone="phone", region="phone_region",
                              click_id="click_id")
-    hashed = pd.concat([people[["event_id"]], result.frame.reset_index(drop=True)], axis=1)
-    frame = frame.drop(columns=["email", "phone"]).merge(hashed, on="event_id")
-    del people, hashed
+    hashes = result.frame.reset_index(drop=True)
+    rest = frame.drop(columns=["email", "phone"]).reset_index(drop=True)
+    if once:  # the hashes are in the frame's order
+        frame = pd.concat([rest, hashes], axis=1)
+    else:  # each row gets its event's (the merge keeps the frame's order)
+        frame = rest.merge(pd.concat([people[["event_id"]], hashes], axis=1), on="event_id")
+    del people, hashes, rest
     has_id = (frame["click_id"].notna() | frame["email_sha256"].notna()
               | frame["phone_sha256"].notna()).to_numpy()
     clicked = frame["click_id"].notna().to_numpy()
@@ -102,8 +109,8 @@ def hash_frame(frame: pd.DataFrame, now: datetime) -> HashedFrame:
     ready = frame.loc[fine, ["event_id", "account_id", "goal_id", "email_sha256",
                              "phone_sha256"]].assign(hashed=True)
     decided = [_decide(row, ok, now) for row, ok in zip(
-        frame[~fine].itertuples(index=False), has_id[~fine], strict=True)]
-    return HashedFrame(ready, decided, Counter(result.coverage))
+        frame[~fine].itertuples(index=False), has_id[~fine], strict=True)] if not fine.all() else []
+    return HashedFrame(ready, decided, Counter(result.coverage), np.flatnonzero(fine))
 
 
 def hash_stage(warehouse: Warehouse, run_id: str, now: datetime,

@@ -128,6 +128,8 @@ class Planner:
         names = mappings[["space_id", "event_name"]]
         self._one_goal_each = not names.duplicated().any()
         self._names = pd.MultiIndex.from_frame(names.drop_duplicates())
+        self._enhanced = mappings.drop_duplicates(["account_id", "goal_id"]).set_index(
+            ["account_id", "goal_id"])["enhanced"]
 
     # ---------------------------------------------------------------- event level
 
@@ -271,19 +273,23 @@ class Planner:
             return rows, ready
         out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         key = ["event_id", "account_id", "goal_id"]
-        chunk = out[[*key, "click_id", "preflight_reason", "preflight_detail", "defer_until",
-                     "conversion_name"]].merge(events[["event_id", "email", "phone", "space_id"]],
-                                               on="event_id", how="left")
-        chunk["phone_region"] = chunk["space_id"].map(self.spaces["phone_region"])
-        enhanced = self.mappings.drop_duplicates(["account_id", "goal_id"]).set_index(
-            ["account_id", "goal_id"])["enhanced"]
-        chunk["enhanced"] = enhanced.reindex(pd.MultiIndex.from_frame(
+        # each row's event and Space, by position (as left joins: none found, empty columns)
+        person = _rows(events[["email", "phone", "space_id"]],
+                       pd.Index(events["event_id"]).get_indexer(out["event_id"]))
+        region = _rows(self.spaces[["phone_region"]],
+                       self.spaces.index.get_indexer(person["space_id"]))
+        chunk = pd.concat([out[[*key, "click_id", "preflight_reason", "preflight_detail",
+                                "defer_until", "conversion_name"]].reset_index(drop=True),
+                           person[["email", "phone"]], region], axis=1)
+        chunk["enhanced"] = self._enhanced.reindex(pd.MultiIndex.from_frame(
             chunk[["account_id", "goal_id"]])).fillna(True).to_numpy(bool)
-        done = hash_frame(chunk.drop(columns="space_id"), self.now)
-        del chunk
+        done = hash_frame(chunk, self.now)
+        del chunk, person
         coverage.update(done.coverage)
-        sent = out.drop(columns=["email_sha256", "phone_sha256", "hashed"]).merge(
-            done.ready, on=key)[list(Outgoing._fields)]
+        sent = out.take(done.kept).reset_index(drop=True)
+        sent["email_sha256"] = done.ready["email_sha256"].array
+        sent["phone_sha256"] = done.ready["phone_sha256"].array
+        sent["hashed"] = True
         fast = ready.ledger
         if done.decided:
             decided = {d[:3]: d for d in done.decided}
