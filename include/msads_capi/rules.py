@@ -155,10 +155,22 @@ def _minutes(delta: timedelta) -> str:
 
 # ---------------------------------------------------------------- column-wise
 
-def _codes(column: pd.Series) -> pd.Series:
-    """:func:`_code` for a column, with <NA> where there is no code."""
-    codes_ = column.astype("string").str.strip().str.upper()
-    return codes_.mask(codes_.eq(""))
+def _currencies(event: pd.Series, space: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's currency as :func:`_value` reads it (the event's code, else its Space's;
+    "" if neither has one), and whether Microsoft's list has it. :func:`_code` runs once per
+    distinct text: a column holds few."""
+    import numpy as np
+    import pandas as pd
+
+    def read(column: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        at, texts = pd.factorize(column)  # a missing value: -1, the "" appended
+        found = [_code(text) for text in texts] + [""]
+        return (np.array(found, dtype=object)[at], np.array([c != "" for c in found])[at],
+                np.array([c in codes.CURRENCIES for c in found])[at])
+
+    ours, has, ours_listed = read(event)
+    theirs, _, theirs_listed = read(space)
+    return np.where(has, ours, theirs), np.where(has, ours_listed, theirs_listed)
 
 
 def check_frame(df: pd.DataFrame, now: datetime, config: PipelineConfig) -> FrameCheck:
@@ -180,8 +192,8 @@ def check_frame(df: pd.DataFrame, now: datetime, config: PipelineConfig) -> Fram
     missing, number = _amounts(df["value"])
     with np.errstate(invalid="ignore"):
         good_value = missing | (np.isfinite(number) & (number >= 0) & (number <= config.max_value))
-    currency = _codes(df["currency_code"]).fillna(_codes(df["space_currency"])).fillna("")
-    good_currency = missing | currency.isin(codes.CURRENCIES).to_numpy()
+    currency, listed = _currencies(df["currency_code"], df["space_currency"])
+    good_currency = missing | listed
     times = pd.to_datetime(df["event_time"], utc=True)
     in_time = (times.notna() & (times >= now_ts - config.max_age) & (times <= now_ts)).to_numpy()
     created = pd.to_datetime(df["goal_created_at"], utc=True)
@@ -190,7 +202,7 @@ def check_frame(df: pd.DataFrame, now: datetime, config: PipelineConfig) -> Fram
     clean = good_value & good_currency & in_time & old_enough & internal
     values = number.astype(object)  # Python floats, as float(value) gives them
     values[missing] = None
-    currencies = currency.to_numpy(dtype=object)
+    currencies = currency.copy()
     currencies[missing] = None
     return FrameCheck(clean, values, currencies)
 
@@ -202,6 +214,7 @@ def _amounts(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     and so is a ``double precision`` one; a column of anything else goes value by value.
     """
     import numpy as np
+    import pandas as pd
 
     if column.dtype.kind == "f":  # a float NaN is absent (a join's "missing", or a NULL)
         number = column.to_numpy(dtype=float)
@@ -210,8 +223,10 @@ def _amounts(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(len(column), dtype=bool), column.to_numpy(dtype=float)
     raw = column.to_numpy(dtype=object)
     if set(map(type, raw)) <= {Decimal, type(None)}:
-        missing = np.equal(raw, None)
         try:  # a Decimal NaN is a value (an invalid one) and becomes a float NaN; sNaN raises
+            missing = pd.isna(raw)  # the Decimal NaNs too, which are not absent:
+            if missing.any():
+                missing[missing] = [v is None for v in raw[missing]]
             return missing, np.where(missing, math.nan, raw).astype(float)
         except (TypeError, ValueError, ArithmeticError):
             pass

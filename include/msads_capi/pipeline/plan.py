@@ -314,7 +314,9 @@ class Planner:
         none = pd.Series([None] * n, index=df.index, dtype=object)
         times = pd.to_datetime(df["event_time"], utc=True)
         clicks = df["msclkid"].astype("string").str.strip()  # the events' text column
-        clicks = clicks.astype(object).where(clicks.fillna("").ne("").to_numpy(bool), None)
+        blank = clicks.fillna("").eq("").to_numpy(bool)
+        clicks = clicks.to_numpy(dtype=object, na_value=None)
+        clicks[blank] = None
         keys = {"event_id": df["event_id"], "account_id": df["account_id"].astype("int64"),
                 "goal_id": df["goal_id"].astype("int64")}
         sent = {"conversion_name": df["goal_name"], "conversion_time": times,
@@ -326,7 +328,7 @@ class Planner:
             "decided_at": none, **sent, "run_id": self.run_id,
             "claimed_at": pd.Timestamp(self.now), "first_seen_at": pd.to_datetime(
                 df["first_seen_at"], utc=True), "attempts": df["attempts"].astype("int64")},
-            columns=list(Planned._fields))
+            columns=list(Planned._fields), copy=False)
         outbox = pd.DataFrame({
             **keys, "customer_id": df["customer_id"].astype("int64"), "run_id": self.run_id,
             **sent, "click_id": clicks, "email_sha256": none, "phone_sha256": none,
@@ -335,7 +337,7 @@ class Planner:
             "attribution_model": none, "space_id": df["space_id"],
             "event_name": df["event_name"], "claimed_at": ledger["claimed_at"],
             "first_seen_at": ledger["first_seen_at"], "attempts": ledger["attempts"]},
-            columns=list(Outgoing._fields))
+            columns=list(Outgoing._fields), copy=False)
         return ReadyFrames(ledger, outbox) if n else ReadyFrames(None, None)
 
     def _one_by_one(self, df: pd.DataFrame, slow: np.ndarray,
