@@ -192,6 +192,7 @@ class OutboxRow(NamedTuple):
     attribution_model: str | None
     attempts: int
     first_seen_at: datetime
+    unrecorded: bool = False  # a new event: no ledger row when it was planned
 
     @property
     def key(self) -> Key:
@@ -393,12 +394,24 @@ def record_uploaded(conn: psycopg.Connection, rows: Sequence[OutboxRow],
     (``include/sql/queries/record_uploaded.sql``): most calls' rows are all accepted, and
     everything else they need is in their outbox rows. A row whose outbox row is gone (another
     run took it over meanwhile) is returned, for :func:`record`."""
+    import psycopg
+
     if not rows:
         return []
-    done = conn.execute(query("record_uploaded").replace("{take_out}", query("outbox_take_out")), {
-        "e": [r.event_id for r in rows], "a": [r.account_id for r in rows],
-        "g": [r.goal_id for r in rows], "ref": [r.sent_ref for r in rows],
-        "reason": UPLOADED, "tracking": tracking_id, "at": decided_at}).fetchall()
+    sql = query("record_uploaded").replace("{take_out}", query("outbox_take_out"))
+    params = {"e": [r.event_id for r in rows], "a": [r.account_id for r in rows],
+              "g": [r.goal_id for r in rows], "ref": [r.sent_ref for r in rows],
+              "reason": UPLOADED, "tracking": tracking_id, "at": decided_at}
+    done = None
+    if all(r.unrecorded for r in rows):  # new events: no conflict check (record_uploaded.sql)
+        try:
+            with conn.transaction():  # a savepoint: a row there after all undoes only this
+                done = conn.execute(sql.replace("{on_conflict}", ""), params).fetchall()
+        except psycopg.errors.UniqueViolation:
+            done = None
+    if done is None:
+        done = conn.execute(sql.replace("{on_conflict}", query("record_uploaded_again")),
+                            params).fetchall()
     if len(done) == len(rows):
         return []
     recorded = set(done)

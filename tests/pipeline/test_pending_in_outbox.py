@@ -151,3 +151,40 @@ def test_an_accepted_conversion_is_recorded_alike_with_or_without_staging(wareho
     assert (new["status"], new["attempts"], new["sent_email"], new["space_id"]) == (
         "uploaded", 1, True, "shop")
     assert (again["attempts"], again["detail"], again["ms_code"]) == (2, None, None)
+
+
+def test_a_new_events_conversion_with_a_ledger_row_after_all_is_still_recorded(warehouse):
+    """A call of new events only is recorded without the conflict check (its conversions have
+    no ledger row yet); should one have a row after all, the call is recorded with the check,
+    that row takes the decision, and the transaction it ran in goes on."""
+    from datetime import UTC, datetime
+
+    from include.msads_capi.sql import query
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    planned = now - timedelta(minutes=1)
+    with transaction(warehouse) as conn:
+        for event_id in ("fresh-1", "fresh-2", "known"):
+            conn.execute(
+                "INSERT INTO msads.outbox (event_id, account_id, goal_id, customer_id, run_id, "
+                "conversion_name, conversion_time, conversion_value, currency_code, click_id, "
+                "hashed, space_id, event_name, claimed_at, first_seen_at, attempts) VALUES "
+                "(%s, 1, 2, 3, 'r', 'Goal', %s, 9.5, 'USD', 'clk', true, 'shop', 'Purchase', "
+                "%s, %s, 0)", (event_id, now - timedelta(hours=1), planned, planned))
+        conn.execute("INSERT INTO msads.results (event_id, account_id, goal_id, status, reason, "
+                     "detail, run_id, first_seen_at) VALUES ('known', 1, 2, 'pending', "
+                     "'ready', 'was here', 'r', %s)", (planned,))
+        rows = {r[0]: ledger.OutboxRow._make(r) for r in conn.execute(
+            query("upload_batch").replace("{part}", ""),
+            {"a": 1, "run": "r", "e": "", "g": 0, "n": 10}).fetchall()}
+    assert all(row.unrecorded for row in rows.values())
+    with transaction(warehouse) as conn:
+        assert ledger.record_uploaded(conn, [rows["fresh-1"]], "t1", now) == []
+        assert ledger.record_uploaded(conn, [rows["fresh-2"], rows["known"]], "t2", now) == []
+        recorded = dict(conn.execute("SELECT event_id, (status, reason, detail, tracking_id, "
+                                     "attempts)::text FROM msads.results"))
+        left = conn.execute("SELECT count(*) FROM msads.outbox").fetchone()[0]
+    assert recorded == {"fresh-1": "(uploaded,uploaded,,t1,1)",
+                        "fresh-2": "(uploaded,uploaded,,t2,1)",
+                        "known": "(uploaded,uploaded,,t2,1)"}
+    assert left == 0

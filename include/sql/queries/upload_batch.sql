@@ -2,6 +2,9 @@
 -- keyset position (%(e)s, %(g)s), within the uploader's part ({part}: its event id bounds on
 -- o.event_id), with what the plan stage put there of the ledger: attempts so far and first
 -- sight (0018_outbox_attempts.sql). The batch reads the outbox alone, by the upload index.
+-- ``unrecorded``: first seen when it was planned, so a new event, which has no ledger row yet
+-- (ledger.record_uploaded records these without the conflict check; should one have a row
+-- after all, the insert fails and is made again with it).
 --
 -- Nothing is locked. The read commits at once, before the call, so a lock held only while the
 -- read ran, and it cost a WAL record a row (1.6 µs of PostgreSQL's CPU a row, measured alone).
@@ -10,7 +13,8 @@
 SELECT o.event_id, o.account_id, o.goal_id, o.customer_id, o.conversion_name, o.conversion_time,
        o.conversion_value, o.currency_code, o.click_id, o.email_sha256, o.phone_sha256,
        o.attribution_credit, o.attribution_model, o.attempts,
-       COALESCE(o.first_seen_at, o.claimed_at, now()) AS first_seen_at
+       COALESCE(o.first_seen_at, o.claimed_at, now()) AS first_seen_at,
+       COALESCE(o.first_seen_at = o.claimed_at, false) AS unrecorded
 FROM msads.outbox o
 WHERE o.account_id = %(a)s AND o.run_id = %(run)s AND o.hashed
   AND (o.event_id, o.goal_id) > (%(e)s, %(g)s){part}
