@@ -129,6 +129,7 @@ def test_conversions_waiting_across_the_upgrade_keep_their_attempts_and_first_si
         empty_warehouse, tmp_path, monkeypatch):
     from datetime import UTC, datetime, timedelta
 
+    from include.msads_capi.ledger import OutboxRow
     from include.msads_capi.sql import query
 
     before = tmp_path / "before"
@@ -153,6 +154,8 @@ def test_conversions_waiting_across_the_upgrade_keep_their_attempts_and_first_si
     monkeypatch.setattr(migrations.discover, "__defaults__", (migrations.MIGRATIONS_DIR,))
     assert [m.version for m in migrations.migrate(empty_warehouse)] == [18]
     with psycopg.connect(empty_warehouse.url) as conn:
-        rows = conn.execute(query("upload_batch").replace("{part}", ""),
-                            {"a": 1, "run": "r", "e": "", "g": 0, "n": 10}).fetchall()
-    assert [(r[0], r[-2], r[-1]) for r in rows] == [("again", 2, seen), ("new", 0, claimed)]
+        rows = [OutboxRow._make(r) for r in conn.execute(
+            query("upload_batch").replace("{part}", ""),
+            {"a": 1, "run": "r", "e": "", "g": 0, "n": 10}).fetchall()]
+    assert [(r.event_id, r.attempts, r.first_seen_at) for r in rows] == [
+        ("again", 2, seen), ("new", 0, claimed)]
