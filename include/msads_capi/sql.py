@@ -21,9 +21,13 @@ def _template(name: str) -> str:
 
 def query(name: str) -> str:
     """The text of ``include/sql/queries/<name>.sql``."""
-    loaded = settings.load()
-    return (_template(name).replace("{{events_table}}", loaded.events_table)
-            .replace("{{adjustments_table}}", loaded.adjustments_table))
+    return _filled(name, *settings.tables())
+
+
+@cache
+def _filled(name: str, events: str, adjustments: str) -> str:
+    return (_template(name).replace("{{events_table}}", events)
+            .replace("{{adjustments_table}}", adjustments))
 
 
 def dicts(cursor: psycopg.Cursor) -> list[dict]:
