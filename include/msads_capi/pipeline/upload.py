@@ -38,7 +38,12 @@ from include.msads_capi import ledger
 from include.msads_capi.errors import MsadsError
 from include.msads_capi.goals.records import set_account_status
 from include.msads_capi.ledger import Answered, OutboxRow
-from include.msads_capi.microsoft.client import MAX_CONVERSIONS_PER_CALL, AdsClient, UploadResult
+from include.msads_capi.microsoft.client import (
+    MAX_CONVERSIONS_PER_CALL,
+    AdsClient,
+    UploadResult,
+    sent_time,
+)
 from include.msads_capi.microsoft.faults import (
     AccountAuthError,
     AccountNotFoundError,
@@ -119,10 +124,11 @@ class UploadSummary:
 
 
 def conversion(row: OutboxRow) -> dict:
-    """The OfflineConversion fields for one outbox row, the unset ones left out (the client
-    sends the time as aware UTC, in whole seconds). Built for 1,000 rows a call: the fields a
-    row has are added one by one, so that the client goes over those alone."""
-    fields = {"ConversionName": row.conversion_name, "ConversionTime": row.conversion_time}
+    """The OfflineConversion fields for one outbox row as the client sends them (``ready``):
+    the unset ones left out, the time aware UTC in whole seconds, numbers as floats. Built for
+    1,000 rows a call: the fields a row has are added one by one."""
+    fields = {"ConversionName": row.conversion_name,
+              "ConversionTime": sent_time(row.conversion_time)}
     if row.conversion_value is not None:
         fields["ConversionValue"] = float(row.conversion_value)
         if row.currency_code is not None:
@@ -254,7 +260,7 @@ class Uploader:
 
     def _send(self, rows: list[OutboxRow]) -> UploadResult:
         return self.client.upload(self.account_id, rows[0].customer_id,
-                                  [conversion(r) for r in rows])
+                                  [conversion(r) for r in rows], ready=True)
 
     def _next_batch(self) -> list[OutboxRow]:
         if not self._go:
