@@ -211,15 +211,17 @@ def _amounts(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Which values are absent (:func:`_absent`), and the others as numbers (:func:`_as_float`).
 
     A ``numeric`` column (Decimals and NULLs: the default events table) is converted at once,
-    and so is a ``double precision`` one; a column of anything else goes value by value.
+    and so is a ``double precision`` or ``bigint`` one (numpy's float or int dtype); a column of
+    anything else goes value by value.
     """
     import numpy as np
     import pandas as pd
 
-    if column.dtype.kind == "f":  # a float NaN is absent (a join's "missing", or a NULL)
+    kind = column.dtype.kind if isinstance(column.dtype, np.dtype) else ""  # not pandas' own
+    if kind == "f":  # a float NaN is absent (a join's "missing", or a NULL)
         number = column.to_numpy(dtype=float)
         return np.isnan(number), number
-    if column.dtype.kind in "iu":
+    if kind in ("i", "u"):
         return np.zeros(len(column), dtype=bool), column.to_numpy(dtype=float)
     raw = column.to_numpy(dtype=object)
     if set(map(type, raw)) <= {Decimal, type(None)}:
