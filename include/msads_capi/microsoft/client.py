@@ -159,17 +159,12 @@ def _utc(value: datetime | str) -> datetime:
     return value.astimezone(UTC)
 
 
-def _when(value: datetime | str) -> datetime:
-    """A conversion time as an aware UTC datetime, whole seconds (Microsoft keeps seconds)."""
+def sent_time(value: datetime | str) -> datetime:
+    """A conversion time as the client sends it: aware UTC, in whole seconds (Microsoft keeps
+    seconds); the upload builds its ``ready`` rows' times with it (:meth:`AdsClient.upload`)."""
     value = _utc(value)
     # not replace(microsecond=0): 0.64 µs a call against 0.44, for 1,000 conversions a call
     return value - timedelta(microseconds=value.microsecond) if value.microsecond else value
-
-
-def sent_time(value: datetime | str) -> datetime:
-    """A conversion time as the client sends it: aware UTC, whole seconds (for rows that
-    :meth:`AdsClient.upload` takes ``ready``)."""
-    return _when(value)
 
 
 class RestService:
@@ -556,7 +551,7 @@ def _fields(row: dict, *times: str) -> dict:
         if value is None:
             continue
         if key in times:
-            value = _when(value)
+            value = sent_time(value)
         elif type(value) is Decimal or type(value) is int:
             value = float(value)
         out[key] = value
