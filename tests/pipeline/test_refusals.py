@@ -12,7 +12,13 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tests.reliability.conftest import add_events, assert_accounted, assert_sent_once, calls
+from tests.reliability.conftest import (
+    add_events,
+    assert_accounted,
+    assert_sent_once,
+    calls,
+    click_of,
+)
 
 APPLY = "ApplyOfflineConversions"
 
@@ -74,9 +80,7 @@ def test_one_unreadable_item_in_a_batch_of_1000_is_the_only_one_rejected(shop, m
     s = shop
     events = add_events(s, 1_000)
     bad = events[417]
-    with psycopg.connect(s.warehouse.url) as conn:
-        (click,) = conn.execute("SELECT msclkid FROM conversion_events WHERE event_id = %s",
-                                (bad,)).fetchone()
+    click = click_of(s, bad)
     # the service cannot read that item, so every request that carries it is refused whole
     s.emu.admin.add_fault("deserialization", operation=APPLY, body_contains=click,
                           for_seconds=3600)
@@ -94,12 +98,9 @@ def test_one_unreadable_item_in_a_batch_of_1000_is_the_only_one_rejected(shop, m
 def test_items_a_fault_names_are_rejected_and_the_others_sent_again(shop):
     s = shop
     events = add_events(s, 10)
-    with psycopg.connect(s.warehouse.url) as conn:
-        (click,) = conn.execute("SELECT msclkid FROM conversion_events WHERE event_id = %s",
-                                (events[3],)).fetchone()
     # an ApiFaultDetail whose BatchErrors name the item: that item's own fault
-    s.emu.admin.add_fault("batch_error", operation=APPLY, code=5604, body_contains=click,
-                          as_fault=True, count=1)
+    s.emu.admin.add_fault("batch_error", operation=APPLY, code=5604,
+                          body_contains=click_of(s, events[3]), as_fault=True, count=1)
     s.run()
     assert assert_accounted(s, events) == {"uploaded": 9, "rejected": 1}
     assert s.reason(events[3]) == ["rejected:OfflineConversionMicrosoftClickIdInvalid"]

@@ -44,6 +44,13 @@ def add_events(s: Shop, n: int, *, name: str = "Purchase", hours_ago: float = 1.
     return ids
 
 
+def click_of(s: Shop, event_id: str) -> str:
+    """The click id an event carries (to aim an emulator fault at its item)."""
+    with psycopg.connect(s.warehouse.url) as conn:
+        return conn.execute("SELECT msclkid FROM conversion_events WHERE event_id = %s",
+                            (event_id,)).fetchone()[0]
+
+
 def ledger(s: Shop, event_ids: list[str]) -> dict[str, list[tuple]]:
     """(account, goal, status, reason, next_attempt_at) rows per event, as analysts read them
     (with the conversions waiting in the outbox, which have no ledger row yet)."""
