@@ -1,5 +1,5 @@
 """The ledger: one row per (event, account, goal) in ``msads.results``, and the outbox of
-conversions on their way to Microsoft in ``msads.outbox``.
+conversions on their way to Microsoft in ``msads.outbox`` and ``msads.outbox_batches``.
 
 Rows are typed here, and every stage writes them through this module.
 
@@ -9,9 +9,9 @@ The life of a ledger row (``status`` and ``reason``; every reason is in :mod:`ou
   claim whose lease ran out) as ``pending claimed``: a placeholder per event (goal 0), or the
   event's goal rows;
 - **plan** turns them into ``pending ready`` rows with an outbox row each, or decides them
-  ``skipped`` / ``deferred``. A new event's conversion that is ready to send gets its outbox row
-  only: it is pending in the outbox alone (``msads.outbox_pending``), and its ledger row is
-  written once, when it is decided;
+  ``skipped`` / ``deferred``. A new event's conversion that is ready to send goes to a batch
+  only (:func:`write_ready`, a call's worth a row): it is pending in the outbox alone
+  (``msads.outbox_pending``), and its ledger row is written once, when it is decided;
 - **hash** adds the identifiers' hashes to the outbox row, or decides it ``skipped`` /
   ``deferred``;
 - **upload** records Microsoft's answer: ``uploaded``, ``rejected``, ``deferred``,
@@ -25,7 +25,9 @@ hash and upload stages write the rows below with :func:`plan_rows`, :func:`recor
 The writes are bulk: COPY into a staging table, then one upsert or update (:func:`record`:
 one insert of the decided rows, with what their outbox rows carried, that updates those a
 ledger row exists for). Conversions Microsoft accepted, most of what is recorded, need no
-staging: :func:`record_uploaded` sends their keys as arrays.
+staging: :func:`record_batch` writes a call's batches accepted whole from the batches
+themselves, and :func:`record_uploaded` outbox rows from their keys, sent as arrays. A batch
+not accepted whole is unpacked into outbox rows first (:func:`unpack_batches`).
 """
 
 from __future__ import annotations
@@ -321,14 +323,15 @@ def _allowed(stage: str, rows: Sequence[NamedTuple]) -> None:
 
 def plan_rows(conn: psycopg.Connection, rows: Sequence[Planned], outbox: Sequence[Outgoing],
               *, replanned: Sequence[Key] = (), ready: ReadyFrames | None = None,
-              new_only: bool = False) -> None:
+              new_only: bool = False, batch_size: int = 1000) -> None:
     """The plan stage's writes: ledger rows, and the outbox rows of what may be sent (replacing
     any an earlier run left for rows planned again); ``ready`` adds rows built as frames: ledger
     rows that are all ``pending ready``, and outbox rows.
 
     ``new_only``: every row is new (new events). A conversion ready to send then waits in the
-    outbox alone, and its ledger row is written when it is decided (:func:`record`); only the
-    rows decided here go to the ledger. A row that exists raises ``UniqueViolation`` instead of
+    outbox alone, in a batch of up to ``batch_size`` (:func:`write_ready`), and its ledger row
+    is written when it is decided (:func:`record`); only the rows decided here go to the
+    ledger. A row that exists raises ``UniqueViolation`` instead of
     being replaced: another run took the event, and its rows are neither changed nor locked."""
     _allowed("plan", rows)
     if new_only:
@@ -343,8 +346,65 @@ def plan_rows(conn: psycopg.Connection, rows: Sequence[Planned], outbox: Sequenc
         insert_new(conn, "msads.results", Planned._fields, ready.ledger, replanned,
                    touch_updated_at=True, insert_only=new_only)
     if ready is not None and ready.outbox is not None and len(ready.outbox):
-        insert_new(conn, "msads.outbox", Outgoing._fields, ready.outbox, replanned,
-                   insert_only=new_only)
+        if new_only and not replanned:
+            write_ready(conn, ready.outbox, batch_size)
+        else:
+            insert_new(conn, "msads.outbox", Outgoing._fields, ready.outbox, replanned,
+                       insert_only=new_only)
+
+
+# What goes out in batches (0019_outbox_batches.sql): a new event's conversion, hashed, on its
+# first attempt, held by no later check. Anything else waits as an outbox row of its own.
+_BATCHED = ("COALESCE(s.hashed AND s.preflight_reason IS NULL AND s.defer_until IS NULL "
+            "AND s.attempts = 0 AND s.first_seen_at = s.claimed_at, false)")
+
+
+def write_ready(conn: psycopg.Connection, frame: pd.DataFrame, size: int) -> None:
+    """The outbox of a chunk of new events (a frame with :class:`Outgoing`'s columns): the
+    conversions ready to send as batches of up to ``size`` per account, anything else as
+    outbox rows. Only inserted: an outbox row that exists raises ``UniqueViolation``
+    (another run took the event; the plan stage's transaction also checks the cursor)."""
+    stage = _stage_table(conn, "msads.outbox", Outgoing._fields, "ready")
+    _copy_frame(conn, stage, Outgoing._fields, frame)
+    conn.execute(query("outbox_batch_write").replace("{stage}", stage)
+                 .replace("{batched}", _BATCHED), {"size": size})
+    cols = ", ".join(Outgoing._fields)
+    conn.execute(f"WITH s AS (DELETE FROM {stage} RETURNING *) INSERT INTO msads.outbox "
+                 f"({cols}) SELECT {cols} FROM s WHERE NOT {_BATCHED}")
+
+
+def record_batch(conn: psycopg.Connection, batches: Sequence[int], rows: Sequence[OutboxRow],
+                 tracking_id: str | None, decided_at: datetime) -> bool:
+    """Decide the batches of a call Microsoft accepted whole (``rows``: their conversions, in
+    the call's order): each conversion ``uploaded`` as :func:`record_uploaded` writes it, and
+    the batches deleted (``include/sql/queries/outbox_batch_record.sql``). False, with nothing
+    written, when a batch is gone (taken over meanwhile) or one of the conversions has a ledger
+    row after all: then unpack them (:func:`unpack_batches`) and record the rows one by one."""
+    import psycopg
+
+    params = {"batches": list(batches), "ref": [r.sent_ref for r in rows], "reason": UPLOADED,
+              "tracking": tracking_id, "at": decided_at}
+    try:
+        with conn.transaction():  # a savepoint: a row there after all undoes only this
+            if conn.execute(query("outbox_batch_record"), params).rowcount != len(rows):
+                raise ValueError  # a batch gone: undo, and go one by one
+    except (psycopg.errors.UniqueViolation, ValueError):
+        return False
+    return True
+
+
+#: Which batches :func:`unpack_batches` unpacks: a call's; a run's for one account, within an
+#: uploader's part (``{part}``: :meth:`Part.batch_sql`); those whose run's lease has passed.
+UNPACK_SENT = "batch_id = ANY (%(batches)s)"
+UNPACK_LEFT = "account_id = %(a)s AND run_id = %(run)s{part}"
+UNPACK_STALE = "claimed_at < %(stale_before)s"
+
+
+def unpack_batches(conn: psycopg.Connection, which: str, params: dict) -> list[Key]:
+    """Turn batches into one outbox row per conversion (``which``: :data:`UNPACK_SENT`,
+    :data:`UNPACK_LEFT` or :data:`UNPACK_STALE`); the keys of the rows made."""
+    return conn.execute(query("outbox_batch_unpack").replace("{which}", which),
+                        params).fetchall()
 
 
 def mark_hashed(conn: psycopg.Connection, rows: Sequence[Hashed] | pd.DataFrame) -> None:

@@ -152,7 +152,8 @@ def test_conversions_waiting_across_the_upgrade_keep_their_attempts_and_first_si
                          "first_seen_at) VALUES (%s, 1, 7, 9, 'r', 'Purchase', %s, true, %s, "
                          "%s)", (event_id, claimed - timedelta(hours=1), claimed, first))
     monkeypatch.setattr(migrations.discover, "__defaults__", (migrations.MIGRATIONS_DIR,))
-    assert [m.version for m in migrations.migrate(empty_warehouse)] == [18]
+    applied = [m.version for m in migrations.migrate(empty_warehouse)]
+    assert applied[0] == 18 and applied == sorted(applied)  # 18, and any after it
     with psycopg.connect(empty_warehouse.url) as conn:
         rows = [OutboxRow._make(r) for r in conn.execute(
             query("upload_batch").replace("{part}", ""),

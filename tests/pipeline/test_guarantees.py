@@ -194,7 +194,7 @@ def test_the_next_chunk_is_read_while_this_one_is_planned(shop, monkeypatch):
     assert readers[0] == threading.current_thread().name  # the first: nothing to overlap
     assert [name.startswith("msads-plan-read") for name in readers[1:]] == [True, True]
     with psycopg.connect(s.warehouse.url) as conn:
-        outbox = conn.execute("SELECT event_id FROM msads.outbox ORDER BY 1").fetchall()
+        outbox = conn.execute("SELECT event_id FROM msads.outbox_pending ORDER BY 1").fetchall()
     assert outbox == [(e,) for e in sorted(events)]
 
 
@@ -223,7 +223,8 @@ def test_a_run_whose_chunk_another_run_took_meanwhile_plans_it_not_again(shop, m
     with psycopg.connect(s.warehouse.url) as conn:
         ledger = conn.execute("SELECT event_id, run_id, reason FROM msads.event_outcomes "
                               "ORDER BY event_id").fetchall()
-        outbox = conn.execute("SELECT run_id, count(*) FROM msads.outbox GROUP BY 1").fetchall()
+        outbox = conn.execute("SELECT run_id, count(*) FROM msads.outbox_pending GROUP BY 1"
+                              ).fetchall()
     assert ledger == [(e, "other", "ready") for e in sorted(events)]
     assert outbox == [("other", 5)]
 

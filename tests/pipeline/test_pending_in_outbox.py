@@ -52,8 +52,8 @@ def test_the_upload_writes_the_ledger_row_once_with_what_was_planned(shop):
     event = s.event()
     _plan(s, "first")
     with psycopg.connect(s.warehouse.url) as conn:
-        (planned_at,) = conn.execute("SELECT first_seen_at FROM msads.outbox WHERE event_id = %s",
-                                     (event,)).fetchone()
+        (planned_at,) = conn.execute(
+            "SELECT first_seen_at FROM msads.outbox_pending WHERE event_id = %s", (event,)).fetchone()
     s.emu.admin.advance(90)  # the upload comes later than the plan
     summary = s.run("first")
     assert summary["outcomes"] == {"uploaded": 1}

@@ -58,7 +58,7 @@ def crash(server: EmbeddedWarehouse) -> None:
 
 def _outbox(warehouse: Warehouse) -> int:
     with psycopg.connect(warehouse.url) as conn:
-        return conn.execute("SELECT count(*) FROM msads.outbox").fetchone()[0]
+        return conn.execute("SELECT count(*) FROM msads.outbox_pending").fetchone()[0]
 
 
 def test_a_crash_after_planning_loses_nothing_and_sends_everything_after_the_lease(

@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from include.msads_capi import ledger
 from include.msads_capi.pipeline.adjustments import claim_adjustments
 from include.msads_capi.pipeline.pickup import EVENTS, pick_up
 from include.msads_capi.settings import PipelineConfig
-from include.msads_capi.warehouse import Warehouse
+from include.msads_capi.warehouse import Warehouse, transaction
 
 if TYPE_CHECKING:
     pass
@@ -44,6 +45,14 @@ def claim(warehouse: Warehouse, run_id: str, now: datetime,
           config: PipelineConfig) -> ClaimResult:
     """Claim work for ``run_id``; returns how many events and ledger rows it took."""
     result = ClaimResult()
+    with transaction(warehouse) as conn:
+        # batches of a run whose lease has passed become outbox rows, which the claim of due
+        # work below takes over (claim_due.sql)
+        stale = ledger.unpack_batches(conn, ledger.UNPACK_STALE,
+                                      {"stale_before": now - config.lease})
+    if stale:
+        log.info("%d conversion(s) of runs whose lease has passed, unpacked to take over",
+                 len(stale))
     result.new, result.late, result.due = pick_up(warehouse, EVENTS, run_id, now, config)
     result.adjustments = claim_adjustments(warehouse, run_id, now, config)
     log.info("claimed %d late and %d due item(s); new events are taken while planning",

@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 from include.msads_capi import rules
 from include.msads_capi.events import select_optional
 from include.msads_capi.ledger import Decided, Outgoing, Planned, ReadyFrames, plan_rows
+from include.msads_capi.microsoft.client import MAX_CONVERSIONS_PER_CALL
 from include.msads_capi.outcomes import (
     ACCOUNT_INACTIVE,
     CAPI_OFF,
@@ -453,11 +454,11 @@ class _Chunk:
 
 
 def _fetch(reader: psycopg.Connection, sql: str, after: tuple[object, str],
-           limit: int) -> pd.DataFrame:
-    """The next chunk's events after ``after`` (up to ``limit``), as read: nothing is planned
-    here, so that this can run while the chunk before is planned."""
+           limit: int, run_id: str) -> pd.DataFrame:
+    """The next chunk's events after ``after`` (up to ``limit``), as read for ``run_id``:
+    nothing is planned here, so that this can run while the chunk before is planned."""
     return frame(reader.execute(sql, {"after_at": after[0], "after_id": after[1],
-                                      "limit": limit}))
+                                      "limit": limit, "run": run_id}))
 
 
 def _plan_chunk(events: pd.DataFrame, planner: Planner, after: tuple[object, str],
@@ -483,7 +484,7 @@ def _plan_chunk(events: pd.DataFrame, planner: Planner, after: tuple[object, str
     return chunk
 
 
-def _write_chunk(warehouse: Warehouse, chunk: _Chunk, run_id: str) -> bool:
+def _write_chunk(warehouse: Warehouse, chunk: _Chunk, run_id: str, batch_size: int) -> bool:
     """Write a planned chunk and move the cursor past it, in one transaction; False (nothing
     written) when the cursor is no longer where the chunk was read from: another run moved it,
     or the chunk before this one was not written.
@@ -499,7 +500,8 @@ def _write_chunk(warehouse: Warehouse, chunk: _Chunk, run_id: str) -> bool:
     with transaction(warehouse) as conn:
         try:
             if chunk.taken:
-                plan_rows(conn, chunk.rows, [], ready=chunk.ready, new_only=True)
+                plan_rows(conn, chunk.rows, [], ready=chunk.ready, new_only=True,
+                          batch_size=batch_size)
         except psycopg.errors.UniqueViolation:
             raise psycopg.Rollback from None  # another run took these events: read again
         if not same_position(lock_cursor(conn, EVENTS.cursor), chunk.after):
@@ -507,6 +509,14 @@ def _write_chunk(warehouse: Warehouse, chunk: _Chunk, run_id: str) -> bool:
         advance(conn, EVENTS.cursor, *chunk.last, run_id)
         return True
     return False
+
+
+def batch_size(config: PipelineConfig) -> int:
+    """Conversions an outbox batch holds (0019_outbox_batches.sql): one call's worth, or an
+    upload part's least, whichever is smaller, since an account is split into parts of whole
+    batches (:func:`include.msads_capi.pipeline.upload.accounts_with_work`); the upload sends
+    small batches together, up to a call's worth."""
+    return max(1, min(MAX_CONVERSIONS_PER_CALL, config.part_min_conversions))
 
 
 # Chunks written at once (each in its own transaction and connection): while one waits for
@@ -534,8 +544,9 @@ def _plan_new_events(warehouse: Warehouse, planner: Planner, optional: str,
     config = planner.config
     sql = query("plan_new_events").replace("{{optional}}", optional)
     with ThreadPoolExecutor(_WRITERS, thread_name_prefix="msads-plan-write") as writer, \
-            _Reads(warehouse, sql) as reads:
+            _Reads(warehouse, sql, planner.run_id) as reads:
         writing: deque[tuple[Future, _Chunk]] = deque()
+        written: list[_Chunk] = []  # their events wait in this run's batches: skipped too
         after: tuple[object, str] | None = None
         more = True
         while True:
@@ -544,7 +555,7 @@ def _plan_new_events(warehouse: Warehouse, planner: Planner, optional: str,
             if more and taken < config.max_events_per_run:
                 after = after or reads.cursor()
                 limit = min(config.chunk_size, config.max_events_per_run - taken)
-                in_flight = _ids([c for _, c in writing])
+                in_flight = _ids(written + [c for _, c in writing])
                 events, limit, skip = reads.take(after, limit, in_flight)
                 ids = pa.array(events["event_id"])
                 if len(events) == limit and taken + limit < config.max_events_per_run:
@@ -558,20 +569,22 @@ def _plan_new_events(warehouse: Warehouse, planner: Planner, optional: str,
                 chunk = _plan_chunk(events, planner, after, limit, skip, ids)
             moved = False
             while writing and (moved or chunk is None or len(writing) == _WRITERS):
-                future, written = writing.popleft()
+                future, done = writing.popleft()
                 if not future.result():
                     moved = True
                     continue
-                counts.new_events += written.taken
-                counts.record(written.rows, written.ready)
-                counts.coverage.update(written.coverage)
+                written.append(done)
+                counts.new_events += done.taken
+                counts.record(done.rows, done.ready)
+                counts.coverage.update(done.coverage)
             if moved:  # another run moved the cursor: read from where it stands now
                 reads.drop()
                 after, more = None, True
                 continue
             if chunk is None:
                 return
-            writing.append((writer.submit(_write_chunk, warehouse, chunk, planner.run_id),
+            writing.append((writer.submit(_write_chunk, warehouse, chunk, planner.run_id,
+                                          batch_size(config)),
                             chunk))
             after, more = chunk.last, chunk.seen == chunk.limit
 
@@ -585,8 +598,8 @@ class _Reads:
     written when it was issued and those of the chunk before it, which the ledger did not show
     yet (:func:`_plan_chunk`)."""
 
-    def __init__(self, warehouse: Warehouse, sql: str) -> None:
-        self.warehouse, self.sql = warehouse, sql
+    def __init__(self, warehouse: Warehouse, sql: str, run_id: str) -> None:
+        self.warehouse, self.sql, self.run_id = warehouse, sql, run_id
         self._ahead: tuple[tuple, int, pa.Array | None, Future] | None = None
 
     def __enter__(self) -> _Reads:
@@ -606,7 +619,8 @@ class _Reads:
     def ahead(self, after: tuple[object, str], limit: int, skip: pa.Array | None) -> None:
         self.drop()
         self._ahead = (after, limit, skip,
-                       self._thread.submit(_fetch, self._conn, self.sql, after, limit))
+                       self._thread.submit(_fetch, self._conn, self.sql, after, limit,
+                                           self.run_id))
 
     def take(self, after: tuple[object, str], limit: int, skip: pa.Array | None
              ) -> tuple[pd.DataFrame, int, pa.Array | None]:
@@ -617,7 +631,7 @@ class _Reads:
             self._ahead = None
             return future.result(), limit, skip
         self.drop()
-        return _fetch(self._conn, self.sql, after, limit), limit, skip
+        return _fetch(self._conn, self.sql, after, limit, self.run_id), limit, skip
 
     def drop(self) -> None:
         """Forget a read ahead (after waiting for it: the connection is shared)."""
@@ -627,7 +641,8 @@ class _Reads:
 
 
 def _ids(chunks: list[_Chunk]) -> pa.Array | None:
-    """The event ids the chunks being written take (the ledger does not show them yet)."""
+    """The event ids the chunks take: being written (the ledger does not show them yet), or
+    written by this run (their batches are not read back for the check)."""
     taken = [c.ids for c in chunks if c.ids is not None]
     return pa.concat_arrays(taken) if taken else None
 

@@ -83,14 +83,19 @@ class AccountRefusedError(MsadsError):
 
 @dataclass(frozen=True)
 class Part:
-    """One uploader's share of an account's outbox in a run: events after ``after`` up to and
-    including ``upto`` (None: no bound). Parts of one account never overlap, so several
-    processes can upload one account at once without sending a conversion twice."""
+    """One uploader's share of an account's outbox in a run: outbox rows of events after
+    ``after`` up to and including ``upto`` (None: no bound; ``rows`` False: none), and the
+    batches after ``batches_after`` up to and including ``batches_upto`` (batch ids). Parts of
+    one account never overlap, so several processes can upload one account at once without
+    sending a conversion twice."""
 
     after: str | None = None
     upto: str | None = None
     number: int = 1
     of: int = 1
+    rows: bool = True
+    batches_after: int | None = None
+    batches_upto: int | None = None
 
     def sql(self) -> str:
         """The part's bounds on the outbox's ``o.event_id`` as SQL, with %(after)s / %(upto)s
@@ -99,13 +104,30 @@ class Part:
             [" AND o.event_id <= %(upto)s"] if self.upto is not None else [])
         return "".join(bounds)
 
+    def batch_sql(self, column: str = "batch_id") -> str:
+        """The part's bounds on batch ids (``column``) as SQL, with %(b_after)s / %(b_upto)s."""
+        bounds = ([f" AND {column} > %(b_after)s"] if self.batches_after is not None else [])
+        return "".join(bounds + ([f" AND {column} <= %(b_upto)s"]
+                                 if self.batches_upto is not None else []))
+
+    def release_sql(self) -> str:
+        """The part's outbox rows, on the outbox's ``o``: its rows of their own (when it has
+        any), and the rows unpacked from its batches. The uploader takes these before its
+        batches (left by an earlier attempt of it), and hands them on when it stops."""
+        unpacked = "o.batch_id IS NOT NULL" + self.batch_sql("o.batch_id")
+        if not self.rows:
+            return f" AND {unpacked}"
+        return f" AND ((o.batch_id IS NULL{self.sql()}) OR ({unpacked}))"
+
     def params(self) -> dict:
-        return {"after": self.after, "upto": self.upto}
+        return {"after": self.after, "upto": self.upto, "b_after": self.batches_after,
+                "b_upto": self.batches_upto}
 
     @classmethod
     def of_entry(cls, entry: dict) -> Part:
         return cls(entry.get("after"), entry.get("upto"), entry.get("part", 1),
-                   entry.get("parts", 1))
+                   entry.get("parts", 1), entry.get("rows", True),
+                   entry.get("batches_after"), entry.get("batches_upto"))
 
 
 @dataclass
@@ -175,7 +197,12 @@ class Uploader:
         self.part = part or Part()
         self.summary = UploadSummary(account_id)
         self._after: tuple[str, int] = ("", 0)  # keyset: the last outbox key taken
-        self._batch_sql = query("upload_batch").replace("{part}", self.part.sql())
+        self._batch_sql = query("upload_batch").replace("{part}", self.part.release_sql())
+        # the part's outbox rows are taken first, then its batches (by id)
+        self._rows_done = False
+        self._batch_after = self.part.batches_after or 0
+        self._batches_sql = query("outbox_batch_read").replace(
+            "{part}", " AND batch_id <= %(b_upto)s" if self.part.batches_upto is not None else "")
         self._conn = None
         # conversions refused when sent alone since the last accepted call: (row, error)
         self._alone: list[tuple[OutboxRow, RequestError]] = []
@@ -239,6 +266,9 @@ class Uploader:
             except Exception as exc:  # classified in _settle
                 result, error = None, exc
             current = None
+            if getattr(sent, "batches", None) and (
+                    error is not None or not all(o.accepted for o in result.outcomes)):
+                self._unpack(sent)  # not accepted whole: its conversions go on one by one
             if isinstance(error, RequestError):
                 self._isolate(pool, sent, error)  # may stop the account
             if rows and self._go and _keep_going(error):
@@ -425,6 +455,39 @@ class Uploader:
     # ---------------------------------------------------------------- the ledger
 
     def _take_batch(self) -> list[OutboxRow]:
+        """The next conversions to send: the part's outbox rows by keyset, then its batches,
+        as many as fit in one call."""
+        if not self._rows_done:
+            rows = self._take_rows()
+            if rows:
+                return rows
+            self._rows_done = True
+        return self._take_from_batches()
+
+    def _take_from_batches(self) -> list[OutboxRow]:
+        with self._tx() as conn:
+            got = conn.execute(self._batches_sql, {
+                **self.part.params(), "a": self.account_id, "run": self.run_id,
+                "last": self._batch_after, "n": MAX_CONVERSIONS_PER_CALL},
+                binary=True).fetchall()
+        rows, account = _Batch(), self.account_id
+        for batch_id, customer_id, *columns in got:
+            rows.extend(OutboxRow(event, account, goal, customer_id, name, at, value, currency,
+                                  click, email, phone, credit, model, 0, first, True)
+                        for event, goal, name, at, value, currency, click, email, phone,
+                        credit, model, first in zip(*columns, strict=True))
+            rows.batches.append(batch_id)
+            self._batch_after = batch_id
+        return rows
+
+    def _unpack(self, rows: _Batch) -> None:
+        """The batches ``rows`` came from become one outbox row per conversion, so that the
+        rules for outbox rows decide each of them."""
+        with self._tx() as conn:
+            ledger.unpack_batches(conn, ledger.UNPACK_SENT, {"batches": rows.batches})
+        rows.batches = []
+
+    def _take_rows(self) -> list[OutboxRow]:
         with self._tx() as conn:
             rows = [OutboxRow._make(r) for r in conn.execute(self._batch_sql, {
                 "a": self.account_id, "run": self.run_id, "e": self._after[0],
@@ -438,12 +501,19 @@ class Uploader:
                tracking: str | None = None, now: datetime | None = None) -> None:
         """Record ``decided`` and the ``accepted`` conversions of one call (with its
         ``tracking`` id, at ``now``) in one transaction, and count them. The accepted ones go
-        without staging (:func:`ledger.record_uploaded`); one whose outbox row is gone
-        meanwhile is recorded with the others."""
+        without staging: a batch accepted whole from the batch (:func:`ledger.record_batch`),
+        outbox rows by :func:`ledger.record_uploaded`; one whose outbox row is gone meanwhile
+        is recorded with the others."""
         if not decided and not accepted:
             return
+        batches = getattr(accepted, "batches", None)
         with self._tx() as conn:
-            left = ledger.record_uploaded(conn, accepted, tracking, now) if accepted else []
+            if batches and ledger.record_batch(conn, batches, accepted, tracking, now):
+                left = []
+            else:
+                if batches:  # gone, or a row there after all: one by one
+                    ledger.unpack_batches(conn, ledger.UNPACK_SENT, {"batches": batches})
+                left = ledger.record_uploaded(conn, accepted, tracking, now) if accepted else []
             decided = decided + [_decided(row, "uploaded", UPLOADED, tracking=tracking,
                                           decided_at=now) for row in left]
             if decided:
@@ -476,6 +546,8 @@ class Uploader:
                 decided.append(_decided(row, "rejected", rejected(out.error_code or out.code),
                                         error=error,
                                         tracking=tracking, decided_at=now))
+        if getattr(rows, "batches", None):  # batches accepted whole
+            accepted = rows
         self._write(decided, accepted, tracking, now)
 
     def _retry_row(self, row: OutboxRow, now: datetime, error: tuple, tracking: str | None, *,
@@ -513,16 +585,29 @@ class Uploader:
                  detail: str | None) -> int:
         """Hand what is left to the next run (it re-plans and re-hashes those rows), after
         ``delay``, with ``reason`` and ``detail`` when they say more than ``ready``."""
-        now = self.clock() + delay
+        params = {
+            "at": self.clock() + delay, "a": self.account_id, "run": self.run_id,
+            "reason": reason, "detail": detail, **self.part.params()}
         with self._tx() as conn:
-            n = conn.execute(query("outbox_release").replace("{part}", self.part.sql()), {
-                "at": now, "a": self.account_id, "run": self.run_id, "reason": reason,
-                "detail": detail, **self.part.params()}).rowcount
+            # the part's batches not sent become outbox rows, and are released with them
+            ledger.unpack_batches(conn, ledger.UNPACK_LEFT.replace(
+                "{part}", self.part.batch_sql()), params)
+            n = conn.execute(query("outbox_release").replace("{part}", self.part.release_sql()),
+                             params).rowcount
         if n:
             log.info("account %s: %d conversion(s) left for the next run (%s)", self.account_id,
                      n, why)
             self.summary.outcomes["left_for_next_run"] += n
         return n
+
+
+class _Batch(list):
+    """The conversions of the ``batches`` taken for one call, in their order; ``batches``
+    empty once they are unpacked into outbox rows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
 
 
 def _spoken(conn: psycopg.Connection) -> bool:
@@ -572,30 +657,49 @@ def upload_account(warehouse: Warehouse, client: AdsClient, account_id: int, run
 def accounts_with_work(warehouse: Warehouse, run_id: str,
                        config: PipelineConfig | None = None) -> list[dict]:
     """What the mapped upload works on: each account with hashed conversions waiting in this
-    run's outbox, split into up to ``config.upload_processes`` parts of consecutive events when
-    it has at least ``config.part_min_conversions`` per part, so that several processes can
-    upload it at once."""
+    run's outbox, split into up to ``config.upload_processes`` parts when it has at least
+    ``config.part_min_conversions`` per part, so that several processes can upload it at once.
+    Parts are of consecutive events, or, when the account has batches (new events), of
+    consecutive batches, with every outbox row of its own in the first part."""
     config = config or PipelineConfig()
     with transaction(warehouse) as conn:
         rows = conn.execute(query("upload_accounts"), {"run": run_id}).fetchall()
         entries = []
-        for a, name, space, conn_id, n in rows:
-            k = max(1, min(config.upload_processes, n // max(1, config.part_min_conversions)))
-            bounds, after = [], None
-            for upto, count in (conn.execute(query("upload_parts"),
-                                             {"k": k, "a": a, "run": run_id})
-                                if k > 1 else [(None, n)]):
-                bounds.append((after, upto, count))
-                after = upto
+        for a, name, space, conn_id, n, batched, _adjusting in rows:
+            k = max(1, min(config.upload_processes,
+                           (n + batched) // max(1, config.part_min_conversions)))
+            if batched:
+                parts = _batch_parts(conn, a, run_id, k, n)
+            else:
+                parts, after = [], None
+                for upto, count in (conn.execute(query("upload_parts"),
+                                                 {"k": k, "a": a, "run": run_id})
+                                    if k > 1 else [(None, n)]):
+                    parts.append({"after": after, "upto": upto, "conversions": count})
+                    after = upto
+                parts[-1]["upto"] = None
             title = f"{a} {name or ''}".strip()
-            k = len(bounds)
-            for number, (lower, upper, count) in enumerate(bounds, start=1):
-                of = f", part {number} of {k}" if k > 1 else ""
-                entries.append({"account_id": a, "conn_id": conn_id, "conversions": count,
-                                "part": number, "parts": k, "after": lower,
-                                "upto": upper if number < k else None,
-                                "label": f"{title} ({space}, {count} conversions{of})"})
+            for number, part in enumerate(parts, start=1):
+                of = f", part {number} of {len(parts)}" if len(parts) > 1 else ""
+                entries.append({"account_id": a, "conn_id": conn_id, **part,
+                                "part": number, "parts": len(parts),
+                                "label": f"{title} ({space}, {part['conversions']} "
+                                         f"conversions{of})"})
     return entries
+
+
+def _batch_parts(conn: psycopg.Connection, account_id: int, run_id: str, k: int,
+                 rows: int) -> list[dict]:
+    """An account's batches in ``k`` parts of consecutive batches; the first part takes its
+    ``rows`` outbox rows of their own as well, the others none."""
+    parts, after = [], None
+    for upto, count in conn.execute(query("upload_batch_parts"),
+                                    {"k": k, "a": account_id, "run": run_id}):
+        parts.append({"rows": not parts, "batches_after": after, "batches_upto": upto,
+                      "conversions": int(count) + (rows if not parts else 0)})
+        after = upto
+    parts[-1]["batches_upto"] = None
+    return parts
 
 
 __all__ = ["Part", "UploadSummary", "accounts_with_work", "upload_account"]

@@ -1,5 +1,6 @@
--- What is left of a run's outbox for one account ({part}: the uploader's event id bounds on
--- o.event_id) goes to a later run: each conversion's ledger row says pending, with
+-- What is left of a run's outbox for one account ({part}: the uploader's part, Part.release_sql:
+-- its rows of their own within its event id bounds, and those unpacked from its batches) goes
+-- to a later run: each conversion's ledger row says pending, with
 -- next_attempt_at %(at)s (and %(reason)s / %(detail)s when they say more than 'ready'), and
 -- claim_due.sql hands it to the first run after that time, which plans it again. A new
 -- event's conversion has no ledger row yet (it waited in the outbox alone): it gets one here.

@@ -1,6 +1,7 @@
 -- The upload's next batch for one account and run: up to %(n)s hashed outbox rows after the
--- keyset position (%(e)s, %(g)s), within the uploader's part ({part}: its event id bounds on
--- o.event_id), with what the plan stage put there of the ledger: attempts so far and first
+-- keyset position (%(e)s, %(g)s), within the uploader's part ({part}, Part.release_sql: its
+-- rows of their own within its event id bounds, and rows unpacked from its batches by an
+-- earlier attempt of it: 0019_outbox_batches.sql), with what the plan stage put there of the ledger: attempts so far and first
 -- sight (0018_outbox_attempts.sql). The batch reads the outbox alone, by the upload index.
 -- ``unrecorded``: first seen when it was planned, so a new event, which has no ledger row yet
 -- (ledger.record_uploaded records these without the conflict check; should one have a row
