@@ -84,16 +84,18 @@ class AccountRefusedError(MsadsError):
 @dataclass(frozen=True)
 class Part:
     """One uploader's share of an account's outbox in a run: outbox rows of events after
-    ``after`` up to and including ``upto`` (None: no bound; ``rows`` False: none), and the
-    batches after ``batches_after`` up to and including ``batches_upto`` (batch ids). Parts of
-    one account never overlap, so several processes can upload one account at once without
-    sending a conversion twice."""
+    ``after`` up to and including ``upto`` (None: no bound); or, for an account with batches
+    (``batched``), the batches after ``batches_after`` up to and including ``batches_upto``
+    (batch ids, None: no bound), the rows unpacked from them, and, unless ``rows`` is False,
+    the outbox rows of their own. Parts of one account never overlap, so several processes can
+    upload one account at once without sending a conversion twice."""
 
     after: str | None = None
     upto: str | None = None
     number: int = 1
     of: int = 1
     rows: bool = True
+    batched: bool = False
     batches_after: int | None = None
     batches_upto: int | None = None
 
@@ -111,9 +113,12 @@ class Part:
                                  if self.batches_upto is not None else []))
 
     def release_sql(self) -> str:
-        """The part's outbox rows, on the outbox's ``o``: its rows of their own (when it has
-        any), and the rows unpacked from its batches. The uploader takes these before its
-        batches (left by an earlier attempt of it), and hands them on when it stops."""
+        """The part's outbox rows, on the outbox's ``o``: within its event id bounds; or, for
+        an account with batches, its rows of their own (when it has any) and the rows unpacked
+        from its batches. The uploader takes these before its batches (those an earlier attempt
+        of it left), and hands them on when it stops."""
+        if not self.batched:
+            return self.sql()
         unpacked = "o.batch_id IS NOT NULL" + self.batch_sql("o.batch_id")
         if not self.rows:
             return f" AND {unpacked}"
@@ -126,7 +131,7 @@ class Part:
     @classmethod
     def of_entry(cls, entry: dict) -> Part:
         return cls(entry.get("after"), entry.get("upto"), entry.get("part", 1),
-                   entry.get("parts", 1), entry.get("rows", True),
+                   entry.get("parts", 1), entry.get("rows", True), entry.get("batched", False),
                    entry.get("batches_after"), entry.get("batches_upto"))
 
 
@@ -695,7 +700,8 @@ def _batch_parts(conn: psycopg.Connection, account_id: int, run_id: str, k: int,
     parts, after = [], None
     for upto, count in conn.execute(query("upload_batch_parts"),
                                     {"k": k, "a": account_id, "run": run_id}):
-        parts.append({"rows": not parts, "batches_after": after, "batches_upto": upto,
+        parts.append({"rows": not parts, "batched": True, "batches_after": after,
+                      "batches_upto": upto,
                       "conversions": int(count) + (rows if not parts else 0)})
         after = upto
     parts[-1]["batches_upto"] = None
